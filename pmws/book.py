@@ -1,0 +1,176 @@
+"""Order-book state per token and Polymarket's 10-field book hash (PROTOCOL.md §5). Pure: no I/O.
+
+Wire order (PROTOCOL.md §0.6, §3.1): bids ascending, asks descending, best price LAST. Prices and sizes are
+kept as the exact strings received, because the hash is computed over them verbatim (§7); levels are keyed
+by numeric price so ".48" and "0.48" are one level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+Level = tuple[str, str]  # (price, size) exactly as on the wire
+
+
+def book_hash(
+    *,
+    market: str,
+    asset_id: str,
+    timestamp: str,
+    bids: list[Level],
+    asks: list[Level],
+    min_order_size: str,
+    tick_size: str,
+    neg_risk: bool,
+    last_trade_price: str,
+) -> str:
+    """SHA-1 of the Go-ordered 10-field summary with `hash` blanked (PROTOCOL.md §5.1)."""
+    payload = {
+        "market": market,
+        "asset_id": asset_id,
+        "timestamp": timestamp,
+        "hash": "",
+        "bids": [{"price": p, "size": s} for p, s in bids],
+        "asks": [{"price": p, "size": s} for p, s in asks],
+        "min_order_size": min_order_size,
+        "tick_size": tick_size,
+        "neg_risk": neg_risk,
+        "last_trade_price": last_trade_price,
+    }
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def summary_hash(summary: dict[str, Any]) -> str:
+    """Recompute the hash of a REST `/books` summary from its own fields (PROTOCOL.md §4.3)."""
+    return book_hash(
+        market=str(summary.get("market", "")),
+        asset_id=str(summary.get("asset_id", "")),
+        timestamp=str(summary.get("timestamp", "")),
+        bids=levels_of(summary.get("bids")),
+        asks=levels_of(summary.get("asks")),
+        min_order_size=str(summary.get("min_order_size", "")),
+        tick_size=str(summary.get("tick_size", "")),
+        neg_risk=bool(summary.get("neg_risk", False)),
+        last_trade_price=str(summary.get("last_trade_price") or ""),
+    )
+
+
+def levels_of(raw: Any) -> list[Level]:
+    """`[{"price","size"}]` → list of (price, size) strings, skipping malformed entries."""
+    if not isinstance(raw, list):
+        return []
+    out: list[Level] = []
+    for item in raw:
+        if isinstance(item, dict) and "price" in item and "size" in item:
+            out.append((str(item["price"]), str(item["size"])))
+    return out
+
+
+def _key(price: str) -> float:
+    return float(price)
+
+
+@dataclass
+class BookState:
+    """One token's L2 book as rebuilt from the feed, plus what the hash needs beyond levels."""
+
+    market: str
+    asset_id: str
+    min_order_size: str = ""
+    neg_risk: bool = False
+    tick_size: str = ""
+    last_trade_price: str = ""
+    timestamp: str = ""
+    bids: dict[float, Level] = field(default_factory=dict)
+    asks: dict[float, Level] = field(default_factory=dict)
+    synced: bool = False
+    recent_hashes: deque[str] = field(default_factory=lambda: deque(maxlen=256))
+
+    def load_snapshot(
+        self, bids: list[Level], asks: list[Level], *, timestamp: str, tick_size: str | None = None
+    ) -> None:
+        """Replace every level from a `book` event or REST summary."""
+        self.bids = {_key(p): (p, s) for p, s in bids if _is_number(p)}
+        self.asks = {_key(p): (p, s) for p, s in asks if _is_number(p)}
+        self.timestamp = timestamp
+        if tick_size:
+            self.tick_size = tick_size
+        self.synced = True
+
+    def apply_change(self, *, price: str, size: str, side: str, timestamp: str) -> None:
+        """Apply one `price_change` entry: `size` is the new aggregate, "0" deletes (§3.2)."""
+        if not _is_number(price):
+            raise ValueError(f"price {price!r} is not a number")
+        levels = self.bids if side.upper() == "BUY" else self.asks
+        key = _key(price)
+        if _is_zero(size):
+            levels.pop(key, None)
+        else:
+            levels[key] = (price, size)
+        self.timestamp = timestamp
+
+    def wire_bids(self) -> list[Level]:
+        """Bids ascending, as on the wire."""
+        return [self.bids[k] for k in sorted(self.bids)]
+
+    def wire_asks(self) -> list[Level]:
+        """Asks descending, as on the wire."""
+        return [self.asks[k] for k in sorted(self.asks, reverse=True)]
+
+    def best_bid(self) -> str | None:
+        return self.bids[max(self.bids)][0] if self.bids else None
+
+    def best_ask(self) -> str | None:
+        return self.asks[min(self.asks)][0] if self.asks else None
+
+    def hash(self, *, last_trade_price: str | None = None, timestamp: str | None = None) -> str:
+        """The 10-field hash of the current state (optionally with another ltp or timestamp)."""
+        return book_hash(
+            market=self.market,
+            asset_id=self.asset_id,
+            timestamp=self.timestamp if timestamp is None else timestamp,
+            bids=self.wire_bids(),
+            asks=self.wire_asks(),
+            min_order_size=self.min_order_size,
+            tick_size=self.tick_size,
+            neg_risk=self.neg_risk,
+            last_trade_price=self.last_trade_price if last_trade_price is None else last_trade_price,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """A REST-shaped summary of the current state, hash included."""
+        return {
+            "market": self.market,
+            "asset_id": self.asset_id,
+            "timestamp": self.timestamp,
+            "hash": self.hash(),
+            "bids": [{"price": p, "size": s} for p, s in self.wire_bids()],
+            "asks": [{"price": p, "size": s} for p, s in self.wire_asks()],
+            "min_order_size": self.min_order_size,
+            "tick_size": self.tick_size,
+            "neg_risk": self.neg_risk,
+            "last_trade_price": self.last_trade_price,
+        }
+
+    def top_of_book(self) -> dict[str, str | None]:
+        return {"best_bid": self.best_bid(), "best_ask": self.best_ask()}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return float(text) == 0.0
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,224 @@
+"""One config for every command: defaults < YAML file < `PMWS_SECTION__KEY` env vars < CLI flags.
+
+Every key is a dataclass field below; the example files in `config/` list them all with their defaults.
+Unknown keys and wrong types raise `ConfigError` naming the source (file or env var) and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pmws.errors import ConfigError
+
+ENV_PREFIX = "PMWS_"
+
+
+@dataclass
+class Endpoints:
+    """Where Polymarket lives (or the simulator stands in)."""
+
+    gamma_url: str = "https://gamma-api.polymarket.com"
+    clob_url: str = "https://clob.polymarket.com"
+    ws_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+
+
+@dataclass
+class Discovery:
+    """Gamma discovery of BTC up/down markets (PROTOCOL.md §6)."""
+
+    output_dir: str = "data/discovery"
+    windows: list[str] = field(default_factory=lambda: ["5m", "15m", "1h", "4h"])
+    lookahead_seconds: int = 86400
+    page_limit: int = 100
+    max_pages: int = 50
+    request_timeout_seconds: float = 10.0
+
+
+@dataclass
+class Websocket:
+    """The market-channel connection (PROTOCOL.md §2)."""
+
+    ping_interval_seconds: float = 10.0
+    pong_timeout_seconds: float = 30.0
+    stale_after_seconds: float = 60.0
+    open_timeout_seconds: float = 10.0
+    max_assets_per_connection: int = 200
+    custom_feature_enabled: bool = True
+    reconnect_initial_seconds: float = 1.0
+    reconnect_max_seconds: float = 60.0
+    max_frame_bytes: int = 64 * 1024 * 1024
+    user_agent: str = "pmws/0.1 (+market-data recorder)"
+
+
+@dataclass
+class Rest:
+    """REST `/books` checkpoints (PROTOCOL.md §4)."""
+
+    timeout_seconds: float = 10.0
+    max_attempts: int = 3
+    retry_max_seconds: float = 30.0
+    batch_size: int = 500
+
+
+@dataclass
+class Sample:
+    """`pmws sample`: the bounded checkpoint-010b sample."""
+
+    market_limit: int = 2
+    duration_seconds: float = 60.0
+    rest_checkpoint_interval_seconds: float = 15.0
+    output_dir: str = "data/ws_sample/polymarket"
+    manifest_path: str = "data/manifests/checkpoint_010b_ws_raw_sample.json"
+    report_path: str = "reports/checkpoints/checkpoint_010b_ws_raw_sample.md"
+    live_refresh_seconds: float = 1.0
+
+
+@dataclass
+class Archive:
+    """How raw gzip JSONL is written."""
+
+    flush_interval_seconds: float = 1.0
+    compresslevel: int = 6
+    max_buffered_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass
+class Config:
+    """Everything a command may read. Sections mirror the YAML layout."""
+
+    endpoints: Endpoints = field(default_factory=Endpoints)
+    discovery: Discovery = field(default_factory=Discovery)
+    websocket: Websocket = field(default_factory=Websocket)
+    rest: Rest = field(default_factory=Rest)
+    sample: Sample = field(default_factory=Sample)
+    archive: Archive = field(default_factory=Archive)
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build a Config from defaults, then `path`, then env vars, then `overrides` (dotted keys)."""
+    config = Config()
+    if path is not None:
+        apply_mapping(config, read_yaml(path), source=str(path))
+    apply_env(config, os.environ if env is None else env)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            set_dotted(config, dotted, value, source="command line")
+    return config
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, or raise ConfigError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def apply_mapping(target: Any, data: Mapping[str, Any], *, source: str, prefix: str = "") -> None:
+    """Set fields of dataclass `target` from nested `data`, rejecting unknown keys."""
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"{source}: unknown key '{dotted}'")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: '{dotted}' must be a mapping")
+            apply_mapping(current, value, source=source, prefix=f"{dotted}.")
+        else:
+            hint = typing.get_type_hints(type(target))[key]
+            setattr(target, key, coerce(value, hint, source=source, key=dotted))
+
+
+def apply_env(config: Config, env: Mapping[str, str]) -> None:
+    """Apply `PMWS_SECTION__KEY=value` variables; values are parsed as YAML scalars."""
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        set_dotted(config, dotted, value, source=f"environment variable {name}")
+
+
+def set_dotted(config: Config, dotted: str, value: Any, *, source: str) -> None:
+    """Set one `section.key` on config, with the same checks as a file."""
+    section, _, key = dotted.partition(".")
+    if not key:
+        raise ConfigError(f"{source}: '{dotted}' must be written as section.key")
+    apply_mapping(config, {section: {key: value}}, source=source)
+
+
+def coerce(value: Any, hint: Any, *, source: str, key: str) -> Any:
+    """Check (and gently convert) a value against a field's type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return coerce(value, args[0], source=source, key=key)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}")
+        return [coerce(v, item, source=source, key=key) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
+            return value.lower() in {"true", "yes", "1"}
+        raise ConfigError(f"{source}: '{key}' must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}") from None
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}") from None
+    if hint is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def config_as_dict(config: Config) -> dict[str, Any]:
+    """Plain nested dict, for manifests and `pmws simulate --write-config`."""
+    return dataclasses.asdict(config)
