@@ -65,8 +65,10 @@ def describe_network_error(url: str, exc: BaseException) -> str:
     """One line that says which endpoint failed and why, without a traceback."""
     reason = str(exc) or type(exc).__name__
     lowered = reason.lower()
-    if "name or service not known" in lowered or "nodename nor servname" in lowered or (
-        "temporary failure in name resolution" in lowered
+    if (
+        "name or service not known" in lowered
+        or "nodename nor servname" in lowered
+        or ("temporary failure in name resolution" in lowered)
     ):
         reason = f"DNS lookup failed ({reason})"
     return f"cannot reach {url}: {reason}"

@@ -1,0 +1,313 @@
+"""Gzip JSONL archives: written off the event loop, flushed often, closed atomically, read strictly.
+
+Writing: lines are buffered on the event loop and handed in batches to one worker thread that compresses
+(zlib releases the GIL) and writes. Every `flush_interval_seconds` the deflate stream gets a Z_SYNC_FLUSH, so a
+killed process leaves a file readable up to its last complete line. A file is written under its hidden
+`.open` name (if given), then flushed, fsynced and renamed on close. The buffer is bounded: when the writer
+falls behind, `wait_for_room()` blocks the receiver (TCP then pushes back) instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pmws.errors import ArchiveError
+
+READ_CHUNK = 1 << 20
+WAKE_BYTES = 256 * 1024
+
+
+@dataclass
+class FileSummary:
+    """What a closed archive holds, as its manifest records it."""
+
+    path: Path
+    bytes: int
+    sha256: str
+    lines: int
+    uncompressed_bytes: int
+
+
+class GzipJsonlFile:
+    """A gzip member written incrementally; every method may run in a worker thread."""
+
+    def __init__(self, final_path: Path, *, open_path: Path | None = None, compresslevel: int = 6):
+        self.final_path = final_path
+        self.path = open_path or final_path
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            final_path.parent.mkdir(parents=True, exist_ok=True)
+            if final_path.exists():
+                raise ArchiveError(f"{final_path}: already exists; refusing to overwrite an archive")
+            self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise ArchiveError(f"{self.path}: cannot create archive ({exc.strerror or exc})") from None
+        self._deflate = zlib.compressobj(compresslevel, zlib.DEFLATED, 31)
+        self._sha = hashlib.sha256()
+        self.bytes = 0
+        self.lines = 0
+        self.uncompressed_bytes = 0
+        self.closed = False
+
+    def write_lines(self, lines: list[bytes], *, sync_flush: bool) -> None:
+        """Compress and write lines; with sync_flush, make them readable on disk now."""
+        data = b"".join(lines)
+        chunk = self._deflate.compress(data)
+        if sync_flush:
+            chunk += self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        self._write(chunk)
+        if sync_flush:
+            self._flush_os()
+        self.lines += len(lines)
+        self.uncompressed_bytes += len(data)
+
+    def close(self) -> FileSummary:
+        """Finish the gzip member, fsync, and rename the `.open` file to its final name."""
+        if self.closed:
+            raise ArchiveError(f"{self.path}: closed twice")
+        self._write(self._deflate.flush(zlib.Z_FINISH))
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            if self.path != self.final_path:
+                os.replace(self.path, self.final_path)
+            fsync_dir(self.final_path.parent)
+        except OSError as exc:
+            raise ArchiveError(f"{self.path}: cannot close archive ({exc.strerror or exc})") from None
+        self.closed = True
+        return FileSummary(
+            self.final_path, self.bytes, self._sha.hexdigest(), self.lines, self.uncompressed_bytes
+        )
+
+    def abandon(self) -> None:
+        """Close the handle without finishing (after a write error); the file stays for salvage."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+        self.closed = True
+
+    def _write(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        try:
+            self._fh.write(chunk)
+        except OSError as exc:
+            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from None
+        self._sha.update(chunk)
+        self.bytes += len(chunk)
+
+    def _flush_os(self) -> None:
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from None
+
+
+def fsync_dir(directory: Path) -> None:
+    """Persist a rename (best effort where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class LatencyStats:
+    """Frame-to-disk latency: receive time → the flush that made the frame readable on disk."""
+
+    samples_ms: list[float] = field(default_factory=list)
+    max_samples: int = 200_000
+
+    def add(self, latency_ms: float, count: int) -> None:
+        if len(self.samples_ms) < self.max_samples:
+            self.samples_ms.extend([latency_ms] * min(count, self.max_samples - len(self.samples_ms)))
+
+    def percentile(self, q: float) -> float | None:
+        if not self.samples_ms:
+            return None
+        ordered = sorted(self.samples_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class ArchiveWriter:
+    """Async front of one GzipJsonlFile: bounded buffer, batched writes, periodic sync flush."""
+
+    def __init__(
+        self,
+        file: GzipJsonlFile,
+        *,
+        flush_interval: float = 1.0,
+        max_buffered_bytes: int = 64 * 1024 * 1024,
+        executor: ThreadPoolExecutor | None = None,
+        latency: LatencyStats | None = None,
+    ):
+        self.file = file
+        self.flush_interval = flush_interval
+        self.max_buffered_bytes = max_buffered_bytes
+        self.latency = latency
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmws-gzip")
+        self._buffer: list[bytes] = []
+        self._buffer_bytes = 0
+        self._oldest_ns: int | None = None
+        self._in_flight_bytes = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._error: BaseException | None = None
+        self._closing = False
+        self._last_sync = time.monotonic()
+        self._pump_task = asyncio.create_task(self._pump(), name=f"pmws-writer:{file.final_path.name}")
+        self.lines_appended = 0
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffer_bytes + self._in_flight_bytes
+
+    def append(self, line: bytes, received_ns: int | None = None) -> None:
+        """Queue one complete line. Raises the writer's error if writing has failed."""
+        if self._error is not None:
+            raise ArchiveError(str(self._error))
+        if self._closing:
+            raise ArchiveError(f"{self.file.path}: append after close")
+        self._buffer.append(line)
+        self._buffer_bytes += len(line)
+        self.lines_appended += 1
+        if self._oldest_ns is None:
+            self._oldest_ns = received_ns or time.time_ns()
+        if self._buffer_bytes >= WAKE_BYTES:
+            self._wake.set()
+        if self.buffered_bytes >= self.max_buffered_bytes:
+            self._room.clear()
+
+    async def wait_for_room(self) -> None:
+        """Block while the buffer is over its bound (backpressure to the receiver)."""
+        while not self._room.is_set():
+            if self._error is not None:
+                raise ArchiveError(str(self._error))
+            await self._room.wait()
+        if self._error is not None:
+            raise ArchiveError(str(self._error))
+
+    async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._until_sync())
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._closing and not self._buffer:
+                return
+            sync = time.monotonic() - self._last_sync >= self.flush_interval
+            if not self._buffer and not sync:
+                continue
+            batch, oldest = self._take()
+            try:
+                await loop.run_in_executor(
+                    self._executor, lambda b=batch, s=sync: self.file.write_lines(b, sync_flush=s)
+                )
+            except BaseException as exc:  # noqa: BLE001 - surfaced to the receiver via append()
+                self._error = exc
+                self._room.set()
+                return
+            finally:
+                self._in_flight_bytes = 0
+            if sync:
+                self._last_sync = time.monotonic()
+                if self.latency is not None and oldest is not None and batch:
+                    self.latency.add((time.time_ns() - oldest) / 1e6, len(batch))
+            if self.buffered_bytes < self.max_buffered_bytes:
+                self._room.set()
+
+    def _until_sync(self) -> float:
+        return max(0.001, self.flush_interval - (time.monotonic() - self._last_sync))
+
+    def _take(self) -> tuple[list[bytes], int | None]:
+        batch, oldest = self._buffer, self._oldest_ns
+        self._in_flight_bytes = self._buffer_bytes
+        self._buffer, self._buffer_bytes, self._oldest_ns = [], 0, None
+        return batch, oldest
+
+    async def close(self) -> FileSummary:
+        """Write what is buffered, finish the gzip member, rename. Raises ArchiveError on failure."""
+        self._closing = True
+        self._wake.set()
+        await self._pump_task
+        loop = asyncio.get_running_loop()
+        try:
+            if self._error is not None:
+                raise ArchiveError(str(self._error))
+            if self._buffer:
+                batch, _ = self._take()
+                await loop.run_in_executor(
+                    self._executor, lambda: self.file.write_lines(batch, sync_flush=True)
+                )
+            return await loop.run_in_executor(self._executor, self.file.close)
+        except ArchiveError:
+            self.file.abandon()
+            raise
+        finally:
+            if self._own_executor:
+                self._executor.shutdown(wait=False)
+
+
+# --- reading back -------------------------------------------------------------------------------
+
+
+def iter_gzip_lines(path: Path) -> Iterator[bytes]:
+    """Every line of a gzip JSONL file (without newline). ArchiveError if the gzip is corrupt or cut."""
+    decomp = zlib.decompressobj(47)
+    pending = b""
+    try:
+        with open(path, "rb") as fh:
+            while True:
+                chunk = fh.read(READ_CHUNK)
+                if not chunk:
+                    break
+                data = decomp.decompress(chunk)
+                while decomp.eof and decomp.unused_data:
+                    rest = decomp.unused_data
+                    decomp = zlib.decompressobj(47)
+                    data += decomp.decompress(rest)
+                pending += data
+                *complete, pending = pending.split(b"\n")
+                yield from complete
+    except zlib.error as exc:
+        raise ArchiveError(f"{path}: corrupt gzip ({exc})") from None
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not decomp.eof:
+        raise ArchiveError(f"{path}: gzip stream is truncated (no end-of-stream marker)")
+    if pending:
+        yield pending
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """(sha256 hex, size in bytes) of a file's exact bytes."""
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(READ_CHUNK):
+                sha.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return sha.hexdigest(), size

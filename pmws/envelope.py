@@ -1,0 +1,179 @@
+"""Raw websocket frame + connection context + receive time + sequences → one JSONL envelope. Pure.
+
+The envelope keeps the exact frame: `raw_text` is the frame text, `payload_sha256` the SHA-256 of its UTF-8
+bytes (binary frames: `raw_base64`), so `payload_of(parse(line))` gives back the original bytes. `json` is the
+parsed frame: when the text parsed as JSON and holds no line break we splice the received bytes verbatim
+(same value, no re-serialisation), otherwise null. Constant parts are serialised once per connection.
+
+Record types in one stream: `ws_frame` (this module), `lifecycle` and `divergence` (run), `rest_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pmws.protocol import Classified, FrameShape, classify_text
+
+ENVELOPE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedToken:
+    """A token this connection records, with the market it belongs to."""
+
+    market_slug: str
+    condition_id: str
+    token_id: str
+    outcome: str
+    end_time_utc: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "market_slug": self.market_slug,
+            "condition_id": self.condition_id,
+            "token_id": self.token_id,
+            "outcome": self.outcome,
+            "end_time_utc": self.end_time_utc,
+        }
+
+
+@dataclass(frozen=True)
+class ConnectionContext:
+    """What is constant for every frame of one connection's current subscription."""
+
+    session_id: str
+    connection_sequence: int
+    ws_url: str
+    tokens: tuple[TrackedToken, ...]
+    shard: str | None = None
+    _head: bytes = field(init=False, repr=False, compare=False)
+    _middle: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        head = orjson.dumps({"session_id": self.session_id, "connection_sequence": self.connection_sequence})
+        context: dict[str, Any] = {
+            "websocket": {"url": self.ws_url},
+            "subscription": {"assets_ids": list(self.assets_ids)},
+            "tokens_tracked": [t.to_json() for t in self.tokens],
+        }
+        if self.shard is not None:
+            context["shard"] = self.shard
+        object.__setattr__(self, "_head", head[1:-1] + b",")
+        object.__setattr__(self, "_middle", b"," + orjson.dumps(context)[1:-1] + b",")
+
+    @property
+    def assets_ids(self) -> tuple[str, ...]:
+        return tuple(t.token_id for t in self.tokens)
+
+    def with_tokens(self, tokens: tuple[TrackedToken, ...]) -> ConnectionContext:
+        """Same connection, new subscription (after a dynamic subscribe/unsubscribe)."""
+        return ConnectionContext(self.session_id, self.connection_sequence, self.ws_url, tokens, self.shard)
+
+
+def utc_text(received_ns: int) -> str:
+    """Epoch nanoseconds → `2026-11-24T01:50:00.123456Z`."""
+    seconds, nanos = divmod(received_ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{nanos // 1000:06d}Z"
+
+
+def build_envelope(
+    payload: bytes,
+    *,
+    binary: bool,
+    context: ConnectionContext,
+    received_ns: int,
+    message_sequence: int,
+    global_sequence: int,
+    classified: Classified | None = None,
+) -> tuple[bytes, Classified]:
+    """The envelope line (with trailing newline) for one received frame, and its classification."""
+    if classified is None:
+        classified = _classify(payload, binary)
+    if binary:
+        raw = b'"raw_text":null,"raw_base64":"' + base64.b64encode(payload) + b'"'
+        json_part = b"null"
+        error = b'"binary frame"'
+    else:
+        raw = b'"raw_text":' + orjson.dumps(payload.decode("utf-8"))
+        json_part = _json_value(payload, classified)
+        error = b"null" if classified.json_error is None else orjson.dumps(classified.json_error)
+    line = b"".join(
+        (
+            b'{"record_type":"ws_frame","envelope_version":1,"received_at_utc":"',
+            utc_text(received_ns).encode(),
+            b'","received_at_ns":',
+            str(received_ns).encode(),
+            b",",
+            context._head,
+            b'"message_sequence":',
+            str(message_sequence).encode(),
+            b',"global_message_sequence":',
+            str(global_sequence).encode(),
+            context._middle,
+            b'"opcode":"binary"' if binary else b'"opcode":"text"',
+            b',"payload_length_bytes":',
+            str(len(payload)).encode(),
+            b',"payload_sha256":"',
+            hashlib.sha256(payload).hexdigest().encode(),
+            b'",',
+            raw,
+            b',"json":',
+            json_part,
+            b',"json_error":',
+            error,
+            b',"frame_shape":"',
+            classified.shape.value.encode(),
+            b'","classified_event_types":',
+            orjson.dumps(list(classified.event_types)),
+            b"}\n",
+        )
+    )
+    return line, classified
+
+
+def _classify(payload: bytes, binary: bool) -> Classified:
+    if binary:
+        return Classified(FrameShape.BINARY, None, "binary frame", (), (), ())
+    return classify_text(payload)
+
+
+def _json_value(payload: bytes, classified: Classified) -> bytes:
+    """The received JSON bytes when safe to splice into one line, else a re-serialisation or null."""
+    if classified.json_error is not None or classified.shape in (
+        FrameShape.CONTROL,
+        FrameShape.TEXT,
+    ):
+        return b"null"
+    if b"\n" in payload or b"\r" in payload:
+        return orjson.dumps(classified.parsed)
+    return payload.strip()
+
+
+def payload_of(envelope: dict[str, Any]) -> bytes:
+    """The exact frame bytes an envelope holds."""
+    if envelope.get("opcode") == "binary":
+        return base64.b64decode(envelope["raw_base64"])
+    return str(envelope["raw_text"]).encode("utf-8")
+
+
+def payload_matches(envelope: dict[str, Any]) -> bool:
+    """True when `payload_sha256` and `payload_length_bytes` match the stored payload."""
+    try:
+        payload = payload_of(envelope)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return hashlib.sha256(payload).hexdigest() == envelope.get("payload_sha256") and len(
+        payload
+    ) == envelope.get("payload_length_bytes")
+
+
+def record_line(record: dict[str, Any]) -> bytes:
+    """Any non-frame record (lifecycle, rest_checkpoint, divergence) as one JSONL line."""
+    return orjson.dumps(record) + b"\n"

@@ -1,0 +1,335 @@
+"""One market-channel connection slot (`Link`): connect, subscribe, PING, watch, reconnect until stopped.
+
+PROTOCOL.md §2: the subscription is the first frame; text `PING` every 10 s, `PONG` back; no ACK for
+subscribe; dynamic subscribe/unsubscribe with `operation` messages. A connection that answers PONG but
+delivers no market data for `stale_after_seconds` is a stale feed (§0.2): it is recorded and replaced.
+Every frame received is handed to the `FrameHandler` with its receive time and sequences before anything
+else looks at it; the handler never drops a frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from pmws.backoff import backoff, parse_retry_after
+from pmws.config import Websocket
+from pmws.envelope import ConnectionContext, TrackedToken
+from pmws.errors import FeedError, describe_network_error
+from pmws.protocol import PING, Classified, FrameShape, operation_message, subscribe_message
+
+
+class LinkState(StrEnum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    SUBSCRIBED = "subscribed"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+
+
+class FrameHandler(Protocol):
+    """Where a Link delivers frames and lifecycle events (archive + stats)."""
+
+    def on_frame(
+        self,
+        payload: bytes,
+        binary: bool,
+        received_ns: int,
+        link: Link,
+        message_sequence: int,
+        global_sequence: int,
+    ) -> Classified: ...
+
+    def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None: ...
+
+    async def wait_for_room(self) -> None: ...
+
+
+@dataclass
+class Sequencer:
+    """Session-wide counters: connection numbers and the global message sequence never repeat."""
+
+    connections: int = 0
+    messages: int = 0
+
+    def next_connection(self) -> int:
+        self.connections += 1
+        return self.connections
+
+    def next_message(self) -> int:
+        self.messages += 1
+        return self.messages
+
+
+class ConnectFailed(Exception):
+    """A connection attempt failed before subscribing."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class Link:
+    """One websocket connection slot; reconnects with a new `connection_sequence` each time."""
+
+    def __init__(
+        self,
+        *,
+        slot: int,
+        url: str,
+        tokens: tuple[TrackedToken, ...],
+        settings: Websocket,
+        handler: FrameHandler,
+        sequencer: Sequencer,
+        session_id: str,
+        stop: asyncio.Event,
+        fail_fast: bool = False,
+        shard: str | None = None,
+    ):
+        self.slot = slot
+        self.url = url
+        self.tokens = tokens
+        self.settings = settings
+        self.handler = handler
+        self.sequencer = sequencer
+        self.session_id = session_id
+        self.stop = stop
+        self.fail_fast = fail_fast
+        self.shard = shard
+        self.state = LinkState.IDLE
+        self.context: ConnectionContext | None = None
+        self.connection_sequence = 0
+        self.message_sequence = 0
+        self.reconnects = 0
+        self.stale_events = 0
+        self.pong_timeouts = 0
+        self.connect_failures = 0
+        self.last_error: str | None = None
+        self.last_data_monotonic: float | None = None
+        self.last_frame_monotonic: float | None = None
+        self.subscribed_monotonic: float | None = None
+        self._ws: ClientConnection | None = None
+        self._close_reason: str | None = None
+        self._ever_subscribed = False
+
+    @property
+    def asset_ids(self) -> list[str]:
+        return [t.token_id for t in self.tokens]
+
+    def is_fresh(self, now: float | None = None) -> bool:
+        """Subscribed and market data seen within the stale window."""
+        if self.state is not LinkState.SUBSCRIBED:
+            return False
+        now = time.monotonic() if now is None else now
+        since = self.last_data_monotonic or self.subscribed_monotonic or now
+        return now - since < self.settings.stale_after_seconds
+
+    async def run(self) -> None:
+        """Connect and serve until `stop`; never gives up (unless fail_fast on the first attempt)."""
+        delays = _fresh_backoff(self.settings)
+        while not self.stop.is_set():
+            retry_after: float | None = None
+            try:
+                served_data = await self._connect_and_serve()
+            except ConnectFailed as exc:
+                self.connect_failures += 1
+                self.last_error = str(exc)
+                self.handler.on_lifecycle("connect_failed", self, {"reason": str(exc)})
+                if self.fail_fast and not self._ever_subscribed:
+                    raise FeedError(str(exc)) from None
+                retry_after = exc.retry_after
+                served_data = False
+            if self.stop.is_set():
+                break
+            if served_data:
+                delays = _fresh_backoff(self.settings)
+            delay = next(delays)
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, self.settings.reconnect_max_seconds))
+            self.state = LinkState.BACKOFF
+            self.handler.on_lifecycle("reconnect_scheduled", self, {"delay_seconds": round(delay, 3)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=delay)
+            self.reconnects += 1
+        self.state = LinkState.STOPPED
+
+    async def _connect_and_serve(self) -> bool:
+        """One connection's life. Returns True if market data arrived on it."""
+        self.state = LinkState.CONNECTING
+        ws = await self._open()
+        self._ws = ws
+        self._close_reason = None
+        self.connection_sequence = self.sequencer.next_connection()
+        self.message_sequence = 0
+        self.context = ConnectionContext(
+            self.session_id, self.connection_sequence, self.url, self.tokens, self.shard
+        )
+        self.handler.on_lifecycle("connect", self, {"url": self.url})
+        watchers: list[asyncio.Task[None]] = []
+        try:
+            await ws.send(
+                subscribe_message(self.asset_ids, custom_feature_enabled=self.settings.custom_feature_enabled)
+            )
+            self.state = LinkState.SUBSCRIBED
+            self._ever_subscribed = True
+            self.subscribed_monotonic = time.monotonic()
+            self.last_data_monotonic = None
+            self.handler.on_lifecycle("subscribe", self, {"assets_ids": self.asset_ids, "initial": True})
+            watchers = [
+                asyncio.create_task(self._pinger(ws)),
+                asyncio.create_task(self._watchdog(ws)),
+                asyncio.create_task(self._stopper(ws)),
+            ]
+            await self._receive(ws)
+        except ConnectionClosed as exc:
+            self._close_reason = self._close_reason or _closed_reason(exc)
+        finally:
+            for task in watchers:
+                task.cancel()
+            for task in watchers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await _abort(ws)
+            self._ws = None
+            self.state = LinkState.IDLE
+            reason = self._close_reason or ("stopped" if self.stop.is_set() else "closed")
+            self.handler.on_lifecycle(
+                "disconnect", self, {"reason": reason, "messages": self.message_sequence}
+            )
+        return self.last_data_monotonic is not None
+
+    async def _open(self) -> ClientConnection:
+        try:
+            return await connect(
+                self.url,
+                open_timeout=self.settings.open_timeout_seconds,
+                ping_interval=None,  # Polymarket uses text PING/PONG (PROTOCOL.md §2.4), sent by _pinger
+                close_timeout=1.0,
+                max_size=self.settings.max_frame_bytes,
+                max_queue=64,
+                user_agent_header=self.settings.user_agent,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            retry = parse_retry_after(exc.response.headers.get("Retry-After"))
+            raise ConnectFailed(f"{self.url}: websocket upgrade refused with HTTP {status}", retry) from None
+        except InvalidURI as exc:
+            raise ConnectFailed(f"{self.url}: not a websocket URL ({exc})") from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise ConnectFailed(describe_network_error(self.url, exc)) from None
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        handler = self.handler
+        while True:
+            message = await ws.recv()
+            received_ns = time.time_ns()
+            binary = isinstance(message, bytes)
+            payload = message if isinstance(message, bytes) else message.encode("utf-8")
+            self.message_sequence += 1
+            classified = handler.on_frame(
+                payload,
+                binary,
+                received_ns,
+                self,
+                self.message_sequence,
+                self.sequencer.next_message(),
+            )
+            now = time.monotonic()
+            self.last_frame_monotonic = now
+            if classified.is_market_data:
+                self.last_data_monotonic = now
+            elif classified.shape is FrameShape.CONTROL:
+                self._last_pong = now
+            await handler.wait_for_room()
+
+    async def _pinger(self, ws: ClientConnection) -> None:
+        self._last_pong = time.monotonic()
+        while True:
+            await asyncio.sleep(self.settings.ping_interval_seconds)
+            sent = time.monotonic()
+            await ws.send(PING)
+            if sent - self._last_pong > self.settings.pong_timeout_seconds:
+                self.pong_timeouts += 1
+                self._close_reason = "pong_timeout"
+                self.handler.on_lifecycle("pong_timeout", self, {})
+                await _abort(ws)
+                return
+
+    async def _watchdog(self, ws: ClientConnection) -> None:
+        stale_after = self.settings.stale_after_seconds
+        tick = max(0.05, min(1.0, stale_after / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            since = self.last_data_monotonic or self.subscribed_monotonic or now
+            if now - since >= stale_after:
+                self.stale_events += 1
+                self._close_reason = "stale_feed"
+                self.handler.on_lifecycle(
+                    "stale_feed", self, {"seconds_without_market_data": round(now - since, 3)}
+                )
+                await _abort(ws)
+                return
+
+    async def _stopper(self, ws: ClientConnection) -> None:
+        await self.stop.wait()
+        self._close_reason = "stopped"
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), timeout=1.0)
+        await _abort(ws)
+
+    async def set_tokens(self, tokens: tuple[TrackedToken, ...]) -> None:
+        """Change the subscription on the open connection (PROTOCOL.md §2.2); reconnect if that fails."""
+        old = set(self.asset_ids)
+        new = {t.token_id for t in tokens}
+        added = [t.token_id for t in tokens if t.token_id not in old]
+        removed = [a for a in self.asset_ids if a not in new]
+        self.tokens = tokens
+        ws = self._ws
+        if ws is None or self.state is not LinkState.SUBSCRIBED or self.context is None:
+            return
+        self.context = self.context.with_tokens(tokens)
+        try:
+            if added:
+                await ws.send(
+                    operation_message(
+                        added,
+                        "subscribe",
+                        custom_feature_enabled=self.settings.custom_feature_enabled,
+                    )
+                )
+                self.handler.on_lifecycle("subscribe", self, {"assets_ids": added, "initial": False})
+            if removed:
+                await ws.send(operation_message(removed, "unsubscribe"))
+                self.handler.on_lifecycle("unsubscribe", self, {"assets_ids": removed})
+        except ConnectionClosed:
+            self._close_reason = "resubscribe_failed"
+            await _abort(ws)  # the run loop reconnects with the new list
+
+
+def _fresh_backoff(settings: Websocket) -> Iterator[float]:
+    return backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds)
+
+
+def _closed_reason(exc: ConnectionClosed) -> str:
+    frame = exc.rcvd
+    if frame is None:
+        return "connection_lost (no close frame)"
+    return f"closed by server: code {frame.code} {frame.reason!r}".rstrip()
+
+
+async def _abort(ws: ClientConnection) -> None:
+    """Drop the TCP connection now (a stale peer may never answer a close frame)."""
+    transport = ws.transport
+    if transport is not None and not transport.is_closing():
+        transport.abort()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.wait_closed(), timeout=1.0)

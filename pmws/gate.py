@@ -1,0 +1,137 @@
+"""`pmws gate`: re-read every output of a sample, recompute every checksum, decide, record the decision.
+
+Nothing is taken from the manifest's own counts: market-data messages are re-classified from each
+envelope's `raw_text`, REST successes re-counted from the checkpoint rows, checksums recomputed from bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pmws.archive import file_digest, iter_gzip_lines
+from pmws.checks import FileCheck, GateCheck, GateFacts, Verdict, checks_as_json, evaluate
+from pmws.envelope import payload_matches, payload_of
+from pmws.errors import ArchiveError
+from pmws.manifest import read_manifest, resolve_output, write_atomic, write_manifest
+from pmws.protocol import MARKET_DATA_EVENTS, classify_text, event_asset_ids, iter_events
+from pmws.report import sample_report
+
+REQUIRED_KINDS = ("ws_raw", "rest_checkpoints")
+
+
+@dataclass
+class GateOutcome:
+    verdict: Verdict
+    checks: list[GateCheck]
+    manifest_path: Path
+    report_path: Path | None
+
+
+def run_gate(manifest_path: Path, *, report_path: Path | None = None) -> GateOutcome:
+    """Check a sample's outputs against its manifest; write the checks into the manifest and report."""
+    manifest = read_manifest(manifest_path)
+    facts = collect_facts(manifest_path, manifest)
+    verdict, checks = evaluate(facts)
+    manifest["gate"] = checks_as_json(verdict, checks)
+    manifest["gate"]["recomputed"] = {
+        "ws_frames": facts.ws_frames,
+        "ws_market_data_messages": facts.ws_market_data_messages,
+        "rest_ok": facts.rest_ok,
+        "rest_failed": facts.rest_failed,
+        "files": [vars(f) for f in facts.files],
+    }
+    write_manifest(manifest_path, manifest)
+    report = report_path or _report_path(manifest)
+    if report is not None:
+        write_atomic(report, sample_report(manifest))
+    return GateOutcome(verdict, checks, manifest_path, report)
+
+
+def _report_path(manifest: dict[str, Any]) -> Path | None:
+    value = manifest.get("report_path")
+    return Path(value) if isinstance(value, str) and value else None
+
+
+def collect_facts(manifest_path: Path, manifest: dict[str, Any]) -> GateFacts:
+    """Re-read every output listed in the manifest."""
+    selection = manifest.get("selection") or {}
+    markets = selection.get("markets") if isinstance(selection, dict) else None
+    facts = GateFacts(selected_markets=markets if isinstance(markets, list) else [], files=[])
+    tracked = {
+        str(t.get("token_id"))
+        for m in facts.selected_markets
+        if isinstance(m, dict)
+        for t in (m.get("tokens") or [])
+        if isinstance(t, dict)
+    }
+    outputs = manifest.get("outputs")
+    records = [r for r in outputs if isinstance(r, dict)] if isinstance(outputs, list) else []
+    kinds = {r.get("kind") for r in records}
+    facts.missing_kinds = [k for k in REQUIRED_KINDS if k not in kinds]
+    for record in records:
+        facts.files.append(_check_file(manifest_path, record, facts, tracked))
+    return facts
+
+
+def _check_file(
+    manifest_path: Path, record: dict[str, Any], facts: GateFacts, tracked: set[str]
+) -> FileCheck:
+    path = resolve_output(manifest_path, record)
+    kind = str(record.get("kind", "?"))
+    check = FileCheck(kind=kind, path=str(record.get("path", path)))
+    if not path.is_file():
+        check.error = "file is missing"
+        return check
+    check.exists = True
+    try:
+        check.sha256, check.bytes = file_digest(path)
+        for line in iter_gzip_lines(path):
+            check.lines += 1
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                check.unparseable_lines += 1
+                continue
+            if not isinstance(row, dict):
+                check.unparseable_lines += 1
+                continue
+            _observe_row(kind, row, check, facts, tracked)
+        check.gzip_ok = True
+    except ArchiveError as exc:
+        check.error = str(exc)
+    check.sha256_matches = check.sha256 == record.get("sha256")
+    check.bytes_match = check.bytes == record.get("bytes")
+    check.lines_match = check.gzip_ok and check.lines == record.get("lines")
+    return check
+
+
+def _observe_row(
+    kind: str, row: dict[str, Any], check: FileCheck, facts: GateFacts, tracked: set[str]
+) -> None:
+    record_type = row.get("record_type")
+    if kind == "ws_raw" and record_type == "ws_frame":
+        check.payload_checked += 1
+        if not payload_matches(row):
+            check.payload_mismatches += 1
+            return
+        facts.ws_frames += 1
+        if row.get("opcode") != "text":
+            return
+        classified = classify_text(payload_of(row))
+        if not classified.is_market_data:
+            return
+        facts.ws_market_data_messages += 1
+        for event in iter_events(classified.parsed):
+            if event.get("event_type") in MARKET_DATA_EVENTS:
+                for asset in event_asset_ids(event):
+                    if asset in tracked:
+                        facts.market_data_by_token[asset] = facts.market_data_by_token.get(asset, 0) + 1
+    elif kind == "rest_checkpoints" and record_type == "rest_checkpoint":
+        if row.get("ok") is True and isinstance((row.get("response") or {}).get("raw_response_json"), list):
+            facts.rest_ok += 1
+        else:
+            facts.rest_failed += 1

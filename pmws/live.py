@@ -1,0 +1,121 @@
+"""What a person watching a recorder sees: a Rich live table on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from pmws.envelope import TrackedToken
+from pmws.stats import FeedStats
+
+SHOWN_EVENTS = ("book", "price_change", "last_trade_price", "tick_size_change", "best_bid_ask")
+
+
+@dataclass
+class LinkView:
+    slot: int
+    state: str
+    connection_sequence: int
+    reconnects: int
+    stale_events: int
+    assets: int
+
+
+@dataclass
+class Snapshot:
+    """Everything the view shows, gathered by the orchestrator."""
+
+    title: str
+    tokens: Sequence[TrackedToken]
+    stats: FeedStats
+    links: Sequence[LinkView]
+    rest_ok: int
+    rest_failed: int
+    elapsed_seconds: float
+    extra: dict[str, Any]
+
+
+def render(snapshot: Snapshot, now_ns: int | None = None) -> Group:
+    """The live table: per token counts by event type and age of the last message, then links."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    table = Table(title=snapshot.title, expand=False)
+    table.add_column("market")
+    table.add_column("outcome")
+    for event in SHOWN_EVENTS:
+        table.add_column(event.replace("_", " "), justify="right")
+    table.add_column("last msg", justify="right")
+    for token in snapshot.tokens:
+        stats = snapshot.stats.tokens.get(token.token_id)
+        counts = [str(stats.events.get(e, 0)) if stats else "0" for e in SHOWN_EVENTS]
+        age = "-"
+        if stats and stats.last_received_ns:
+            age = f"{(now_ns - stats.last_received_ns) / 1e9:.1f}s"
+        table.add_row(token.market_slug, token.outcome, *counts, age)
+    links = Table(show_header=True, expand=False)
+    for name in ("conn", "state", "seq", "reconnects", "stale", "assets"):
+        links.add_column(name)
+    for link in snapshot.links:
+        links.add_row(
+            str(link.slot),
+            link.state,
+            str(link.connection_sequence),
+            str(link.reconnects),
+            str(link.stale_events),
+            str(link.assets),
+        )
+    footer = (
+        f"frames {snapshot.stats.frames}  market data {snapshot.stats.market_data_messages}  "
+        f"REST ok {snapshot.rest_ok} failed {snapshot.rest_failed}  "
+        f"elapsed {snapshot.elapsed_seconds:.0f}s" + "".join(f"  {k} {v}" for k, v in snapshot.extra.items())
+    )
+    return Group(table, links, footer)
+
+
+def plain_line(snapshot: Snapshot) -> str:
+    """One log line for a pod or a pipe."""
+    states = ",".join(f"{link.slot}:{link.state}" for link in snapshot.links)
+    extra = "".join(f" {k}={v}" for k, v in snapshot.extra.items())
+    return (
+        f"[pmws] t={snapshot.elapsed_seconds:.0f}s frames={snapshot.stats.frames} "
+        f"market_data={snapshot.stats.market_data_messages} events={dict(snapshot.stats.events)} "
+        f"rest_ok={snapshot.rest_ok} rest_failed={snapshot.rest_failed} links={states}{extra}"
+    )
+
+
+class LiveView:
+    """Refreshes a Rich Live table on a TTY, or prints a plain line per interval."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot], *, live: bool, interval: float, console: Console):
+        self.snapshot = snapshot
+        self.interval = interval
+        self.console = console
+        self.use_rich = live and console.is_terminal
+        self._live: Live | None = None
+        self._last_plain = 0.0
+
+    def __enter__(self) -> LiveView:
+        if self.use_rich:
+            self._live = Live(render(self.snapshot()), console=self.console, refresh_per_second=4)
+            self._live.__enter__()
+        return self
+
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(render(self.snapshot()))
+            return
+        now = time.monotonic()
+        if now - self._last_plain >= self.interval:
+            self._last_plain = now
+            print(plain_line(self.snapshot()), file=sys.stdout, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.update(render(self.snapshot()))
+            self._live.__exit__(None, None, None)

@@ -1,0 +1,137 @@
+"""Market-channel messages we send, and classification of frames we receive. Pure: no sockets.
+
+A frame is one JSON object, a JSON array of objects, or plain text (`PONG`, `NO NEW ASSETS`), §2.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+PING = "PING"
+CONTROL_TEXTS = frozenset({"PONG", "NO NEW ASSETS"})
+
+#: Event types that carry order-book or trade data (PROTOCOL.md §3).
+MARKET_DATA_EVENTS = frozenset(
+    {"book", "price_change", "last_trade_price", "tick_size_change", "best_bid_ask"}
+)
+#: Lifecycle events enabled by `custom_feature_enabled` (PROTOCOL.md §3.7, §3.8).
+LIFECYCLE_EVENTS = frozenset({"new_market", "market_resolved"})
+KNOWN_EVENTS = MARKET_DATA_EVENTS | LIFECYCLE_EVENTS
+
+
+class FrameShape(StrEnum):
+    """What a frame turned out to be."""
+
+    OBJECT = "object"
+    ARRAY = "array"
+    CONTROL = "control"  # PONG, NO NEW ASSETS
+    TEXT = "text"  # other non-JSON text
+    JSON_OTHER = "json_other"  # valid JSON, but not an object or array of objects
+    BINARY = "binary"
+
+
+def subscribe_message(asset_ids: list[str], *, custom_feature_enabled: bool = True) -> str:
+    """The first frame on a connection (PROTOCOL.md §2.1). Always text: orjson returns bytes."""
+    body = {
+        "assets_ids": asset_ids,
+        "type": "market",
+        "custom_feature_enabled": custom_feature_enabled,
+    }
+    return orjson.dumps(body).decode()
+
+
+def operation_message(asset_ids: list[str], operation: str, *, custom_feature_enabled: bool = True) -> str:
+    """Dynamic subscribe/unsubscribe on an open connection (PROTOCOL.md §2.2)."""
+    if operation not in ("subscribe", "unsubscribe"):
+        raise ValueError(f"unknown operation {operation!r}")
+    body: dict[str, Any] = {"assets_ids": asset_ids, "operation": operation}
+    if operation == "subscribe":
+        body["custom_feature_enabled"] = custom_feature_enabled
+    return orjson.dumps(body).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """The parsed view of one frame: its shape, event types, the asset ids it concerns."""
+
+    shape: FrameShape
+    parsed: Any
+    json_error: str | None
+    event_types: tuple[str, ...]
+    asset_ids: tuple[str, ...]
+    markets: tuple[str, ...]
+
+    @property
+    def is_market_data(self) -> bool:
+        """True when the frame carries at least one order-book or trade event."""
+        return any(t in MARKET_DATA_EVENTS for t in self.event_types)
+
+    @property
+    def unknown_event_types(self) -> tuple[str, ...]:
+        return tuple(t for t in self.event_types if t not in KNOWN_EVENTS)
+
+
+def classify_text(payload: bytes) -> Classified:
+    """Parse a text frame once and say what it is. Never raises."""
+    stripped = payload.strip()
+    if stripped in (b"PONG", b"NO NEW ASSETS"):
+        return Classified(FrameShape.CONTROL, None, None, (), (), ())
+    try:
+        parsed = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return Classified(FrameShape.TEXT, None, str(exc), (), (), ())
+    if isinstance(parsed, dict):
+        events = [parsed]
+        shape = FrameShape.OBJECT
+    elif isinstance(parsed, list) and all(isinstance(e, dict) for e in parsed):
+        events = parsed
+        shape = FrameShape.ARRAY
+    else:
+        return Classified(FrameShape.JSON_OTHER, parsed, None, (), (), ())
+    types_, assets, markets = _scan_events(events)
+    return Classified(shape, parsed, None, types_, assets, markets)
+
+
+def _scan_events(
+    events: list[dict[str, Any]],
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Event types (in order, unique), asset ids and condition ids mentioned by a batch."""
+    types_: dict[str, None] = {}
+    assets: dict[str, None] = {}
+    markets: dict[str, None] = {}
+    for event in events:
+        types_[str(event.get("event_type", "<missing>"))] = None
+        for asset in event_asset_ids(event):
+            assets[asset] = None
+        market = event.get("market")
+        if isinstance(market, str):
+            markets[market] = None
+    return tuple(types_), tuple(assets), tuple(markets)
+
+
+def event_asset_ids(event: dict[str, Any]) -> list[str]:
+    """Token ids an event concerns: `asset_id`, `price_changes[].asset_id`, or `assets_ids` (§3.2, §3.8)."""
+    asset = event.get("asset_id")
+    if isinstance(asset, str):
+        return [asset]
+    changes = event.get("price_changes")
+    if isinstance(changes, list):
+        out = [c["asset_id"] for c in changes if isinstance(c, dict) and isinstance(c.get("asset_id"), str)]
+        return list(dict.fromkeys(out))
+    listed = event.get("assets_ids")
+    if isinstance(listed, list):
+        return [a for a in listed if isinstance(a, str)]
+    return []
+
+
+def iter_events(parsed: Any) -> list[dict[str, Any]]:
+    """The event objects of a parsed frame (one object or an array)."""
+    if isinstance(parsed, dict):
+        return [parsed]
+    if isinstance(parsed, list):
+        return [e for e in parsed if isinstance(e, dict)]
+    return []

@@ -1,0 +1,192 @@
+"""REST `/books` checkpoints (PROTOCOL.md §4): one row per POST attempt, failures included.
+
+The client is an argument (tests inject transports). 429 honours Retry-After, 5xx/timeouts back off, each
+attempt is its own row. Only an allowlist of response headers is kept: never cookies or credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from pmws.backoff import backoff, parse_retry_after
+from pmws.envelope import utc_text
+
+SAFE_RESPONSE_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "date",
+        "age",
+        "cache-control",
+        "cf-cache-status",
+        "cf-ray",
+        "server",
+        "retry-after",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+    }
+)
+MAX_BOOKS_PER_REQUEST = 500  # PROTOCOL.md §4.1
+
+
+def safe_headers(headers: httpx.Headers) -> dict[str, str]:
+    """Keep only headers on the allowlist (lower-cased names)."""
+    return {k.lower(): v for k, v in headers.items() if k.lower() in SAFE_RESPONSE_HEADERS}
+
+
+@dataclass
+class Checkpoint:
+    """The outcome of one checkpoint: every attempt's row, and the books if one attempt succeeded."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    books: list[dict[str, Any]] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.books is not None
+
+
+async def checkpoint_books(
+    client: httpx.AsyncClient,
+    clob_url: str,
+    token_ids: list[str],
+    *,
+    session_id: str,
+    checkpoint_sequence: int,
+    max_attempts: int = 3,
+    retry_max_seconds: float = 30.0,
+    timeout: float = 10.0,
+) -> Checkpoint:
+    """POST {clob_url}/books for the tokens (≤ 500 per request), retrying transient failures."""
+    result = Checkpoint()
+    books: list[dict[str, Any]] = []
+    for start in range(0, len(token_ids), MAX_BOOKS_PER_REQUEST):
+        chunk = token_ids[start : start + MAX_BOOKS_PER_REQUEST]
+        got = await _post_with_retries(
+            client,
+            clob_url,
+            chunk,
+            result,
+            session_id=session_id,
+            checkpoint_sequence=checkpoint_sequence,
+            max_attempts=max_attempts,
+            retry_max_seconds=retry_max_seconds,
+            timeout=timeout,
+        )
+        if got is None:
+            return result
+        books.extend(got)
+    result.books = books
+    return result
+
+
+async def _post_with_retries(
+    client: httpx.AsyncClient,
+    clob_url: str,
+    token_ids: list[str],
+    result: Checkpoint,
+    *,
+    session_id: str,
+    checkpoint_sequence: int,
+    max_attempts: int,
+    retry_max_seconds: float,
+    timeout: float,
+) -> list[dict[str, Any]] | None:
+    delays = backoff(0.5, retry_max_seconds)
+    for attempt in range(1, max_attempts + 1):
+        row, books, retry_after = await post_books_once(client, clob_url, token_ids, timeout=timeout)
+        row.update(session_id=session_id, checkpoint_sequence=checkpoint_sequence, attempt=attempt)
+        result.rows.append(row)
+        if books is not None:
+            return books
+        if attempt == max_attempts or not row.get("retryable", False):
+            return None
+        delay = next(delays) if retry_after is None else min(retry_after, retry_max_seconds)
+        await asyncio.sleep(delay)
+    return None
+
+
+async def post_books_once(
+    client: httpx.AsyncClient, clob_url: str, token_ids: list[str], *, timeout: float
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None, float | None]:
+    """One POST: (row, books or None, Retry-After seconds or None). Never raises for HTTP trouble."""
+    url = clob_url.rstrip("/") + "/books"
+    body = [{"token_id": t} for t in token_ids]
+    started_ns = time.time_ns()
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {
+        "record_type": "rest_checkpoint",
+        "requested_at_utc": utc_text(started_ns),
+        "request": {"method": "POST", "url": url, "token_ids": token_ids},
+    }
+    try:
+        response = await client.post(
+            url,
+            content=orjson.dumps(body),
+            timeout=timeout,
+            headers={"content-type": "application/json"},
+        )
+    except httpx.HTTPError as exc:
+        return (
+            _failed(row, t0, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__),
+            None,
+            None,
+        )
+    row["elapsed_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+    row["completed_at_utc"] = utc_text(time.time_ns())
+    row["status_code"] = response.status_code
+    row["response_headers"] = safe_headers(response.headers)
+    content = response.content
+    parsed, error = _parse_books(content)
+    row["response"] = {
+        "bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "raw_response_json": parsed if error is None else None,
+    }
+    if response.status_code == 200 and error is None:
+        row.update(ok=True, error=None, retryable=False, books_returned=len(parsed))
+        return row, parsed, None
+    if response.status_code != 200:
+        error = f"HTTP {response.status_code}"
+        if parsed is None:
+            row["response"]["body_preview"] = content[:200].decode("utf-8", "replace")
+    row.update(
+        ok=False,
+        error=error,
+        retryable=response.status_code in (408, 425, 429) or response.status_code >= 500,
+    )
+    return row, None, parse_retry_after(response.headers.get("retry-after"))
+
+
+def _failed(row: dict[str, Any], t0: float, error: str) -> dict[str, Any]:
+    row.update(
+        elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
+        completed_at_utc=utc_text(time.time_ns()),
+        status_code=None,
+        response_headers={},
+        response=None,
+        ok=False,
+        error=error,
+        retryable=True,
+    )
+    return row
+
+
+def _parse_books(content: bytes) -> tuple[Any, str | None]:
+    """The response body as a list of summaries, or an error saying what it was instead."""
+    try:
+        parsed = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        return None, f"response is not JSON ({exc})"
+    if not isinstance(parsed, list) or not all(isinstance(b, dict) for b in parsed):
+        return parsed, "response is not a JSON array of books"
+    return parsed, None

@@ -1,0 +1,96 @@
+"""Counts of what the feed delivered, per event type and per token. Pure: fed classified frames."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pmws.protocol import MARKET_DATA_EVENTS, Classified, FrameShape, event_asset_ids, iter_events
+
+
+@dataclass
+class TokenStats:
+    events: Counter[str] = field(default_factory=Counter)
+    last_received_ns: int | None = None
+    last_market_data_ns: int | None = None
+
+
+@dataclass
+class FeedStats:
+    """Running totals for one session (or one archive hour)."""
+
+    frames: int = 0
+    text_frames: int = 0
+    binary_frames: int = 0
+    control_frames: int = 0
+    market_data_messages: int = 0
+    json_errors: int = 0
+    unknown_shapes: int = 0
+    shapes: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    unknown_event_types: Counter[str] = field(default_factory=Counter)
+    tokens: dict[str, TokenStats] = field(default_factory=dict)
+    untracked_asset_events: int = 0
+
+    def observe(self, classified: Classified, received_ns: int, tracked: set[str] | frozenset[str]) -> None:
+        """Count one frame."""
+        self.frames += 1
+        self.shapes[classified.shape.value] += 1
+        shape = classified.shape
+        if shape is FrameShape.BINARY:
+            self.binary_frames += 1
+            return
+        self.text_frames += 1
+        if shape is FrameShape.CONTROL:
+            self.control_frames += 1
+            return
+        if classified.json_error is not None:
+            self.json_errors += 1
+            return
+        if shape is FrameShape.JSON_OTHER:
+            self.unknown_shapes += 1
+            return
+        if classified.is_market_data:
+            self.market_data_messages += 1
+        for event_type in classified.unknown_event_types:
+            self.unknown_event_types[event_type] += 1
+        for event in iter_events(classified.parsed):
+            self._observe_event(event, received_ns, tracked)
+
+    def _observe_event(
+        self, event: dict[str, Any], received_ns: int, tracked: set[str] | frozenset[str]
+    ) -> None:
+        event_type = str(event.get("event_type", "<missing>"))
+        self.events[event_type] += 1
+        for asset in event_asset_ids(event):
+            if asset not in tracked:
+                self.untracked_asset_events += 1
+                continue
+            token = self.tokens.setdefault(asset, TokenStats())
+            token.events[event_type] += 1
+            token.last_received_ns = received_ns
+            if event_type in MARKET_DATA_EVENTS:
+                token.last_market_data_ns = received_ns
+
+    def market_data_by_token(self) -> dict[str, int]:
+        return {
+            asset: sum(n for e, n in s.events.items() if e in MARKET_DATA_EVENTS)
+            for asset, s in self.tokens.items()
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "text_frames": self.text_frames,
+            "binary_frames": self.binary_frames,
+            "control_frames": self.control_frames,
+            "market_data_messages": self.market_data_messages,
+            "json_errors": self.json_errors,
+            "unknown_shapes": self.unknown_shapes,
+            "frame_shapes": dict(self.shapes),
+            "events_by_type": dict(self.events),
+            "unknown_event_types": dict(self.unknown_event_types),
+            "untracked_asset_events": self.untracked_asset_events,
+            "events_by_token": {a: dict(s.events) for a, s in sorted(self.tokens.items())},
+        }

@@ -1,0 +1,34 @@
+"""Shared fixtures: isolate every test from the user's environment and current directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "polymarket" / "examples"
+if not EXAMPLES.is_dir():  # CI: ../shared beside the clone
+    EXAMPLES = Path(os.environ.get("PMWS_SHARED", "../shared")).resolve() / "polymarket" / "examples"
+
+#: Multiply timeouts by this on slow machines (PMWS_TEST_TIME_FACTOR=3).
+TIME_FACTOR = float(os.environ.get("PMWS_TEST_TIME_FACTOR", "1"))
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty directory with no PMWS_* variables from the user's shell."""
+    for name in list(os.environ):
+        if name.startswith("PMWS_") and name != "PMWS_TEST_TIME_FACTOR":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def example(name: str) -> object:
+    return json.loads((EXAMPLES / name).read_text())
+
+
+def example_bytes(name: str) -> bytes:
+    return (EXAMPLES / name).read_bytes()

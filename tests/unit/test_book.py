@@ -1,0 +1,116 @@
+"""The 10-field book hash and book rebuilding, against real captures (PROTOCOL.md §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pmws.book import BookState, book_hash, levels_of, summary_hash
+from tests.conftest import example
+
+
+def test_rest_capture_hash_recomputes_exactly() -> None:
+    summary = example("rest_book_empty_ask_captured_nautilus.json")
+    assert isinstance(summary, dict)
+    assert summary_hash(summary) == summary["hash"]
+
+
+def test_ws_book_capture_verifies_with_metadata_from_discovery() -> None:
+    book: Any = example("ws_book_captured_nautilus.json")
+    state = BookState(
+        market=book["market"],
+        asset_id=book["asset_id"],
+        min_order_size="5",
+        neg_risk=False,
+        last_trade_price=book["last_trade_price"],
+    )
+    state.load_snapshot(
+        levels_of(book["bids"]),
+        levels_of(book["asks"]),
+        timestamp=book["timestamp"],
+        tick_size=book["tick_size"],
+    )
+    assert state.hash() == book["hash"]
+    # without the metadata the wire omits, the hash cannot match (why min_order_size/neg_risk are needed)
+    state.min_order_size = ""
+    assert state.hash() != book["hash"]
+
+
+def test_book_keeps_wire_order_best_last() -> None:
+    book: Any = example("ws_book_captured_nautilus.json")
+    state = BookState(market="m", asset_id="a")
+    state.load_snapshot(levels_of(book["bids"]), levels_of(book["asks"]), timestamp="1")
+    assert state.wire_bids() == levels_of(book["bids"])
+    assert state.wire_asks() == levels_of(book["asks"])
+    assert state.best_bid() == "0.07" and state.best_ask() == "0.08"
+
+
+def test_price_change_burst_replays_46_of_49_and_the_rest_wait_for_the_trade() -> None:
+    messages: Any = example("ws_price_change_burst_captured_nautilus.json")
+    books: dict[str, BookState] = {}
+    verified, failed = 0, []
+    for message in messages:
+        if message["event_type"] == "book":
+            state = books.setdefault(
+                message["asset_id"], BookState(message["market"], message["asset_id"], "5")
+            )
+            if "last_trade_price" in message:
+                state.last_trade_price = message["last_trade_price"]
+            state.load_snapshot(
+                levels_of(message["bids"]),
+                levels_of(message["asks"]),
+                timestamp=message["timestamp"],
+                tick_size=message.get("tick_size"),
+            )
+            last_book = (state, message)
+            continue
+        for change in message["price_changes"]:
+            state = books.get(change["asset_id"])
+            if state is None:
+                continue
+            state.apply_change(
+                price=change["price"],
+                size=change["size"],
+                side=change["side"],
+                timestamp=message["timestamp"],
+            )
+            if state.hash() == change["hash"]:
+                verified += 1
+            else:
+                failed.append(message["timestamp"])
+    assert verified == 46
+    assert set(failed) == {"1790658827000"}  # PROTOCOL.md §5.3: the trade burst carries the post-trade hash
+    state, book = last_book
+    assert state.hash() != book["hash"]
+    assert state.hash(last_trade_price="0.301") == book["hash"]
+
+
+def test_apply_change_zero_size_deletes_and_numeric_keys_merge_spellings() -> None:
+    state = BookState(market="m", asset_id="a")
+    state.load_snapshot([(".48", "30")], [("0.52", "10")], timestamp="1")
+    state.apply_change(price="0.48", size="12", side="BUY", timestamp="2")
+    assert state.wire_bids() == [("0.48", "12")]
+    state.apply_change(price="0.52", size="0", side="SELL", timestamp="3")
+    assert state.wire_asks() == [] and state.best_ask() is None
+
+
+def test_book_hash_is_sensitive_to_every_field() -> None:
+    base = {
+        "market": "m",
+        "asset_id": "a",
+        "timestamp": "1",
+        "bids": [("0.1", "1")],
+        "asks": [("0.9", "1")],
+        "min_order_size": "5",
+        "tick_size": "0.01",
+        "neg_risk": False,
+        "last_trade_price": "",
+    }
+    reference = book_hash(**base)  # type: ignore[arg-type]
+    for key, value in [
+        ("timestamp", "2"),
+        ("neg_risk", True),
+        ("tick_size", "0.001"),
+        ("last_trade_price", "0.5"),
+        ("bids", [("0.1", "2")]),
+    ]:
+        assert book_hash(**{**base, key: value}) != reference  # type: ignore[arg-type]

@@ -1,0 +1,139 @@
+"""Envelopes are a pure function of (frame, context, time, sequences) and round-trip the exact bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pmws.envelope import (
+    ConnectionContext,
+    TrackedToken,
+    build_envelope,
+    payload_matches,
+    payload_of,
+)
+from tests.conftest import example_bytes
+
+TOKENS = (
+    TrackedToken("btc-updown-5m-1773307200", "0xabc", "111", "Up", "2026-03-12T09:25:00Z"),
+    TrackedToken("btc-updown-5m-1773307200", "0xabc", "222", "Down", "2026-03-12T09:25:00Z"),
+)
+CONTEXT = ConnectionContext("20261124T000000Z-abcdef", 3, "wss://example/ws/market", TOKENS)
+SEED_FIELDS = {
+    "received_at_utc",
+    "session_id",
+    "connection_sequence",
+    "message_sequence",
+    "global_message_sequence",
+    "websocket",
+    "subscription",
+    "tokens_tracked",
+    "opcode",
+    "payload_length_bytes",
+    "payload_sha256",
+    "raw_text",
+    "json",
+    "json_error",
+    "classified_event_types",
+}
+
+
+def envelope(payload: bytes, binary: bool = False) -> dict:
+    line, _ = build_envelope(
+        payload,
+        binary=binary,
+        context=CONTEXT,
+        received_ns=1_790_000_000_123_456_789,
+        message_sequence=7,
+        global_sequence=42,
+    )
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    parsed = json.loads(line)  # the standard library agrees it is one JSON object
+    assert parsed == orjson.loads(line)
+    return parsed
+
+
+def test_seed_fields_and_values() -> None:
+    payload = example_bytes("docs_ws_price_change.json")
+    env = envelope(payload)
+    assert SEED_FIELDS <= env.keys()
+    assert env["received_at_utc"] == "2026-09-21T14:13:20.123456Z"
+    assert (
+        env["connection_sequence"],
+        env["message_sequence"],
+        env["global_message_sequence"],
+    ) == (3, 7, 42)
+    assert env["websocket"] == {"url": "wss://example/ws/market"}
+    assert env["subscription"] == {"assets_ids": ["111", "222"]}
+    assert env["tokens_tracked"][1] == {
+        "market_slug": "btc-updown-5m-1773307200",
+        "condition_id": "0xabc",
+        "token_id": "222",
+        "outcome": "Down",
+        "end_time_utc": "2026-03-12T09:25:00Z",
+    }
+    assert env["opcode"] == "text"
+    assert env["payload_length_bytes"] == len(payload)
+    assert env["payload_sha256"] == hashlib.sha256(payload).hexdigest()
+    assert env["json"] == json.loads(payload)  # multi-line payload: re-serialised, same value
+    assert env["json_error"] is None
+    assert env["classified_event_types"] == ["price_change"]
+
+
+def test_raw_text_round_trips_exact_bytes_including_whitespace() -> None:
+    payload = example_bytes("ws_book_captured_nautilus.json")
+    env = envelope(payload)
+    assert payload_of(env) == payload
+    assert payload_matches(env)
+
+
+def test_single_line_json_is_spliced_verbatim() -> None:
+    payload = b'[{"event_type":"book","asset_id":"111","price":".48","size":1e2}]'
+    env = envelope(payload)
+    assert env["json"] == [{"event_type": "book", "asset_id": "111", "price": ".48", "size": 100.0}]
+
+
+def test_control_and_garbage_frames_are_kept() -> None:
+    pong = envelope(b"PONG")
+    assert pong["raw_text"] == "PONG" and pong["json"] is None and pong["classified_event_types"] == []
+    garbage = envelope(b"garbage{not json")
+    assert garbage["raw_text"] == "garbage{not json" and garbage["json"] is None and garbage["json_error"]
+
+
+def test_binary_frames_are_base64_and_hash_the_raw_bytes() -> None:
+    payload = b"\x00\x01\xffbinary"
+    env = envelope(payload, binary=True)
+    assert env["opcode"] == "binary" and env["raw_text"] is None
+    assert payload_of(env) == payload and payload_matches(env)
+
+
+def test_a_flipped_byte_is_detected() -> None:
+    env = envelope(b'{"event_type":"book"}')
+    env["raw_text"] = env["raw_text"].replace("book", "bool")
+    assert not payload_matches(env)
+
+
+@given(st.text(min_size=0, max_size=200))
+def test_any_text_round_trips(text: str) -> None:
+    payload = text.encode("utf-8", "ignore")
+    env = envelope(payload)
+    assert payload_of(env) == payload
+    assert payload_matches(env)
+
+
+def test_context_with_tokens_changes_subscription_only() -> None:
+    narrowed = CONTEXT.with_tokens(TOKENS[:1])
+    line, _ = build_envelope(
+        b"PONG",
+        binary=False,
+        context=narrowed,
+        received_ns=0,
+        message_sequence=1,
+        global_sequence=1,
+    )
+    env = json.loads(line)
+    assert env["subscription"]["assets_ids"] == ["111"] and env["connection_sequence"] == 3
