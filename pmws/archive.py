@@ -1,8 +1,8 @@
 """Gzip JSONL archives: written off the event loop, flushed often, closed atomically, read strictly.
 
-Writing: lines are buffered on the event loop and handed in batches to one worker thread that compresses
-(zlib releases the GIL) and writes. Every `flush_interval_seconds` the deflate stream gets a Z_SYNC_FLUSH, so a
-killed process leaves a file readable up to its last complete line. A file is written under its hidden
+Writing: lines are buffered on the event loop and handed in batches to one worker thread that
+compresses (zlib releases the GIL) and writes. Every `flush_interval_seconds` the deflate stream gets a
+Z_SYNC_FLUSH, so a killed process leaves a file readable up to its last complete line. A file is written under its hidden
 `.open` name (if given), then flushed, fsynced and renamed on close. The buffer is bounded: when the writer
 falls behind, `wait_for_room()` blocks the receiver (TCP then pushes back) instead of growing memory.
 """

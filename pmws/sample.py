@@ -127,7 +127,8 @@ async def run_sample(
     if not selected:
         raise DiscoveryError(
             f"no market in {discovery_latest(config.discovery.output_dir)} has Up and Down tokens "
-            f"and a window outlasting a {settings.duration_seconds:g}s run; run `pmws discover` (or pass --discover)"
+            f"and a window outlasting a {settings.duration_seconds:g}s run; "
+            "run `pmws discover` (or pass --discover)"
         )
     tokens = tracked_tokens(selected)
     session_id = new_session_id(started)

@@ -1,0 +1,5 @@
+"""`python -m pmws`."""
+
+from pmws.cli import main
+
+main()

@@ -1,0 +1,274 @@
+"""Rebuild every token's book from the feed and verify Polymarket's hashes as they arrive. Pure.
+
+PROTOCOL.md §5.3: a `price_change` entry's hash is the 10-field hash after applying it; a `book` hash needs
+`min_order_size`/`neg_risk` from metadata. During a trade the hash can already include a `last_trade_price`
+that arrives later, so a mismatch first becomes *pending*; the next `last_trade_price` for that token may
+resolve it (verified), the next `book` closes it (mismatched) and resyncs. A mismatch never drops data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pmws.book import BookState, Level, book_hash, levels_of, summary_hash
+
+
+@dataclass
+class HashCounters:
+    verified: int = 0
+    mismatched: int = 0
+    pending: int = 0  # currently waiting for a later last_trade_price
+    resolved_late: int = 0
+    unverifiable: int = 0  # no book yet, or no hash in the message
+    resyncs: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+@dataclass
+class Pending:
+    expected: str
+    timestamp: str
+    bids: list[Level]
+    asks: list[Level]
+    tick_size: str
+
+
+@dataclass
+class Divergence:
+    """REST and the rebuilt book disagree: both hashes and tops of book."""
+
+    asset_id: str
+    rest_hash: str
+    ws_hash: str | None
+    rest_timestamp: str
+    ws_timestamp: str | None
+    rest_top: dict[str, str | None]
+    ws_top: dict[str, str | None]
+
+    def to_record(self) -> dict[str, Any]:
+        return {"record_type": "divergence", **vars(self)}
+
+
+@dataclass
+class BookTracker:
+    """Per-token books and hash verification for one recorder."""
+
+    metadata: dict[str, tuple[str, bool]] = field(default_factory=dict)  # token → (min_order_size, neg_risk)
+    books: dict[str, BookState] = field(default_factory=dict)
+    counters: HashCounters = field(default_factory=HashCounters)
+    pending: dict[str, list[Pending]] = field(default_factory=dict)
+    rest_agree: int = 0
+    rest_divergent: int = 0
+    rest_deferred: int = 0
+    _deferred: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def set_metadata(self, token_id: str, min_order_size: str, neg_risk: bool) -> None:
+        self.metadata[token_id] = (min_order_size, neg_risk)
+        book = self.books.get(token_id)
+        if book is not None:
+            book.min_order_size, book.neg_risk = min_order_size, neg_risk
+
+    def forget(self, token_id: str) -> None:
+        """Drop a token that is no longer recorded."""
+        self.books.pop(token_id, None)
+        self.counters.pending -= len(self.pending.pop(token_id, []))
+        self._deferred.pop(token_id, None)
+
+    def observe(self, event: dict[str, Any]) -> list[Divergence]:
+        """Apply one feed event; returns divergences that a deferred REST comparison now shows."""
+        kind = event.get("event_type")
+        if kind == "book":
+            asset = event.get("asset_id")
+            if isinstance(asset, str):
+                self._on_book(asset, event)
+                return self._check_deferred(asset)
+        elif kind == "price_change":
+            self._on_price_change(event)
+            return [d for a in _assets_of(event) for d in self._check_deferred(a)]
+        elif kind == "last_trade_price":
+            self._on_trade(event)
+        elif kind == "tick_size_change":
+            book = self.books.get(str(event.get("asset_id")))
+            if book is not None and isinstance(event.get("new_tick_size"), str):
+                book.tick_size = event["new_tick_size"]
+        return []
+
+    def _book(self, asset: str, market: str) -> BookState:
+        book = self.books.get(asset)
+        if book is None:
+            mos, neg = self.metadata.get(asset, ("", False))
+            book = BookState(market=market, asset_id=asset, min_order_size=mos, neg_risk=neg)
+            self.books[asset] = book
+        return book
+
+    def _on_book(self, asset: str, event: dict[str, Any]) -> None:
+        book = self._book(asset, str(event.get("market", "")))
+        if isinstance(event.get("last_trade_price"), str):
+            book.last_trade_price = event["last_trade_price"]
+        book.load_snapshot(
+            levels_of(event.get("bids")),
+            levels_of(event.get("asks")),
+            timestamp=str(event.get("timestamp", "")),
+            tick_size=event.get("tick_size") if isinstance(event.get("tick_size"), str) else None,
+        )
+        expected = event.get("hash")
+        earlier = self.pending.pop(asset, [])
+        self._verify(book, expected)
+        # Entries that already carried this book's (post-trade) hash wait with it for the trade (§5.3);
+        # anything else the book does not explain was a real mismatch, and the book resyncs us.
+        carried = [p for p in earlier if p.expected == expected]
+        dropped = len(earlier) - len(carried)
+        if carried:
+            self.pending[asset] = carried + self.pending.get(asset, [])
+        if dropped:
+            self.counters.pending -= dropped
+            self.counters.mismatched += dropped
+            self.counters.resyncs += 1
+
+    def _on_price_change(self, event: dict[str, Any]) -> None:
+        timestamp = str(event.get("timestamp", ""))
+        changes = event.get("price_changes")
+        if not isinstance(changes, list):
+            self.counters.unverifiable += 1  # legacy schema (§3.3): kept, not verified
+            return
+        for change in changes:
+            if not isinstance(change, dict):
+                continue
+            book = self.books.get(str(change.get("asset_id")))
+            if book is None or not book.synced:
+                self.counters.unverifiable += 1
+                continue
+            try:
+                book.apply_change(
+                    price=str(change.get("price")),
+                    size=str(change.get("size")),
+                    side=str(change.get("side", "")),
+                    timestamp=timestamp,
+                )
+            except ValueError:
+                self.counters.unverifiable += 1
+                continue
+            self._verify(book, change.get("hash"))
+
+    def _verify(self, book: BookState, expected: Any) -> None:
+        if not isinstance(expected, str) or not expected:
+            self.counters.unverifiable += 1
+            return
+        actual = book.hash()
+        book.recent_hashes.append(actual)
+        if actual == expected:
+            self.counters.verified += 1
+            return
+        book.recent_hashes.append(expected)
+        self.pending.setdefault(book.asset_id, []).append(
+            Pending(expected, book.timestamp, book.wire_bids(), book.wire_asks(), book.tick_size)
+        )
+        self.counters.pending += 1
+
+    def _on_trade(self, event: dict[str, Any]) -> None:
+        asset = str(event.get("asset_id"))
+        price = event.get("price")
+        book = self.books.get(asset)
+        if book is None or not isinstance(price, str):
+            return
+        book.last_trade_price = price
+        waiting = self.pending.pop(asset, [])
+        explained = {p.expected for p in waiting if self._pending_hash(book, p, price) == p.expected}
+        still = [p for p in waiting if p.expected not in explained]
+        resolved = len(waiting) - len(still)
+        self.counters.pending -= resolved
+        self.counters.verified += resolved
+        self.counters.resolved_late += resolved
+        if still:
+            self.pending[asset] = still
+        book.recent_hashes.append(book.hash())
+
+    @staticmethod
+    def _pending_hash(book: BookState, item: Pending, last_trade_price: str) -> str:
+        return book_hash(
+            market=book.market,
+            asset_id=book.asset_id,
+            timestamp=item.timestamp,
+            bids=item.bids,
+            asks=item.asks,
+            min_order_size=book.min_order_size,
+            tick_size=item.tick_size,
+            neg_risk=book.neg_risk,
+            last_trade_price=last_trade_price,
+        )
+
+    def compare_rest(self, summary: dict[str, Any]) -> Divergence | None:
+        """Compare a REST `/books` summary with the rebuilt book (PROTOCOL.md §4, §5).
+
+        Agree when the REST hash is one the feed produced recently; if REST is newer than the feed, defer
+        until the feed catches up; otherwise a divergence.
+        """
+        asset = str(summary.get("asset_id", ""))
+        rest_hash = str(summary.get("hash") or summary_hash(summary))
+        mos, neg = str(summary.get("min_order_size", "")), bool(summary.get("neg_risk", False))
+        if mos and asset not in self.metadata:
+            self.set_metadata(asset, mos, neg)
+        book = self.books.get(asset)
+        if book is not None and rest_hash in book.recent_hashes:
+            self.rest_agree += 1
+            self._deferred.pop(asset, None)
+            return None
+        if book is None or _ms(summary.get("timestamp")) > _ms(book.timestamp):
+            self._deferred[asset] = summary
+            self.rest_deferred += 1
+            return None
+        return self._diverged(summary, book, rest_hash)
+
+    def _check_deferred(self, asset: str) -> list[Divergence]:
+        summary = self._deferred.get(asset)
+        book = self.books.get(asset)
+        if summary is None or book is None:
+            return []
+        rest_hash = str(summary.get("hash", ""))
+        if rest_hash in book.recent_hashes:
+            self._deferred.pop(asset)
+            self.rest_agree += 1
+            return []
+        if _ms(book.timestamp) > _ms(summary.get("timestamp")):
+            self._deferred.pop(asset)
+            return [self._diverged(summary, book, rest_hash)]
+        return []
+
+    def _diverged(self, summary: dict[str, Any], book: BookState | None, rest_hash: str) -> Divergence:
+        self.rest_divergent += 1
+        rest_state = BookState(market="", asset_id="")
+        rest_state.load_snapshot(levels_of(summary.get("bids")), levels_of(summary.get("asks")), timestamp="")
+        return Divergence(
+            asset_id=str(summary.get("asset_id", "")),
+            rest_hash=rest_hash,
+            ws_hash=book.hash() if book is not None else None,
+            rest_timestamp=str(summary.get("timestamp", "")),
+            ws_timestamp=book.timestamp if book is not None else None,
+            rest_top=rest_state.top_of_book(),
+            ws_top=book.top_of_book() if book is not None else {"best_bid": None, "best_ask": None},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hash": self.counters.to_json(),
+            "rest_agree": self.rest_agree,
+            "rest_divergent": self.rest_divergent,
+            "rest_deferred": self.rest_deferred,
+        }
+
+
+def _assets_of(event: dict[str, Any]) -> list[str]:
+    changes = event.get("price_changes")
+    if not isinstance(changes, list):
+        return []
+    return list(dict.fromkeys(str(c.get("asset_id")) for c in changes if isinstance(c, dict)))
+
+
+def _ms(value: Any) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return -1

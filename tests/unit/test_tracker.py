@@ -1,0 +1,78 @@
+"""Book rebuilding with hash verification over real captures (PROTOCOL.md §5.3)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pmws.tracker import BookTracker
+from tests.conftest import example
+
+
+def burst() -> list[dict[str, Any]]:
+    messages = example("ws_price_change_burst_captured_nautilus.json")
+    assert isinstance(messages, list)
+    return messages
+
+
+def tracker_for(messages: list[dict[str, Any]]) -> BookTracker:
+    tracker = BookTracker()
+    for message in messages:
+        for asset in {message.get("asset_id")} | {c["asset_id"] for c in message.get("price_changes", [])}:
+            if asset:
+                tracker.set_metadata(asset, "5", False)
+    return tracker
+
+
+def test_captured_book_verifies() -> None:
+    book: Any = example("ws_book_captured_nautilus.json")
+    tracker = BookTracker()
+    tracker.set_metadata(book["asset_id"], "5", False)
+    tracker.observe(book)
+    assert tracker.counters.verified == 1 and tracker.counters.pending == 0
+
+
+def test_trade_burst_waits_for_the_late_trade_price_instead_of_failing() -> None:
+    messages = burst()
+    tracker = tracker_for(messages)
+    for message in messages:
+        tracker.observe(message)
+    counters = tracker.counters
+    assert counters.verified == 47  # the initial book and 46 of 49 entries (the other asset has no book)
+    assert counters.mismatched == 0
+    assert counters.pending == 4  # three burst entries and the post-trade book share one hash
+    book = messages[-1]
+    trade = {"event_type": "last_trade_price", "asset_id": book["asset_id"], "price": "0.301",
+             "market": book["market"], "timestamp": book["timestamp"], "side": "BUY", "size": "1"}
+    tracker.observe(trade)
+    assert counters.pending == 0 and counters.mismatched == 0
+    assert counters.verified == 51 and counters.resolved_late == 4
+
+
+def test_a_corrupted_change_is_counted_once_a_book_resyncs() -> None:
+    messages = copy.deepcopy(burst())
+    messages[5]["price_changes"][1]["size"] = "999999"  # the feed lied about one level
+    tracker = tracker_for(messages)
+    for message in messages:
+        tracker.observe(message)
+    assert tracker.counters.mismatched >= 1
+    assert tracker.counters.resyncs == 1
+
+
+def test_rest_comparison_agrees_defers_and_diverges() -> None:
+    rest: Any = example("rest_book_empty_ask_captured_nautilus.json")
+    tracker = BookTracker()
+    tracker.set_metadata(rest["asset_id"], rest["min_order_size"], rest["neg_risk"])
+    ws_book = {k: rest[k] for k in ("market", "asset_id", "timestamp", "hash", "bids", "asks", "tick_size")}
+    tracker.observe({**ws_book, "event_type": "book"})
+    assert tracker.counters.verified == 1
+    assert tracker.compare_rest(rest) is None and tracker.rest_agree == 1
+    newer = {**rest, "timestamp": str(int(rest["timestamp"]) + 5), "hash": "f" * 40}
+    assert tracker.compare_rest(newer) is None and tracker.rest_deferred == 1
+    change = {"event_type": "price_change", "market": rest["market"], "timestamp": str(int(rest["timestamp"]) + 9),
+              "price_changes": [{"asset_id": rest["asset_id"], "price": "0.002", "size": "1", "side": "BUY",
+                                 "hash": "x"}]}
+    divergences = tracker.observe(change)
+    assert len(divergences) == 1 and tracker.rest_divergent == 1
+    record = divergences[0].to_record()
+    assert record["rest_hash"] == "f" * 40 and record["ws_top"]["best_bid"] == "0.002"
