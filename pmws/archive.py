@@ -311,3 +311,29 @@ def file_digest(path: Path) -> tuple[str, int]:
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return sha.hexdigest(), size
+
+
+def salvage_lines(path: Path) -> tuple[list[bytes], int, str | None]:
+    """Every complete line readable from a possibly cut or damaged gzip file.
+
+    Returns (lines, bytes of the file, why reading stopped early or None).
+    """
+    data = path.read_bytes()
+    decomp = zlib.decompressobj(47)
+    out = bytearray()
+    problem: str | None = None
+    for start in range(0, len(data), 64 * 1024):
+        try:
+            out += decomp.decompress(data[start : start + 64 * 1024])
+        except zlib.error as exc:
+            problem = f"corrupt gzip after {len(out)} bytes ({exc})"
+            break
+        if decomp.eof:
+            break
+    if problem is None and not decomp.eof:
+        problem = "gzip stream cut (process killed before close)"
+    text = bytes(out)
+    cut = text.rfind(b"\n")
+    complete = text[: cut + 1] if cut >= 0 else b""
+    lines = complete.splitlines(keepends=True)
+    return lines, len(data), problem

@@ -231,6 +231,30 @@ def _print_gate(outcome: Any) -> None:
 
 
 @app.command()
+def run(
+    config: ConfigOption = None,
+    shard_index: Annotated[int | None, typer.Option(help="This replica's shard (0-based).")] = None,
+    shard_count: Annotated[int | None, typer.Option(help="How many shards split the markets.")] = None,
+    simulate: SimulateOption = False,
+    no_live: NoLiveOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Record continuously until SIGTERM/SIGINT: rotated archives, manifests, counters, /metrics."""
+    from pmws.run import run_recorder, summary_json
+
+    def action() -> int:
+        cfg = build_config(config, {"run.shard_index": shard_index, "run.shard_count": shard_count})
+        with simulated(cfg, simulate):
+            outcome = asyncio.run(run_recorder(cfg, console=out, live=not no_live))
+        print(summary_json(outcome), flush=True)
+        if outcome.error is not None:
+            raise outcome.error
+        return 0
+
+    raise typer.Exit(guarded(debug, action))
+
+
+@app.command()
 def simulate(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port for Gamma and CLOB (0 = any free port).")] = 0,

@@ -92,6 +92,34 @@ class Archive:
 
 
 @dataclass
+class Run:
+    """`pmws run`: the long-running recorder (orderbooks-ws-recorder)."""
+
+    output_dir: str = "raw_orderbooks/polymarket"
+    manifest_dir: str = "/var/lib/orderbooks/manifests"
+    rotate_interval_seconds: int = 3600
+    rediscover_interval_seconds: float = 60.0
+    subscribe_ahead_seconds: int = 3600
+    post_end_grace_seconds: float = 300.0
+    rest_checkpoint_interval_seconds: float = 60.0
+    status_interval_seconds: float = 30.0
+    verify_book_hashes: bool = True
+    shard_index: int = 0
+    shard_count: int = 1
+    shard_index_from_hostname: bool = False
+    shutdown_timeout_seconds: float = 8.0
+
+
+@dataclass
+class Metrics:
+    """Prometheus `/metrics`, `/healthz`, `/readyz` for `pmws run`."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 9108
+
+
+@dataclass
 class Config:
     """Everything a command may read. Sections mirror the YAML layout."""
 
@@ -101,6 +129,8 @@ class Config:
     rest: Rest = field(default_factory=Rest)
     sample: Sample = field(default_factory=Sample)
     archive: Archive = field(default_factory=Archive)
+    run: Run = field(default_factory=Run)
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def load_config(

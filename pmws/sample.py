@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -312,30 +311,6 @@ async def _rest_loop(
             remaining = interval - (time.monotonic() - began)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, remaining))
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event):  # type: ignore[no-untyped-def]
-    """SIGINT/SIGTERM set `stop` (clean shutdown) instead of raising; yields the signals received."""
-    loop = asyncio.get_running_loop()
-    received: list[str] = []
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-
-        def handler(sig: signal.Signals = sig) -> None:
-            received.append(sig.name)
-            stop.set()
-
-        try:
-            loop.add_signal_handler(sig, handler)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-    try:
-        yield received
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 def sample_manifest_path(config: Config) -> Path:

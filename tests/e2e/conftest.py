@@ -35,8 +35,13 @@ def write_config(path: Path, sim: Any, **sections: dict[str, Any]) -> Path:
     data: dict[str, Any] = {
         "endpoints": {"gamma_url": sim.gamma_url, "clob_url": sim.clob_url, "ws_url": sim.ws_url},
         "discovery": {"lookahead_seconds": 3600},
-        "websocket": {"ping_interval_seconds": 0.5, "pong_timeout_seconds": 3, "stale_after_seconds": 2,
-                      "reconnect_initial_seconds": 0.1, "reconnect_max_seconds": 0.5},
+        "websocket": {
+            "ping_interval_seconds": 0.5,
+            "pong_timeout_seconds": 3,
+            "stale_after_seconds": 2,
+            "reconnect_initial_seconds": 0.1,
+            "reconnect_max_seconds": 0.5,
+        },
         "rest": {"timeout_seconds": 2, "max_attempts": 2, "retry_max_seconds": 0.5},
         "sample": {"duration_seconds": 3, "rest_checkpoint_interval_seconds": 1},
         "archive": {"flush_interval_seconds": 0.2},

@@ -13,8 +13,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.e2e.conftest import invoke, load_json, read_jsonl_gz, write_config
 
 MANIFEST = Path("data/manifests/checkpoint_010b_ws_raw_sample.json")
@@ -44,7 +42,9 @@ def test_sample_passes_and_records_every_frame_with_the_seed_envelope(tmp_path: 
     assert len(manifest["selection"]["markets"]) == 2
     files = outputs(manifest)
     session = manifest["session_id"]
-    assert files["ws_raw"] == Path(f"data/ws_sample/polymarket/ws_raw/{session}/polymarket_ws_raw_{session}.jsonl.gz")
+    assert files["ws_raw"] == Path(
+        f"data/ws_sample/polymarket/ws_raw/{session}/polymarket_ws_raw_{session}.jsonl.gz"
+    )
     assert files["rest_checkpoints"] == Path(
         f"data/ws_sample/polymarket/rest_checkpoints/{session}/polymarket_rest_checkpoints_{session}.jsonl.gz"
     )
@@ -169,7 +169,11 @@ def test_ctrl_c_stops_cleanly_with_valid_files(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pmws", "sample", "--simulate", "--no-live", "--duration-seconds", "60"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 20
     ws_dir = tmp_path / "data/ws_sample/polymarket/ws_raw"

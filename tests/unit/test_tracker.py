@@ -42,8 +42,15 @@ def test_trade_burst_waits_for_the_late_trade_price_instead_of_failing() -> None
     assert counters.mismatched == 0
     assert counters.pending == 4  # three burst entries and the post-trade book share one hash
     book = messages[-1]
-    trade = {"event_type": "last_trade_price", "asset_id": book["asset_id"], "price": "0.301",
-             "market": book["market"], "timestamp": book["timestamp"], "side": "BUY", "size": "1"}
+    trade = {
+        "event_type": "last_trade_price",
+        "asset_id": book["asset_id"],
+        "price": "0.301",
+        "market": book["market"],
+        "timestamp": book["timestamp"],
+        "side": "BUY",
+        "size": "1",
+    }
     tracker.observe(trade)
     assert counters.pending == 0 and counters.mismatched == 0
     assert counters.verified == 51 and counters.resolved_late == 4
@@ -69,9 +76,14 @@ def test_rest_comparison_agrees_defers_and_diverges() -> None:
     assert tracker.compare_rest(rest) is None and tracker.rest_agree == 1
     newer = {**rest, "timestamp": str(int(rest["timestamp"]) + 5), "hash": "f" * 40}
     assert tracker.compare_rest(newer) is None and tracker.rest_deferred == 1
-    change = {"event_type": "price_change", "market": rest["market"], "timestamp": str(int(rest["timestamp"]) + 9),
-              "price_changes": [{"asset_id": rest["asset_id"], "price": "0.002", "size": "1", "side": "BUY",
-                                 "hash": "x"}]}
+    change = {
+        "event_type": "price_change",
+        "market": rest["market"],
+        "timestamp": str(int(rest["timestamp"]) + 9),
+        "price_changes": [
+            {"asset_id": rest["asset_id"], "price": "0.002", "size": "1", "side": "BUY", "hash": "x"}
+        ],
+    }
     divergences = tracker.observe(change)
     assert len(divergences) == 1 and tracker.rest_divergent == 1
     record = divergences[0].to_record()

@@ -1,0 +1,601 @@
+"""`pmws run`: the long-running recorder (orderbooks-ws-recorder in Kubernetes).
+
+Same hot path as `sample` (envelope → archive); adds rotation, rediscovery with subscribe/unsubscribe,
+several connections, book-hash verification, REST divergence checks, metrics, and salvage on start. Gaps are
+visible in the stream itself: lifecycle lines (connect, subscribe, disconnect, stale_feed, rotation …).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+from rich.console import Console
+
+from pmws.archive import LatencyStats
+from pmws.config import Config
+from pmws.discover import http_client
+from pmws.envelope import TrackedToken, build_envelope, record_line, utc_text
+from pmws.errors import ArchiveError, ConfigError, PmwsError
+from pmws.feed import Link, Sequencer
+from pmws.gamma import fetch_btc_markets
+from pmws.live import LinkView, LiveView, Snapshot
+from pmws.markets import Market, filter_live
+from pmws.metrics import HealthServer, RecorderCollector
+from pmws.protocol import Classified, iter_events
+from pmws.rest import checkpoint_books
+from pmws.rotating import RotatingArchive, find_open_files, salvage
+from pmws.sharding import shard_label, shard_of
+from pmws.signals import stop_on_signals
+from pmws.stats import FeedStats
+from pmws.subscriptions import plan_connections
+from pmws.tracker import BookTracker
+
+
+def resolve_shard(config: Config, env: dict[str, str] | None = None) -> tuple[int, int]:
+    """(index, count) from config, or the StatefulSet ordinal at the end of HOSTNAME (`…-3`)."""
+    env = dict(os.environ) if env is None else env
+    index, count = config.run.shard_index, config.run.shard_count
+    if config.run.shard_index_from_hostname:
+        host = env.get("HOSTNAME", "")
+        match = re.search(r"-(\d+)$", host)
+        if not match:
+            raise ConfigError(f"run.shard_index_from_hostname: HOSTNAME {host!r} does not end in -<ordinal>")
+        index = int(match.group(1))
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"run.shard_index {index} must be in 0..{count - 1} (run.shard_count {count})")
+    return index, count
+
+
+@dataclass
+class RestTotals:
+    checkpoints_ok: int = 0
+    checkpoints_failed: int = 0
+    attempts_failed: int = 0
+
+
+@dataclass
+class RunOutcome:
+    session_id: str
+    files_closed: int
+    salvaged: list[dict[str, Any]]
+    error: PmwsError | None
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Recorder:
+    """Everything one `pmws run` process owns."""
+
+    def __init__(self, config: Config, *, stop: asyncio.Event, session_id: str):
+        self.config = config
+        self.stop = stop
+        self.session_id = session_id
+        self.shard_index, self.shard_count = resolve_shard(config)
+        self.shard = shard_label(self.shard_index, self.shard_count)
+        self.sequencer = Sequencer()
+        self.stats = FeedStats()
+        self.tracker = BookTracker()
+        self.rest = RestTotals()
+        self.latency = LatencyStats()
+        self.links: list[Link | None] = []
+        self.link_tasks: dict[int, asyncio.Task[None]] = {}
+        self.retired = {"reconnects": 0, "stale_feed_events": 0, "pong_timeouts": 0, "connect_failures": 0}
+        self.recorded: dict[str, Market] = {}
+        self.tokens: dict[str, TrackedToken] = {}
+        self.resolved: set[str] = set()
+        self.discovery_failures = 0
+        self.rediscover_now = asyncio.Event()
+        self.heartbeat = time.monotonic()
+        self.started = time.monotonic()
+        root = Path(config.run.output_dir)
+        manifests = Path(config.run.manifest_dir)
+        common = dict(
+            root=root,
+            manifest_dir=manifests,
+            session_id=session_id,
+            interval=config.run.rotate_interval_seconds,
+            settings=config.archive,
+            counters=self.counters,
+            shard=self.shard,
+        )
+        self.ws = RotatingArchive("ws_raw", on_open=self._file_opened, latency=self.latency, **common)
+        self.rest_archive = RotatingArchive("rest_checkpoints", **common)
+
+    # --- counters ---------------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        """Every cumulative counter (per-file manifests store their deltas)."""
+        live = [link for link in self.links if link is not None]
+        hashes = self.tracker.counters
+        return {
+            "frames": self.stats.frames,
+            "market_data_messages": self.stats.market_data_messages,
+            "reconnects": self.retired["reconnects"] + sum(link.reconnects for link in live),
+            "stale_feed_events": self.retired["stale_feed_events"] + sum(link.stale_events for link in live),
+            "pong_timeouts": self.retired["pong_timeouts"] + sum(link.pong_timeouts for link in live),
+            "connect_failures": self.retired["connect_failures"]
+            + sum(link.connect_failures for link in live),
+            "rest_checkpoints_ok": self.rest.checkpoints_ok,
+            "rest_checkpoints_failed": self.rest.checkpoints_failed,
+            "rest_attempts_failed": self.rest.attempts_failed,
+            "parser_json_errors": self.stats.json_errors,
+            "parser_unknown_shapes": self.stats.unknown_shapes,
+            "parser_unknown_event_types": sum(self.stats.unknown_event_types.values()),
+            "binary_frames": self.stats.binary_frames,
+            "book_hash_verified": hashes.verified,
+            "book_hash_mismatched": hashes.mismatched,
+            "book_hash_pending": hashes.pending,
+            "book_resyncs": hashes.resyncs,
+            "rest_book_agree": self.tracker.rest_agree,
+            "divergences": self.tracker.rest_divergent,
+            "discovery_failures": self.discovery_failures,
+        }
+
+    def metrics_sample(self) -> dict[str, tuple[str, str, Any]]:
+        counters = self.counters()
+        gauges = {"book_hash_pending"}
+        out: dict[str, tuple[str, str, Any]] = {}
+        for name, value in counters.items():
+            kind = "gauge" if name in gauges else "counter"
+            out[f"pmws_{name}"] = (kind, f"pmws {name.replace('_', ' ')}", value)
+        states: dict[Any, float] = {}
+        for link in self.links:
+            if link is not None:
+                key = (("state", link.state.value),)
+                states[key] = states.get(key, 0) + 1
+        out["pmws_connections"] = ("gauge", "connections by state", states or {(("state", "none"),): 0})
+        out["pmws_subscribed_assets"] = ("gauge", "assets subscribed", len(self.tokens))
+        out["pmws_recorded_markets"] = ("gauge", "markets recorded", len(self.recorded))
+        ages = [
+            time.monotonic() - link.last_data_monotonic
+            for link in self.links
+            if link is not None and link.last_data_monotonic is not None
+        ]
+        out["pmws_seconds_since_market_data"] = (
+            "gauge",
+            "worst link's seconds since market data",
+            max(ages) if ages else -1,
+        )
+        p99 = self.latency.percentile(0.99)
+        out["pmws_frame_to_disk_p99_ms"] = ("gauge", "p99 receive-to-flush latency", p99 or 0.0)
+        return out
+
+    def ready(self) -> tuple[bool, str]:
+        live = [link for link in self.links if link is not None]
+        if not live:
+            return False, "no connection yet"
+        stale = [link.slot for link in live if not link.is_fresh()]
+        if stale:
+            return False, f"connections not subscribed or stale: {stale}"
+        return True, f"{len(live)} connections subscribed and fresh"
+
+    # --- the stream -------------------------------------------------------------------------------
+
+    def on_frame(
+        self,
+        payload: bytes,
+        binary: bool,
+        received_ns: int,
+        link: Link,
+        message_sequence: int,
+        global_sequence: int,
+    ) -> Classified:
+        assert link.context is not None
+        line, classified = build_envelope(
+            payload,
+            binary=binary,
+            context=link.context,
+            received_ns=received_ns,
+            message_sequence=message_sequence,
+            global_sequence=global_sequence,
+        )
+        self.ws.append(line, received_ns, sequence=global_sequence, events=classified.event_types)
+        self.stats.observe(classified, received_ns, self.tokens.keys())
+        if classified.parsed is not None:
+            self._follow_events(classified, received_ns)
+        return classified
+
+    def _follow_events(self, classified: Classified, received_ns: int) -> None:
+        for event in iter_events(classified.parsed):
+            kind = event.get("event_type")
+            if self.config.run.verify_book_hashes:
+                for divergence in self.tracker.observe(event):
+                    self._write_record(divergence.to_record(), received_ns)
+            if kind == "market_resolved" and isinstance(event.get("market"), str):
+                self.resolved.add(event["market"])
+                self.rediscover_now.set()
+            elif kind == "new_market":
+                self.rediscover_now.set()
+
+    def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
+        record = {
+            "event": event,
+            "slot": link.slot,
+            "connection_sequence": link.connection_sequence,
+            **details,
+        }
+        self._write_record({"record_type": "lifecycle", **record}, time.time_ns())
+
+    async def wait_for_room(self) -> None:
+        await self.ws.wait_for_room()
+
+    def _write_record(self, record: dict[str, Any], at_ns: int) -> None:
+        full = {
+            **record,
+            "at_utc": utc_text(at_ns),
+            "at_ns": at_ns,
+            "session_id": self.session_id,
+            "shard": self.shard,
+            "after_global_message_sequence": self.sequencer.messages,
+        }
+        self.ws.append(record_line(full), at_ns, record_type=str(record["record_type"]))
+
+    def _file_opened(self, archive: RotatingArchive) -> None:
+        """First lines of every ws_raw file: the rotation and the subscription state right now."""
+        now = time.time_ns()
+        period = archive.current
+        assert period is not None
+        self._write_record(
+            {"record_type": "lifecycle", "event": "rotation", "file": period.name.final.name}, now
+        )
+        for link in self.links:
+            if link is not None:
+                self._write_record(
+                    {
+                        "record_type": "lifecycle",
+                        "event": "subscription_state",
+                        "slot": link.slot,
+                        "connection_sequence": link.connection_sequence,
+                        "state": link.state.value,
+                        "assets_ids": link.asset_ids,
+                    },
+                    now,
+                )
+
+    # --- markets and connections ------------------------------------------------------------------
+
+    async def discover_once(self, client: Any) -> list[Market]:
+        """Live BTC up/down markets of this shard that start within the subscribe-ahead horizon."""
+        now = datetime.now(UTC)
+        cfg = self.config
+        fetch = await fetch_btc_markets(
+            client,
+            cfg.endpoints.gamma_url,
+            now=now,
+            windows=cfg.discovery.windows,
+            lookahead_seconds=cfg.run.subscribe_ahead_seconds + 14400,
+            page_limit=cfg.discovery.page_limit,
+            max_pages=cfg.discovery.max_pages,
+        )
+        horizon = now + timedelta(seconds=cfg.run.subscribe_ahead_seconds)
+        markets = filter_live(fetch.objects, now).markets
+        return [
+            m
+            for m in markets
+            if (m.start is None or m.start <= horizon)
+            and shard_of(m.condition_id, self.shard_count) == self.shard_index
+        ]
+
+    def desired_markets(self, live: list[Market], now: datetime) -> dict[str, Market]:
+        """Live markets, plus recorded ones Gamma stopped listing until resolved or past the grace."""
+        grace = timedelta(seconds=self.config.run.post_end_grace_seconds)
+        desired = {m.condition_id: m for m in live if m.condition_id not in self.resolved}
+        for condition, market in self.recorded.items():
+            if condition in desired or condition in self.resolved:
+                continue
+            if now < market.end + grace:
+                desired[condition] = market
+        return desired
+
+    async def apply(self, desired: dict[str, Market]) -> None:
+        """Subscribe new markets, unsubscribe gone ones, open/close connections as needed."""
+        for market in desired.values():
+            for token in market.tokens:
+                self.tokens[token.token_id] = TrackedToken(
+                    market.market_slug,
+                    market.condition_id,
+                    token.token_id,
+                    token.outcome,
+                    market.end_time_utc,
+                )
+                if market.min_order_size:
+                    self.tracker.set_metadata(token.token_id, market.min_order_size, market.neg_risk)
+        current = [link.asset_ids if link is not None else [] for link in self.links]
+        ordered = sorted(desired.values(), key=lambda m: (m.end, m.market_slug))
+        plan = plan_connections(
+            current, [m.token_ids() for m in ordered], self.config.websocket.max_assets_per_connection
+        )
+        for slot, assets in enumerate(plan):
+            tokens = tuple(self.tokens[a] for a in assets)
+            link = self.links[slot] if slot < len(self.links) else None
+            if link is None and tokens:
+                self._start_link(slot, tokens)
+            elif link is not None and not tokens:
+                await self._retire_link(slot)
+            elif link is not None and [t.token_id for t in tokens] != link.asset_ids:
+                await link.set_tokens(tokens)
+        gone = set(self.recorded) - set(desired)
+        for condition in gone:
+            for token in self.recorded[condition].tokens:
+                self.tokens.pop(token.token_id, None)
+                self.tracker.forget(token.token_id)
+        self.recorded = dict(desired)
+
+    def _start_link(self, slot: int, tokens: tuple[TrackedToken, ...]) -> None:
+        while len(self.links) <= slot:
+            self.links.append(None)
+        link = Link(
+            slot=slot,
+            url=self.config.endpoints.ws_url,
+            tokens=tokens,
+            settings=self.config.websocket,
+            handler=self,
+            sequencer=self.sequencer,
+            session_id=self.session_id,
+            stop=asyncio.Event(),
+            shard=self.shard,
+        )
+        self.links[slot] = link
+        self.link_tasks[slot] = asyncio.create_task(link.run(), name=f"pmws-link-{slot}")
+
+    async def _retire_link(self, slot: int) -> None:
+        link = self.links[slot]
+        if link is None:
+            return
+        link.stop.set()
+        task = self.link_tasks.pop(slot, None)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=5)
+        for key, value in (
+            ("reconnects", link.reconnects),
+            ("stale_feed_events", link.stale_events),
+            ("pong_timeouts", link.pong_timeouts),
+            ("connect_failures", link.connect_failures),
+        ):
+            self.retired[key] += value
+        self.links[slot] = None
+
+    # --- loops --------------------------------------------------------------------------------------
+
+    async def discovery_loop(self, client: Any) -> None:
+        interval = self.config.run.rediscover_interval_seconds
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.rediscover_now.wait(), timeout=interval)
+            self.rediscover_now.clear()
+            if self.stop.is_set():
+                return
+            try:
+                live = await self.discover_once(client)
+            except PmwsError as exc:
+                self.discovery_failures += 1
+                self._write_record(
+                    {"record_type": "lifecycle", "event": "discovery_failed", "reason": str(exc)},
+                    time.time_ns(),
+                )
+                continue
+            await self.apply(self.desired_markets(live, datetime.now(UTC)))
+
+    async def rest_loop(self, client: Any) -> None:
+        interval = self.config.run.rest_checkpoint_interval_seconds
+        sequence = 0
+        while not self.stop.is_set():
+            began = time.monotonic()
+            token_ids = list(self.tokens)
+            if token_ids:
+                sequence += 1
+                await self._checkpoint(client, token_ids, sequence)
+            remaining = interval - (time.monotonic() - began)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=max(0.0, remaining))
+
+    async def _checkpoint(self, client: Any, token_ids: list[str], sequence: int) -> None:
+        cfg = self.config
+        checkpoint = await checkpoint_books(
+            client,
+            cfg.endpoints.clob_url,
+            token_ids,
+            session_id=self.session_id,
+            checkpoint_sequence=sequence,
+            max_attempts=cfg.rest.max_attempts,
+            retry_max_seconds=min(cfg.rest.retry_max_seconds, cfg.run.rest_checkpoint_interval_seconds),
+            timeout=cfg.rest.timeout_seconds,
+        )
+        for row in checkpoint.rows:
+            row["shard"] = self.shard
+            self.rest_archive.append(record_line(row), time.time_ns(), record_type="rest_checkpoint")
+            if not row.get("ok"):
+                self.rest.attempts_failed += 1
+        if checkpoint.books is None:
+            self.rest.checkpoints_failed += 1
+            return
+        self.rest.checkpoints_ok += 1
+        if cfg.run.verify_book_hashes:
+            for summary in checkpoint.books:
+                divergence = self.tracker.compare_rest(summary)
+                if divergence is not None:
+                    self._write_record(divergence.to_record(), time.time_ns())
+
+    async def rotation_loop(self) -> None:
+        """Close files on time even when the feed is quiet; keep the health heartbeat."""
+        while not self.stop.is_set():
+            self.heartbeat = time.monotonic()
+            self.ws.roll_if_due()
+            self.rest_archive.roll_if_due()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=0.2)
+
+    def snapshot(self) -> Snapshot:
+        views = [
+            LinkView(
+                link.slot,
+                link.state.value,
+                link.connection_sequence,
+                link.reconnects,
+                link.stale_events,
+                len(link.tokens),
+            )
+            for link in self.links
+            if link is not None
+        ]
+        counters = self.counters()
+        extra = {
+            k: counters[k]
+            for k in (
+                "reconnects",
+                "stale_feed_events",
+                "parser_json_errors",
+                "book_hash_verified",
+                "book_hash_mismatched",
+                "divergences",
+            )
+        }
+        current = self.ws.current_open_path
+        extra["file"] = current.name if current else "-"
+        return Snapshot(
+            f"pmws run {self.session_id} shard {self.shard}",
+            list(self.tokens.values()),
+            self.stats,
+            views,
+            self.rest.checkpoints_ok,
+            self.rest.checkpoints_failed,
+            time.monotonic() - self.started,
+            extra,
+        )
+
+    async def shutdown(self) -> None:
+        for slot in range(len(self.links)):
+            if self.links[slot] is not None:
+                self.links[slot].stop.set()  # type: ignore[union-attr]
+        await asyncio.gather(*(self._retire_link(s) for s in range(len(self.links))), return_exceptions=True)
+
+
+async def run_recorder(
+    config: Config,
+    *,
+    console: Console,
+    live: bool = False,
+    stop: asyncio.Event | None = None,
+    session_id: str | None = None,
+    on_ready: Any = None,
+) -> RunOutcome:
+    """Record until stopped (SIGTERM/SIGINT or `stop`); salvage orphans first."""
+    from pmws.layout import new_session_id
+
+    stop = stop or asyncio.Event()
+    root, manifests = Path(config.run.output_dir), Path(config.run.manifest_dir)
+    _check_writable(root, manifests)
+    salvaged = [
+        salvage(p, root=root, manifest_dir=manifests, settings=config.archive) for p in find_open_files(root)
+    ]
+    recorder = Recorder(config, stop=stop, session_id=session_id or new_session_id())
+    server = _start_metrics(config, recorder)
+    if on_ready is not None:
+        on_ready(recorder, server)
+    error: PmwsError | None = None
+    async with http_client(config, timeout=config.rest.timeout_seconds) as client:
+        first = await recorder.discover_once(client)  # unreachable Gamma at start: one clear error
+        with (
+            stop_on_signals(stop),
+            LiveView(
+                recorder.snapshot, live=live, interval=config.run.status_interval_seconds, console=console
+            ) as view,
+        ):
+            recorder.ws.roll_if_due()
+            recorder.rest_archive.roll_if_due()
+            await recorder.apply(recorder.desired_markets(first, datetime.now(UTC)))
+            loops = [
+                asyncio.create_task(c)
+                for c in (
+                    recorder.discovery_loop(client),
+                    recorder.rest_loop(client),
+                    recorder.rotation_loop(),
+                )
+            ]
+            try:
+                error = await _supervise(recorder, loops, view)
+            finally:
+                stop.set()
+                for task in loops:
+                    task.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
+                await recorder.shutdown()
+                for archive in (recorder.ws, recorder.rest_archive):
+                    try:
+                        await archive.close()
+                    except ArchiveError as exc:
+                        error = error or exc
+                if server is not None:
+                    server.stop()
+    files = len(recorder.ws.closed_files) + len(recorder.rest_archive.closed_files)
+    return RunOutcome(recorder.session_id, files, salvaged, error, recorder.counters())
+
+
+async def _supervise(recorder: Recorder, loops: list[asyncio.Task[None]], view: LiveView) -> PmwsError | None:
+    """Until stop: refresh the view; an archive error or a crashed loop stops the recorder."""
+    while not recorder.stop.is_set():
+        view.refresh()
+        for task in list(loops) + list(recorder.link_tasks.values()):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                if isinstance(exc, PmwsError):
+                    return exc
+                raise exc  # type: ignore[misc]
+        for archive in (recorder.ws, recorder.rest_archive):
+            if archive.errors:
+                return ArchiveError(archive.errors[0])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(recorder.stop.wait(), timeout=0.25)
+    return None
+
+
+def _start_metrics(config: Config, recorder: Recorder) -> HealthServer | None:
+    if not config.metrics.enabled:
+        return None
+    registry = CollectorRegistry()
+    registry.register(RecorderCollector(recorder.metrics_sample))
+    try:
+        server = HealthServer(
+            config.metrics.host,
+            config.metrics.port,
+            registry,
+            healthy=lambda: time.monotonic() - recorder.heartbeat < 10,
+            ready=recorder.ready,
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics.port {config.metrics.port}: cannot listen on {config.metrics.host} ({exc.strerror})"
+        ) from None
+    return server.start()
+
+
+def _check_writable(*directories: Path) -> None:
+    for directory in directories:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            probe = directory / f".pmws-write-test-{os.getpid()}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise ArchiveError(f"{directory}: not writable ({exc.strerror or exc})") from None
+
+
+def summary_json(outcome: RunOutcome) -> str:
+    return orjson.dumps(
+        {
+            "session_id": outcome.session_id,
+            "files_closed": outcome.files_closed,
+            "salvaged": len(outcome.salvaged),
+            "counters": outcome.counters,
+        }
+    ).decode()

@@ -1,0 +1,28 @@
+"""Which replica records which market: rendezvous (highest-random-weight) hashing. Pure.
+
+A market's shard is a function of its condition id and the shard count only, so both outcome tokens stay
+together, every market lands on exactly one shard, and a market appearing or expiring moves no other market.
+Going from N to N+1 shards moves only the ~1/(N+1) of markets the new shard wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def _weight(key: str, shard: int) -> int:
+    digest = hashlib.blake2b(f"{shard}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def shard_of(condition_id: str, shard_count: int) -> int:
+    """The shard (0 … count-1) that records the market with this condition id."""
+    if shard_count < 1:
+        raise ValueError("shard_count must be at least 1")
+    if shard_count == 1:
+        return 0
+    return max(range(shard_count), key=lambda shard: _weight(condition_id, shard))
+
+
+def shard_label(index: int, count: int) -> str:
+    return f"{index}/{count}"
