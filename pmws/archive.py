@@ -2,9 +2,10 @@
 
 Writing: lines are buffered on the event loop and handed in batches to one worker thread that
 compresses (zlib releases the GIL) and writes. Every `flush_interval_seconds` the deflate stream gets a
-Z_SYNC_FLUSH, so a killed process leaves a file readable up to its last complete line. A file is written under its hidden
-`.open` name (if given), then flushed, fsynced and renamed on close. The buffer is bounded: when the writer
-falls behind, `wait_for_room()` blocks the receiver (TCP then pushes back) instead of growing memory.
+Z_SYNC_FLUSH, so a killed process leaves a file readable up to its last complete line. A file is
+written under its hidden `.open` name (if given), then flushed, fsynced and renamed on close. The
+buffer is bounded: when the writer falls behind, `wait_for_room()` blocks the receiver (TCP then
+pushes back) instead of growing memory.
 """
 
 from __future__ import annotations

@@ -98,15 +98,15 @@ class Recorder:
         self.started = time.monotonic()
         root = Path(config.run.output_dir)
         manifests = Path(config.run.manifest_dir)
-        common = dict(
-            root=root,
-            manifest_dir=manifests,
-            session_id=session_id,
-            interval=config.run.rotate_interval_seconds,
-            settings=config.archive,
-            counters=self.counters,
-            shard=self.shard,
-        )
+        common = {
+            "root": root,
+            "manifest_dir": manifests,
+            "session_id": session_id,
+            "interval": config.run.rotate_interval_seconds,
+            "settings": config.archive,
+            "counters": self.counters,
+            "shard": self.shard,
+        }
         self.ws = RotatingArchive("ws_raw", on_open=self._file_opened, latency=self.latency, **common)
         self.rest_archive = RotatingArchive("rest_checkpoints", **common)
 

@@ -30,6 +30,7 @@ from pmws.manifest import file_record, write_manifest
 from pmws.markets import Market, iso, select_markets
 from pmws.protocol import Classified
 from pmws.rest import checkpoint_books
+from pmws.signals import stop_on_signals
 from pmws.stats import FeedStats
 
 
@@ -181,7 +182,7 @@ async def run_sample(
     error: PmwsError | None = None
     stopped_by = "duration"
     with (
-        _stop_on_signals(stop) as signalled,
+        stop_on_signals(stop) as signalled,
         LiveView(
             snapshot, live=live, interval=max(settings.live_refresh_seconds, 5.0), console=console
         ) as view,
