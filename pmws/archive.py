@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from pmws.errors import ArchiveError
@@ -222,7 +223,7 @@ class ArchiveWriter:
             batch, oldest = self._take()
             try:
                 await loop.run_in_executor(
-                    self._executor, lambda b=batch, s=sync: self.file.write_lines(b, sync_flush=s)
+                    self._executor, partial(self.file.write_lines, batch, sync_flush=sync)
                 )
             except BaseException as exc:  # noqa: BLE001 - surfaced to the receiver via append()
                 self._error = exc
@@ -258,7 +259,7 @@ class ArchiveWriter:
             if self._buffer:
                 batch, _ = self._take()
                 await loop.run_in_executor(
-                    self._executor, lambda: self.file.write_lines(batch, sync_flush=True)
+                    self._executor, partial(self.file.write_lines, batch, sync_flush=True)
                 )
             return await loop.run_in_executor(self._executor, self.file.close)
         except ArchiveError:

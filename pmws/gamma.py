@@ -46,7 +46,7 @@ async def fetch_btc_markets(
     fetch = GammaFetch()
     slugs = predicted_slugs(windows, now, lookahead_seconds)
     for start in range(0, len(slugs), SLUGS_PER_REQUEST):
-        params = [("slug", s) for s in slugs[start : start + SLUGS_PER_REQUEST]]
+        params: list[tuple[str, str | int | float | bool | None]] = [("slug", s) for s in slugs[start : start + SLUGS_PER_REQUEST]]
         params.append(("limit", str(SLUGS_PER_REQUEST)))
         page = await _get_json(client, gamma_url, "/markets", params, fetch)
         if isinstance(page, list):
@@ -90,7 +90,7 @@ async def _get_json(
     client: httpx.AsyncClient,
     base: str,
     path: str,
-    params: list[tuple[str, str]],
+    params: list[tuple[str, str | int | float | bool | None]],
     fetch: GammaFetch,
 ) -> Any:
     """GET with retries on 429/5xx/network errors; records failures in `fetch` and returns None."""

@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,8 +76,16 @@ class RunOutcome:
 class Recorder:
     """Everything one `pmws run` process owns."""
 
-    def __init__(self, config: Config, *, stop: asyncio.Event, session_id: str):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        stop: asyncio.Event,
+        session_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self.config = config
+        self.clock = clock
         self.stop = stop
         self.session_id = session_id
         self.shard_index, self.shard_count = resolve_shard(config)
@@ -98,17 +107,21 @@ class Recorder:
         self.started = time.monotonic()
         root = Path(config.run.output_dir)
         manifests = Path(config.run.manifest_dir)
-        common = {
-            "root": root,
-            "manifest_dir": manifests,
-            "session_id": session_id,
-            "interval": config.run.rotate_interval_seconds,
-            "settings": config.archive,
-            "counters": self.counters,
-            "shard": self.shard,
-        }
-        self.ws = RotatingArchive("ws_raw", on_open=self._file_opened, latency=self.latency, **common)
-        self.rest_archive = RotatingArchive("rest_checkpoints", **common)
+        self.ws = self._archive("ws_raw", root, manifests, on_open=self._file_opened, latency=self.latency)
+        self.rest_archive = self._archive("rest_checkpoints", root, manifests)
+
+    def _archive(self, kind: str, root: Path, manifests: Path, **extra: Any) -> RotatingArchive:
+        return RotatingArchive(
+            kind,
+            root=root,
+            manifest_dir=manifests,
+            session_id=self.session_id,
+            interval=self.config.run.rotate_interval_seconds,
+            settings=self.config.archive,
+            counters=self.counters,
+            shard=self.shard,
+            **extra,
+        )
 
     # --- counters ---------------------------------------------------------------------------------
 
@@ -199,7 +212,7 @@ class Recorder:
             global_sequence=global_sequence,
         )
         self.ws.append(line, received_ns, sequence=global_sequence, events=classified.event_types)
-        self.stats.observe(classified, received_ns, self.tokens.keys())
+        self.stats.observe(classified, received_ns, self.tokens)
         if classified.parsed is not None:
             self._follow_events(classified, received_ns)
         return classified
@@ -265,7 +278,7 @@ class Recorder:
 
     async def discover_once(self, client: Any) -> list[Market]:
         """Live BTC up/down markets of this shard that start within the subscribe-ahead horizon."""
-        now = datetime.now(UTC)
+        now = self.clock()
         cfg = self.config
         fetch = await fetch_btc_markets(
             client,
@@ -384,7 +397,7 @@ class Recorder:
                     time.time_ns(),
                 )
                 continue
-            await self.apply(self.desired_markets(live, datetime.now(UTC)))
+            await self.apply(self.desired_markets(live, self.clock()))
 
     async def rest_loop(self, client: Any) -> None:
         interval = self.config.run.rest_checkpoint_interval_seconds
@@ -449,7 +462,7 @@ class Recorder:
             if link is not None
         ]
         counters = self.counters()
-        extra = {
+        extra: dict[str, Any] = {
             k: counters[k]
             for k in (
                 "reconnects",
@@ -488,6 +501,7 @@ async def run_recorder(
     stop: asyncio.Event | None = None,
     session_id: str | None = None,
     on_ready: Any = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RunOutcome:
     """Record until stopped (SIGTERM/SIGINT or `stop`); salvage orphans first."""
     from pmws.layout import new_session_id
@@ -498,7 +512,7 @@ async def run_recorder(
     salvaged = [
         salvage(p, root=root, manifest_dir=manifests, settings=config.archive) for p in find_open_files(root)
     ]
-    recorder = Recorder(config, stop=stop, session_id=session_id or new_session_id())
+    recorder = Recorder(config, stop=stop, session_id=session_id or new_session_id(), clock=clock)
     server = _start_metrics(config, recorder)
     if on_ready is not None:
         on_ready(recorder, server)
@@ -513,7 +527,7 @@ async def run_recorder(
         ):
             recorder.ws.roll_if_due()
             recorder.rest_archive.roll_if_due()
-            await recorder.apply(recorder.desired_markets(first, datetime.now(UTC)))
+            await recorder.apply(recorder.desired_markets(first, clock()))
             loops = [
                 asyncio.create_task(c)
                 for c in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from collections.abc import Container
 from typing import Any
 
 from pmws.protocol import MARKET_DATA_EVENTS, Classified, FrameShape, event_asset_ids, iter_events
@@ -33,7 +34,7 @@ class FeedStats:
     tokens: dict[str, TokenStats] = field(default_factory=dict)
     untracked_asset_events: int = 0
 
-    def observe(self, classified: Classified, received_ns: int, tracked: set[str] | frozenset[str]) -> None:
+    def observe(self, classified: Classified, received_ns: int, tracked: Container[str]) -> None:
         """Count one frame."""
         self.frames += 1
         self.shapes[classified.shape.value] += 1
@@ -58,9 +59,7 @@ class FeedStats:
         for event in iter_events(classified.parsed):
             self._observe_event(event, received_ns, tracked)
 
-    def _observe_event(
-        self, event: dict[str, Any], received_ns: int, tracked: set[str] | frozenset[str]
-    ) -> None:
+    def _observe_event(self, event: dict[str, Any], received_ns: int, tracked: Container[str]) -> None:
         event_type = str(event.get("event_type", "<missing>"))
         self.events[event_type] += 1
         for asset in event_asset_ids(event):
