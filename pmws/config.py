@@ -120,6 +120,22 @@ class Metrics:
 
 
 @dataclass
+class Upload:
+    """`pmws upload` / `pmws verify`: ship closed archives with rclone."""
+
+    source: str = "raw_orderbooks/polymarket"
+    manifest_dir: str = "/var/lib/orderbooks/manifests"
+    remote: str = ""
+    rclone_binary: str = "rclone"
+    rclone_config: str = ""
+    min_age_seconds: float = 10.0
+    verify_mode: str = "auto"
+    ledger_path: str = "/var/lib/orderbooks/upload_ledger.jsonl"
+    shipped_manifest_dir: str = ""
+    transfers: int = 4
+
+
+@dataclass
 class Config:
     """Everything a command may read. Sections mirror the YAML layout."""
 
@@ -131,6 +147,7 @@ class Config:
     archive: Archive = field(default_factory=Archive)
     run: Run = field(default_factory=Run)
     metrics: Metrics = field(default_factory=Metrics)
+    upload: Upload = field(default_factory=Upload)
 
 
 def load_config(

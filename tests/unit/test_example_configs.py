@@ -30,7 +30,9 @@ def test_runtime_example_has_every_key_and_the_defaults() -> None:
     assert flatten(read_yaml(path)) == keys_of(Config())
     loaded = load_config(path, env={})
     expected = Config()
-    expected.run.manifest_dir = "raw_orderbooks/manifests"  # the one documented difference
+    expected.run.manifest_dir = "raw_orderbooks/manifests"  # the documented relative paths
+    expected.upload.manifest_dir = "raw_orderbooks/manifests"
+    expected.upload.ledger_path = "raw_orderbooks/upload_ledger.jsonl"
     assert loaded == expected
 
 

@@ -1,0 +1,318 @@
+"""`pmws run` against the simulator over real loopback sockets: rotation, gaps, rollover, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from pmws.archive import file_digest, iter_gzip_lines
+from pmws.config import load_config
+from pmws.run import RunOutcome, run_recorder
+from tests.conftest import TIME_FACTOR
+from tests.e2e.conftest import write_config
+
+ROOT = Path("rec")
+MANIFESTS = Path("rec-manifests")
+
+
+def run_config(tmp_path: Path, sim: Any, **sections: dict[str, Any]) -> Path:
+    base: dict[str, dict[str, Any]] = {
+        "run": {"output_dir": str(ROOT), "manifest_dir": str(MANIFESTS), "rotate_interval_seconds": 3600,
+                "rediscover_interval_seconds": 0.5, "rest_checkpoint_interval_seconds": 0.7,
+                "subscribe_ahead_seconds": 0, "status_interval_seconds": 60},
+        "metrics": {"port": 0, "host": "127.0.0.1"},
+        "discovery": {"windows": ["5m", "15m"]},
+    }
+    for section, values in sections.items():
+        base.setdefault(section, {}).update(values)
+    return write_config(tmp_path / "run.yaml", sim, **base)
+
+
+def record(config_path: Path, seconds: float, *, during: Callable[[Any], None] | None = None,
+           clock: Callable[[], datetime] | None = None) -> tuple[RunOutcome, Any]:
+    """Run the recorder in this process for `seconds`, calling `during(recorder)` from a thread midway."""
+    config = load_config(config_path, env={})
+    holder: dict[str, Any] = {}
+
+    async def main() -> RunOutcome:
+        stop = asyncio.Event()
+
+        def ready(recorder: Any, server: Any) -> None:
+            holder["recorder"], holder["server"] = recorder, server
+
+        loop = asyncio.get_running_loop()
+        if during is not None:
+            threading.Thread(target=lambda: during(holder), daemon=True).start()
+        loop.call_later(seconds * TIME_FACTOR, stop.set)
+        kwargs: dict[str, Any] = {"clock": clock} if clock else {}
+        return await run_recorder(config, console=Console(file=open(os.devnull, "w")), stop=stop,  # noqa: SIM115
+                                  on_ready=ready, **kwargs)
+
+    return asyncio.run(main()), holder
+
+
+def ws_lines(root: Path = ROOT) -> list[dict[str, Any]]:
+    """Every line of every closed ws_raw file, in file (period) order."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted((root / "ws_raw").rglob("*.jsonl.gz"), key=lambda p: p.name):
+        rows.extend(json.loads(line) for line in iter_gzip_lines(path))
+    return rows
+
+
+def frames(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted((r for r in rows if r["record_type"] == "ws_frame"), key=lambda r: r["global_message_sequence"])
+
+
+def manifests(kind: str = "ws_raw") -> list[dict[str, Any]]:
+    found = [json.loads(p.read_text()) for p in MANIFESTS.glob("*.manifest.json")]
+    return [m for m in found if m["kind"] == kind]
+
+
+def assert_sent_exactly_once(sim: Any, rows: list[dict[str, Any]]) -> None:
+    got = [r["raw_text"].encode() for r in frames(rows)]
+    sent = [f.payload for f in sim.sim.sent_frames]
+    assert got == sent
+    assert [r["global_message_sequence"] for r in frames(rows)] == list(range(1, len(got) + 1))
+
+
+def test_rotation_closes_valid_manifested_files_and_leaves_no_open_file(tmp_path: Path, sim: Any) -> None:
+    seen_open: list[int] = []
+
+    def watch(_: Any) -> None:
+        for _ in range(12):
+            time.sleep(0.3)
+            seen_open.append(len(list(ROOT.rglob(".*.open"))))
+
+    config = run_config(tmp_path, sim, run={"rotate_interval_seconds": 1})
+    outcome, _ = record(config, 4.0, during=watch)
+    assert outcome.error is None
+    assert max(seen_open) <= 2 and max(seen_open) >= 1  # only the current ws_raw and rest files
+    assert not list(ROOT.rglob(".*.open"))
+    closed = sorted((ROOT / "ws_raw").rglob("*.jsonl.gz"))
+    assert len(closed) >= 3
+    by_name = {m["file"]: m for m in manifests()}
+    for path in closed:
+        manifest = by_name[path.name]
+        assert (manifest["sha256"], manifest["bytes"]) == file_digest(path)
+        assert manifest["lines"] == sum(1 for _ in iter_gzip_lines(path))
+        assert manifest["recovered"] is False
+        assert "date=" in str(path) and "hour=" in str(path)
+    rows = ws_lines()
+    assert_sent_exactly_once(sim, rows)
+    rotations = [r for r in rows if r.get("event") == "rotation"]
+    assert len(rotations) == len(closed)
+    assert manifests("rest_checkpoints")
+
+
+def test_forced_drop_archives_every_frame_once_with_gap_records(tmp_path: Path, sim: Any) -> None:
+    sim.sim.faults.drop_after_frames = 40
+    outcome, _ = record(run_config(tmp_path, sim), 3.0)
+    assert outcome.counters["reconnects"] >= 1
+    rows = ws_lines()
+    assert_sent_exactly_once(sim, rows)
+    events = [r["event"] for r in rows if r["record_type"] == "lifecycle"]
+    first_drop = events.index("disconnect")
+    assert events[first_drop + 1 : first_drop + 4] == ["reconnect_scheduled", "connect", "subscribe"]
+    disconnect = next(r for r in rows if r.get("event") == "disconnect")
+    assert "no close frame" in disconnect["reason"]
+
+
+def test_silent_stall_is_detected_replaced_and_loses_nothing(tmp_path: Path, sim: Any) -> None:
+    def stall(_: Any) -> None:
+        time.sleep(1.0)
+        sim.sim.faults.silent = True
+        time.sleep(2.5)
+        sim.sim.faults.silent = False
+
+    outcome, _ = record(run_config(tmp_path, sim, websocket={"stale_after_seconds": 1}), 5.0, during=stall)
+    assert outcome.counters["stale_feed_events"] >= 1
+    rows = ws_lines()
+    stale = [r for r in rows if r.get("event") == "stale_feed"]
+    assert stale and stale[0]["seconds_without_market_data"] >= 1
+    assert_sent_exactly_once(sim, rows)
+    assert outcome.counters["market_data_messages"] > 0
+
+
+def test_more_assets_than_the_connection_limit_use_several_connections(tmp_path: Path, sim: Any) -> None:
+    config = run_config(tmp_path, sim, websocket={"max_assets_per_connection": 2},
+                        run={"subscribe_ahead_seconds": 900})
+    outcome, _ = record(config, 2.5)
+    initial = [s for s in sim.sim.subscriptions if s[1] == "initial"]
+    assert len(initial) >= 2
+    assert all(len(assets) <= 2 for _, _, assets in initial)
+    all_assets = [a for _, _, assets in initial for a in assets]
+    assert len(all_assets) == len(set(all_assets))
+    rows = frames(ws_lines())
+    assert len({r["connection_sequence"] for r in rows}) >= 2
+    assert_sent_exactly_once(sim, ws_lines())
+    assert outcome.error is None
+
+
+def test_rollover_subscribes_the_new_window_and_unsubscribes_the_old(tmp_path: Path, sim: Any) -> None:
+    offset = {"seconds": 0.0}
+    sim.sim.clock = lambda: time.time() + offset["seconds"]
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=offset["seconds"])
+
+    def advance(_: Any) -> None:
+        time.sleep(1.5)
+        offset["seconds"] = 300.0
+
+    config = run_config(tmp_path, sim, discovery={"windows": ["5m"]}, run={"post_end_grace_seconds": 0})
+    outcome, _ = record(config, 3.5, during=advance, clock=clock)
+    assert outcome.error is None
+    kinds = [(kind, tuple(assets)) for _, kind, assets in sim.sim.subscriptions]
+    first = kinds[0][1]
+    assert ("unsubscribe", first) in kinds or ("unsubscribe", tuple(reversed(first))) in kinds
+    added = [assets for kind, assets in kinds if kind == "subscribe"]
+    assert added and not set(added[0]) & set(first)
+    connections = {c for c, _, _ in sim.sim.subscriptions}
+    assert len(connections) == 1  # changed on the open connection, no reconnect
+    events = [r.get("event") for r in ws_lines() if r["record_type"] == "lifecycle"]
+    assert "unsubscribe" in events
+
+
+def test_bad_frames_kept_and_counted_rest_faults_counted_and_retried(tmp_path: Path, sim: Any) -> None:
+    faults = sim.sim.faults
+    faults.send_non_json_every, faults.send_binary_every, faults.send_unknown_event_every = 4, 9, 6
+    faults.books_status, faults.books_retry_after = 429, 0.1
+    outcome, _ = record(run_config(tmp_path, sim), 2.5)
+    counters = outcome.counters
+    assert counters["parser_json_errors"] >= 1 and counters["parser_unknown_event_types"] >= 1
+    assert counters["binary_frames"] >= 1
+    assert counters["rest_attempts_failed"] >= 2 and counters["rest_checkpoints_failed"] >= 1
+    assert_sent_exactly_once(sim, ws_lines())
+    per_file = manifests()
+    assert sum(m["counters"]["parser_json_errors"] for m in per_file) == counters["parser_json_errors"]
+    rest_rows = [json.loads(line) for p in (ROOT / "rest_checkpoints").rglob("*.jsonl.gz")
+                 for line in iter_gzip_lines(p)]
+    assert {r["attempt"] for r in rest_rows} >= {1, 2}
+    assert all(r["status_code"] == 429 for r in rest_rows)
+
+
+def test_books_verify_and_rest_agrees_with_the_rebuilt_books(tmp_path: Path, sim: Any) -> None:
+    outcome, _ = record(run_config(tmp_path, sim), 3.0)
+    counters = outcome.counters
+    assert counters["book_hash_verified"] > 50
+    assert counters["book_hash_mismatched"] == 0
+    assert counters["rest_book_agree"] >= 1
+    assert counters["divergences"] == 0
+
+
+def test_metrics_health_and_readiness(tmp_path: Path, sim: Any) -> None:
+    answers: dict[str, Any] = {}
+
+    def probe(holder: dict[str, Any]) -> None:
+        time.sleep(1.5)
+        port = holder["server"].port
+        for path in ("/metrics", "/healthz", "/readyz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+                answers[path] = (response.status, response.read().decode())
+
+    record(run_config(tmp_path, sim), 2.5, during=probe)
+    assert answers["/healthz"][0] == 200
+    assert answers["/readyz"][0] == 200
+    metrics = answers["/metrics"][1]
+    for name in ("pmws_frames_total", "pmws_reconnects_total", "pmws_stale_feed_events_total",
+                 "pmws_divergences_total", "pmws_book_hash_verified_total", 'pmws_connections{state="subscribed"}'):
+        assert name in metrics
+
+
+def start_run(tmp_path: Path, config: Path, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pmws", "run", "--config", str(config), "--no-live"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
+    )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout * TIME_FACTOR
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_sigterm_closes_everything_and_exits_zero(tmp_path: Path, sim: Any) -> None:
+    proc = start_run(tmp_path, run_config(tmp_path, sim))
+    wait_for(lambda: len(sim.sim.sent_frames) > 50)
+    proc.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    output, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, output
+    assert time.monotonic() - began < 10
+    assert not list((tmp_path / ROOT).rglob(".*.open"))
+    assert_sent_exactly_once(sim, ws_lines(tmp_path / ROOT))
+    assert "Traceback" not in output
+
+
+def test_kill_9_then_restart_salvages_the_orphan(tmp_path: Path, sim: Any) -> None:
+    config = run_config(tmp_path, sim, archive={"flush_interval_seconds": 0.2})
+    proc = start_run(tmp_path, config)
+    wait_for(lambda: len(sim.sim.sent_frames) > 150)
+    time.sleep(0.5)
+    proc.kill()
+    proc.wait(timeout=5)
+    sent_before_kill = [f.payload for f in sim.sim.sent_frames]
+    orphans = list((tmp_path / ROOT).rglob(".*.open"))
+    assert len(orphans) == 2
+    second = start_run(tmp_path, config)
+    wait_for(lambda: any((tmp_path / ROOT).rglob("*.salvaged")))
+    second.send_signal(signal.SIGTERM)
+    output, _ = second.communicate(timeout=15)
+    assert second.returncode == 0, output
+    recovered = [json.loads(p.read_text()) for p in (tmp_path / MANIFESTS).glob("*.json")]
+    recovered = [m for m in recovered if m["recovered"]]
+    assert {m["kind"] for m in recovered} == {"ws_raw", "rest_checkpoints"}
+    ws = next(m for m in recovered if m["kind"] == "ws_raw")
+    path = tmp_path / ROOT / ws["relative_path"]
+    rows = [json.loads(line) for line in iter_gzip_lines(path)]
+    got = [r["raw_text"].encode() for r in rows if r["record_type"] == "ws_frame"]
+    assert got == sent_before_kill[: len(got)]  # a prefix: nothing reordered or invented
+    assert len(sent_before_kill) - len(got) <= 80  # at most ~1 s of frames at 80 frames/s
+    assert all(p.exists() for p in (tmp_path / ROOT).rglob("*.open.salvaged"))  # orphan kept
+
+
+def test_full_disk_is_a_clear_error_not_a_silent_loss(tmp_path: Path, sim: Any) -> None:
+    config = run_config(tmp_path, sim, archive={"flush_interval_seconds": 0.1})
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    proc = start_run(tmp_path, config, preexec_fn=small_files)
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, output
+    assert "write failed" in output and "File too large" in output
+    assert "Traceback" not in output
+
+
+def test_unwritable_output_directory(tmp_path: Path, sim: Any) -> None:
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where a directory should be")
+    config = run_config(tmp_path, sim, run={"output_dir": str(blocker / "sub")})
+    proc = start_run(tmp_path, config)
+    output, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    assert "not writable" in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("bad", [{"run": {"shard_index": 3, "shard_count": 2}}])
+def test_bad_shard_is_a_config_error(tmp_path: Path, sim: Any, bad: dict[str, Any]) -> None:
+    proc = start_run(tmp_path, run_config(tmp_path, sim, **bad))
+    output, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 2 and "run.shard_index 3" in output
