@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pmws.errors import ArchiveError
 
@@ -325,10 +326,13 @@ def salvage_lines(path: Path) -> tuple[list[bytes], int, str | None]:
     out = bytearray()
     problem: str | None = None
     for start in range(0, len(data), 64 * 1024):
+        chunk = data[start : start + 64 * 1024]
+        before = decomp.copy()
         try:
-            out += decomp.decompress(data[start : start + 64 * 1024])
+            out += decomp.decompress(chunk)
         except zlib.error as exc:
-            problem = f"corrupt gzip after {len(out)} bytes ({exc})"
+            out += _decompress_until_error(before, chunk)  # keep every byte before the damage
+            problem = f"corrupt gzip ({exc})"
             break
         if decomp.eof:
             break
@@ -339,3 +343,14 @@ def salvage_lines(path: Path) -> tuple[list[bytes], int, str | None]:
     complete = text[: cut + 1] if cut >= 0 else b""
     lines = complete.splitlines(keepends=True)
     return lines, len(data), problem
+
+
+def _decompress_until_error(decomp: Any, chunk: bytes) -> bytes:
+    """Feed a damaged chunk byte by byte and return what decompressed before the error."""
+    out = bytearray()
+    for i in range(len(chunk)):
+        try:
+            out += decomp.decompress(chunk[i : i + 1])
+        except zlib.error:
+            break
+    return bytes(out)
