@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+METRICS_PATH, HEALTH_PATH, READY_PATH = "/metrics", "/healthz", "/readyz"
 
 
 class RecorderCollector(Collector):
@@ -69,12 +70,12 @@ def _handler(
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             path = self.path.split("?", 1)[0]
-            if path == "/metrics":
+            if path == METRICS_PATH:
                 self._send(200, generate_latest(registry), CONTENT_TYPE)
-            elif path == "/healthz":
+            elif path == HEALTH_PATH:
                 ok = healthy()
                 self._send(200 if ok else 503, b"ok\n" if ok else b"event loop stalled\n")
-            elif path == "/readyz":
+            elif path == READY_PATH:
                 ok, why = ready()
                 self._send(200 if ok else 503, (why + "\n").encode())
             else:
