@@ -1,6 +1,7 @@
 """Raw websocket frame + connection context + receive time + sequences → one JSONL envelope. Pure.
 
-The envelope keeps the exact frame: `raw_text` is the frame text, `payload_sha256` the SHA-256 of its UTF-8
+`tokens_tracked` lists the tracked tokens the frame concerns, so an envelope costs the same whatever the
+number of tokens recorded. The envelope keeps the exact frame: `raw_text` is the frame text, `payload_sha256` the SHA-256 of its UTF-8
 bytes (binary frames: `raw_base64`), so `payload_of(parse(line))` gives back the original bytes. `json` is the
 parsed frame: when the text parsed as JSON and holds no line break we splice the received bytes verbatim
 (same value, no re-serialisation), otherwise null. Constant parts are serialised once per connection.
@@ -43,37 +44,56 @@ class TrackedToken:
         }
 
 
+#: Connections with more assets than this carry `assets_count`/`assets_sha256` instead of the list in each
+#: envelope (the list is in the stream's `subscribe`/`subscription_state` lifecycle records), so an
+#: envelope's size and cost do not grow with the number of tracked tokens.
+SUBSCRIPTION_LIST_MAX_ASSETS = 20
+
+
 @dataclass(frozen=True)
 class ConnectionContext:
-    """What is constant for every frame of one connection's current subscription."""
+    """What is constant for every frame of one connection's current subscription, serialised once."""
 
     session_id: str
     connection_sequence: int
     ws_url: str
     tokens: tuple[TrackedToken, ...]
     shard: str | None = None
+    list_max_assets: int = SUBSCRIPTION_LIST_MAX_ASSETS
     _head: bytes = field(init=False, repr=False, compare=False)
     _middle: bytes = field(init=False, repr=False, compare=False)
+    _token_json: dict[str, bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         head = orjson.dumps({"session_id": self.session_id, "connection_sequence": self.connection_sequence})
-        context: dict[str, Any] = {
-            "websocket": {"url": self.ws_url},
-            "subscription": {"assets_ids": list(self.assets_ids)},
-            "tokens_tracked": [t.to_json() for t in self.tokens],
+        assets = list(self.assets_ids)
+        subscription: dict[str, Any] = {
+            "assets_count": len(assets),
+            "assets_sha256": hashlib.sha256(",".join(assets).encode()).hexdigest(),
         }
+        if len(assets) <= self.list_max_assets:
+            subscription["assets_ids"] = assets
+        context: dict[str, Any] = {"websocket": {"url": self.ws_url}, "subscription": subscription}
         if self.shard is not None:
             context["shard"] = self.shard
         object.__setattr__(self, "_head", head[1:-1] + b",")
         object.__setattr__(self, "_middle", b"," + orjson.dumps(context)[1:-1] + b",")
+        object.__setattr__(self, "_token_json", {t.token_id: orjson.dumps(t.to_json()) for t in self.tokens})
 
     @property
     def assets_ids(self) -> tuple[str, ...]:
         return tuple(t.token_id for t in self.tokens)
 
+    def tokens_json(self, asset_ids: tuple[str, ...]) -> bytes:
+        """`[...]` of the tracked tokens among `asset_ids` (the tokens a frame concerns)."""
+        known = self._token_json
+        return b"[" + b",".join(known[a] for a in asset_ids if a in known) + b"]"
+
     def with_tokens(self, tokens: tuple[TrackedToken, ...]) -> ConnectionContext:
         """Same connection, new subscription (after a dynamic subscribe/unsubscribe)."""
-        return ConnectionContext(self.session_id, self.connection_sequence, self.ws_url, tokens, self.shard)
+        return ConnectionContext(
+            self.session_id, self.connection_sequence, self.ws_url, tokens, self.shard, self.list_max_assets
+        )
 
 
 def utc_text(received_ns: int) -> str:
@@ -117,7 +137,9 @@ def build_envelope(
             b',"global_message_sequence":',
             str(global_sequence).encode(),
             context._middle,
-            b'"opcode":"binary"' if binary else b'"opcode":"text"',
+            b'"tokens_tracked":',
+            context.tokens_json(classified.asset_ids),
+            b',"opcode":"binary"' if binary else b',"opcode":"text"',
             b',"payload_length_bytes":',
             str(len(payload)).encode(),
             b',"payload_sha256":"',

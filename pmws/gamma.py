@@ -46,7 +46,9 @@ async def fetch_btc_markets(
     fetch = GammaFetch()
     slugs = predicted_slugs(windows, now, lookahead_seconds)
     for start in range(0, len(slugs), SLUGS_PER_REQUEST):
-        params: list[tuple[str, str | int | float | bool | None]] = [("slug", s) for s in slugs[start : start + SLUGS_PER_REQUEST]]
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("slug", s) for s in slugs[start : start + SLUGS_PER_REQUEST]
+        ]
         params.append(("limit", str(SLUGS_PER_REQUEST)))
         page = await _get_json(client, gamma_url, "/markets", params, fetch)
         if isinstance(page, list):

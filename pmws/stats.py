@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from collections.abc import Container
+from dataclasses import dataclass, field
 from typing import Any
 
 from pmws.protocol import MARKET_DATA_EVENTS, Classified, FrameShape, event_asset_ids, iter_events

@@ -32,9 +32,15 @@ MANIFESTS = Path("rec-manifests")
 
 def run_config(tmp_path: Path, sim: Any, **sections: dict[str, Any]) -> Path:
     base: dict[str, dict[str, Any]] = {
-        "run": {"output_dir": str(ROOT), "manifest_dir": str(MANIFESTS), "rotate_interval_seconds": 3600,
-                "rediscover_interval_seconds": 0.5, "rest_checkpoint_interval_seconds": 0.7,
-                "subscribe_ahead_seconds": 0, "status_interval_seconds": 60},
+        "run": {
+            "output_dir": str(ROOT),
+            "manifest_dir": str(MANIFESTS),
+            "rotate_interval_seconds": 3600,
+            "rediscover_interval_seconds": 0.5,
+            "rest_checkpoint_interval_seconds": 0.7,
+            "subscribe_ahead_seconds": 0,
+            "status_interval_seconds": 60,
+        },
         "metrics": {"port": 0, "host": "127.0.0.1"},
         "discovery": {"windows": ["5m", "15m"]},
     }
@@ -43,8 +49,13 @@ def run_config(tmp_path: Path, sim: Any, **sections: dict[str, Any]) -> Path:
     return write_config(tmp_path / "run.yaml", sim, **base)
 
 
-def record(config_path: Path, seconds: float, *, during: Callable[[Any], None] | None = None,
-           clock: Callable[[], datetime] | None = None) -> tuple[RunOutcome, Any]:
+def record(
+    config_path: Path,
+    seconds: float,
+    *,
+    during: Callable[[Any], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> tuple[RunOutcome, Any]:
     """Run the recorder in this process for `seconds`, calling `during(recorder)` from a thread midway."""
     config = load_config(config_path, env={})
     holder: dict[str, Any] = {}
@@ -60,8 +71,13 @@ def record(config_path: Path, seconds: float, *, during: Callable[[Any], None] |
             threading.Thread(target=lambda: during(holder), daemon=True).start()
         loop.call_later(seconds * TIME_FACTOR, stop.set)
         kwargs: dict[str, Any] = {"clock": clock} if clock else {}
-        return await run_recorder(config, console=Console(file=open(os.devnull, "w")), stop=stop,  # noqa: SIM115
-                                  on_ready=ready, **kwargs)
+        return await run_recorder(
+            config,
+            console=Console(file=open(os.devnull, "w")),
+            stop=stop,  # noqa: SIM115
+            on_ready=ready,
+            **kwargs,
+        )
 
     return asyncio.run(main()), holder
 
@@ -75,7 +91,9 @@ def ws_lines(root: Path = ROOT) -> list[dict[str, Any]]:
 
 
 def frames(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted((r for r in rows if r["record_type"] == "ws_frame"), key=lambda r: r["global_message_sequence"])
+    return sorted(
+        (r for r in rows if r["record_type"] == "ws_frame"), key=lambda r: r["global_message_sequence"]
+    )
 
 
 def manifests(kind: str = "ws_raw") -> list[dict[str, Any]]:
@@ -149,8 +167,9 @@ def test_silent_stall_is_detected_replaced_and_loses_nothing(tmp_path: Path, sim
 
 
 def test_more_assets_than_the_connection_limit_use_several_connections(tmp_path: Path, sim: Any) -> None:
-    config = run_config(tmp_path, sim, websocket={"max_assets_per_connection": 2},
-                        run={"subscribe_ahead_seconds": 900})
+    config = run_config(
+        tmp_path, sim, websocket={"max_assets_per_connection": 2}, run={"subscribe_ahead_seconds": 900}
+    )
     outcome, _ = record(config, 2.5)
     initial = [s for s in sim.sim.subscriptions if s[1] == "initial"]
     assert len(initial) >= 2
@@ -200,8 +219,11 @@ def test_bad_frames_kept_and_counted_rest_faults_counted_and_retried(tmp_path: P
     assert_sent_exactly_once(sim, ws_lines())
     per_file = manifests()
     assert sum(m["counters"]["parser_json_errors"] for m in per_file) == counters["parser_json_errors"]
-    rest_rows = [json.loads(line) for p in (ROOT / "rest_checkpoints").rglob("*.jsonl.gz")
-                 for line in iter_gzip_lines(p)]
+    rest_rows = [
+        json.loads(line)
+        for p in (ROOT / "rest_checkpoints").rglob("*.jsonl.gz")
+        for line in iter_gzip_lines(p)
+    ]
     assert {r["attempt"] for r in rest_rows} >= {1, 2}
     assert all(r["status_code"] == 429 for r in rest_rows)
 
@@ -229,15 +251,25 @@ def test_metrics_health_and_readiness(tmp_path: Path, sim: Any) -> None:
     assert answers["/healthz"][0] == 200
     assert answers["/readyz"][0] == 200
     metrics = answers["/metrics"][1]
-    for name in ("pmws_frames_total", "pmws_reconnects_total", "pmws_stale_feed_events_total",
-                 "pmws_divergences_total", "pmws_book_hash_verified_total", 'pmws_connections{state="subscribed"}'):
+    for name in (
+        "pmws_frames_total",
+        "pmws_reconnects_total",
+        "pmws_stale_feed_events_total",
+        "pmws_divergences_total",
+        "pmws_book_hash_verified_total",
+        'pmws_connections{state="subscribed"}',
+    ):
         assert name in metrics
 
 
 def start_run(tmp_path: Path, config: Path, **kwargs: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pmws", "run", "--config", str(config), "--no-live"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
     )
 
 

@@ -68,14 +68,21 @@ def test_seed_fields_and_values() -> None:
         env["global_message_sequence"],
     ) == (3, 7, 42)
     assert env["websocket"] == {"url": "wss://example/ws/market"}
-    assert env["subscription"] == {"assets_ids": ["111", "222"]}
-    assert env["tokens_tracked"][1] == {
-        "market_slug": "btc-updown-5m-1773307200",
-        "condition_id": "0xabc",
-        "token_id": "222",
-        "outcome": "Down",
-        "end_time_utc": "2026-03-12T09:25:00Z",
-    }
+    assert env["subscription"]["assets_ids"] == ["111", "222"]
+    assert env["subscription"]["assets_count"] == 2
+    assert env["tokens_tracked"] == []  # the example's tokens are not tracked here
+    mine = payload.replace(
+        b"71321045679252212594626385532706912750332728571942532289631379312455583992563", b"222"
+    )
+    assert envelope(mine)["tokens_tracked"] == [
+        {
+            "market_slug": "btc-updown-5m-1773307200",
+            "condition_id": "0xabc",
+            "token_id": "222",
+            "outcome": "Down",
+            "end_time_utc": "2026-03-12T09:25:00Z",
+        }
+    ]
     assert env["opcode"] == "text"
     assert env["payload_length_bytes"] == len(payload)
     assert env["payload_sha256"] == hashlib.sha256(payload).hexdigest()
@@ -123,6 +130,22 @@ def test_any_text_round_trips(text: str) -> None:
     env = envelope(payload)
     assert payload_of(env) == payload
     assert payload_matches(env)
+
+
+def test_envelope_size_does_not_grow_with_the_tracked_tokens() -> None:
+    many = tuple(TrackedToken("s", "0xc", str(i), "Up", "t") for i in range(1000))
+    big = ConnectionContext("S", 1, "wss://x", many + TOKENS)
+    payload = b'{"event_type":"book","asset_id":"111","market":"0xabc"}'
+    small_line, _ = build_envelope(
+        payload, binary=False, context=CONTEXT, received_ns=0, message_sequence=1, global_sequence=1
+    )
+    big_line, _ = build_envelope(
+        payload, binary=False, context=big, received_ns=0, message_sequence=1, global_sequence=1
+    )
+    env = json.loads(big_line)
+    assert "assets_ids" not in env["subscription"] and env["subscription"]["assets_count"] == 1002
+    assert [t["token_id"] for t in env["tokens_tracked"]] == ["111"]
+    assert abs(len(big_line) - len(small_line)) < 200
 
 
 def test_context_with_tokens_changes_subscription_only() -> None:
