@@ -1,10 +1,11 @@
 """Raw websocket frame + connection context + receive time + sequences → one JSONL envelope. Pure.
 
 `tokens_tracked` lists the tracked tokens the frame concerns, so an envelope costs the same whatever the
-number of tokens recorded. The envelope keeps the exact frame: `raw_text` is the frame text, `payload_sha256` the SHA-256 of its UTF-8
-bytes (binary frames: `raw_base64`), so `payload_of(parse(line))` gives back the original bytes. `json` is the
-parsed frame: when the text parsed as JSON and holds no line break we splice the received bytes verbatim
-(same value, no re-serialisation), otherwise null. Constant parts are serialised once per connection.
+number of tokens recorded. The envelope keeps the exact frame: `raw_text` is the frame text,
+`payload_sha256` the SHA-256 of its UTF-8 bytes (binary frames: `raw_base64`), so
+`payload_of(parse(line))` gives back the original bytes. `json` is the parsed frame: when the text parsed
+as JSON and holds no line break we splice the received bytes verbatim (same value, no re-serialisation);
+otherwise a re-serialisation, or null. Constant parts are serialised once per connection.
 
 Record types in one stream: `ws_frame` (this module), `lifecycle` and `divergence` (run), `rest_checkpoint`.
 """
