@@ -348,3 +348,38 @@ def test_bad_shard_is_a_config_error(tmp_path: Path, sim: Any, bad: dict[str, An
     proc = start_run(tmp_path, run_config(tmp_path, sim, **bad))
     output, _ = proc.communicate(timeout=20)
     assert proc.returncode == 2 and "run.shard_index 3" in output
+
+
+def test_two_shards_split_the_markets_with_no_token_twice(tmp_path: Path, sim: Any) -> None:
+    procs = []
+    for index in (0, 1):
+        shard_dir = tmp_path / f"shard{index}"
+        shard_dir.mkdir()
+        config = run_config(shard_dir, sim, run={"shard_index": index, "shard_count": 2,
+                                                 "subscribe_ahead_seconds": 3600})
+        procs.append((shard_dir, start_run(shard_dir, config)))
+    wait_for(lambda: len(sim.sim.sent_frames) > 300)
+    time.sleep(1.0)
+    for _, proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    tokens_by_shard = []
+    for shard_dir, proc in procs:
+        output, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0, output
+        rows = ws_lines(shard_dir / ROOT)
+        subscribed = {a for r in rows if r.get("event") == "subscribe" for a in r["assets_ids"]}
+        seen = {t["token_id"] for r in rows if r["record_type"] == "ws_frame" for t in r["tokens_tracked"]}
+        assert seen and seen <= subscribed
+        assert {r["shard"] for r in rows if r["record_type"] == "lifecycle"} == {f"{shard_dir.name[-1]}/2"}
+        tokens_by_shard.append(subscribed)
+    assert not tokens_by_shard[0] & tokens_by_shard[1]
+    initial = {a for _, kind, assets in sim.sim.subscriptions if kind == "initial" for a in assets}
+    assert tokens_by_shard[0] | tokens_by_shard[1] == initial
+    # every market's two tokens stayed on one shard
+    markets = {}
+    for market in sim.sim.markets():
+        ids = json.loads(market["clobTokenIds"])
+        markets[market["conditionId"]] = set(ids)
+    for ids in markets.values():
+        if ids & initial:
+            assert ids <= tokens_by_shard[0] or ids <= tokens_by_shard[1]

@@ -1,0 +1,332 @@
+"""The market model: one global book pair per market, mutated one action at a time.
+
+Every action mutates the books and returns the events describing it in one synchronous step, so REST
+(/books) and every websocket connection always see the same state (PROTOCOL.md §5.3: entry hashes are the
+book hash after the entry, with the message timestamp). The two tokens of a market are mirror images
+(an Up bid at p is a Down ask at 1-p), which is why a `price_change` usually carries both tokens (§2.5, [C2]).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from pmws.sim import events as E
+from pmws.sim.catalog import Catalog, MarketSpec, digest
+from pmws.sim.config import SimConfig
+from pmws.sim.events import Ev, Frame
+from pmws.sim.orderbook import BUY, ONE, SELL, TokenBook, ltp_text, price_text, size_text
+
+OPPOSITE = {BUY: SELL, SELL: BUY}
+MAX_LEVELS = 14
+
+
+class MarketBook:
+    """The two mirrored token books of one market and its event clock."""
+
+    def __init__(self, spec: MarketSpec, seed: int, now_ms: int) -> None:
+        self.spec = spec
+        self.last_ms = now_ms
+        self.resolved = False
+        rng = random.Random(f"{seed}:{spec.slug}")
+        ts = str(now_ms)
+        self.tokens = [TokenBook(spec.condition_id, t, tick_mills=10, timestamp=ts) for t in spec.token_ids]
+        _seed_levels(self, rng)
+
+    @property
+    def tick_mills(self) -> int:
+        """Both tokens share the market's tick."""
+        return self.tokens[0].tick_mills
+
+    def next_ts(self, now_ms: int) -> str:
+        """A fresh epoch-ms timestamp, strictly increasing for this market's assets (§3)."""
+        self.last_ms = max(now_ms, self.last_ms + 1)
+        return str(self.last_ms)
+
+    def change(self, index: int, side: str, mills: int, cents: int, ts: str) -> list[tuple[TokenBook, str, int]]:
+        """Set a level on one token and the mirror level on the other; returns (book, side, price) applied."""
+        a, b = self.tokens[index], self.tokens[1 - index]
+        a.set_level(side, mills, cents)
+        b.set_level(OPPOSITE[side], ONE - mills, cents)
+        a.timestamp = b.timestamp = ts
+        return [(a, side, mills), (b, OPPOSITE[side], ONE - mills)]
+
+
+def _random_cents(rng: random.Random) -> int:
+    """A plausible level size: often whole shares, sometimes with cents."""
+    cents = rng.choice((rng.randint(5, 400), rng.randint(400, 5000), rng.randint(5000, 200000))) * 100
+    return cents if rng.random() < 0.5 else cents + rng.randint(1, 99)
+
+
+def _seed_levels(book: MarketBook, rng: random.Random) -> None:
+    """A starting book around a mid of 0.35-0.65 with 6-10 levels a side on the 0.01 grid."""
+    tick = book.tick_mills
+    best_bid = rng.randint(34, 64) * tick
+    best_ask = best_bid + tick * rng.randint(1, 2)
+    for start, step, side in ((best_bid, -tick, BUY), (best_ask, tick, SELL)):
+        price, placed = start, 0
+        while placed < rng.randint(6, 10) and tick <= price <= ONE - tick:
+            book.tokens[0].set_level(side, price, _random_cents(rng))
+            book.tokens[1].set_level(OPPOSITE[side], ONE - price, book.tokens[0].bids.get(price) or book.tokens[0].asks[price])
+            placed += 1
+            price += step * rng.choice((1, 1, 1, 2))
+    if rng.random() < 0.6:
+        book.tokens[0].last_trade_price = ltp_text(best_ask)
+        book.tokens[1].last_trade_price = ltp_text(ONE - best_ask)
+
+
+class Engine:
+    """Books for every market touched so far, and the stream of actions on the subscribed ones."""
+
+    def __init__(self, config: SimConfig, catalog: Catalog, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.clock = clock
+        self.rng = random.Random(config.seed)
+        self.books: dict[str, MarketBook] = {}
+        self.active: list[MarketBook] = []
+        self._turn = 0
+        self._actions = 0
+        self._frames = 0
+        self._pending: list[Ev] = []
+        self._seen_slugs: set[str] | None = None
+
+    def now_ms(self) -> int:
+        """The injected clock in epoch ms."""
+        return int(self.clock() * 1000)
+
+    def market_book(self, spec: MarketSpec) -> MarketBook:
+        """The book pair of a market, created on first use."""
+        book = self.books.get(spec.slug)
+        if book is None:
+            book = self.books[spec.slug] = MarketBook(spec, self.config.seed, self.now_ms())
+        return book
+
+    def token_book(self, token: str) -> TokenBook | None:
+        """The book of a known token, or None."""
+        spec = self.catalog.lookup_token(token, self.clock())
+        if spec is None:
+            return None
+        return self.market_book(spec).tokens[spec.token_ids.index(token)]
+
+    def snapshot(self, tokens: list[str]) -> list[Ev]:
+        """Initial-dump `book` events for the known tokens, in the order asked (§3.1)."""
+        out = []
+        for token in dict.fromkeys(tokens):
+            book = self.token_book(token)
+            if book is not None:
+                out.append(Ev(book.snapshot_event(), frozenset((token,))))
+        return out
+
+    def set_active(self, tokens: set[str]) -> None:
+        """Stream actions for the markets of these tokens (those whose window has not ended)."""
+        now = self.clock()
+        seen: dict[str, MarketBook] = {}
+        for token in sorted(tokens):
+            spec = self.catalog.lookup_token(token, now)
+            if spec is not None and spec.end > now:
+                seen.setdefault(spec.slug, self.market_book(spec))
+        self.active = list(seen.values())
+
+    def next_frames(self) -> list[Frame]:
+        """One action on the next active market, framed; every Nth frame is an array of two events."""
+        frames: list[Frame] = []
+        pending = self._pending
+        pending.extend(self._action())
+        while pending:
+            self._frames += 1
+            every = self.config.batch_array_every
+            if every and self._frames % every == 0:
+                if len(pending) < 2:
+                    pending.extend(self._action())
+                frames.append(Frame(pending[:2], array=True))
+                del pending[:2]
+            else:
+                frames.append(Frame([pending.pop(0)], array=False))
+        return frames
+
+    def _action(self) -> list[Ev]:
+        """Mutate one market and describe it: a quote change, a trade or a tick change."""
+        now = self.clock()
+        while self.active:
+            self._turn = (self._turn + 1) % len(self.active)
+            book = self.active[self._turn]
+            if book.spec.end > now:
+                break
+            self.active.remove(book)  # the window ended: trading stops
+        else:
+            return []
+        self._actions += 1
+        cfg = self.config
+        if cfg.tick_change_every and self._actions % cfg.tick_change_every == 0:
+            return self._tick_change(book)
+        if cfg.trade_every and self._actions % cfg.trade_every == 0:
+            trade = self._trade(book)
+            if trade:
+                return trade
+        return self._quote(book)
+
+    def _quote(self, book: MarketBook) -> list[Ev]:
+        """Place, resize or cancel one level near the top of one side (§3.2)."""
+        rng = self.rng
+        index, side = rng.randrange(2), rng.choice((BUY, SELL))
+        token = book.tokens[index]
+        mills, cents = _pick_change(rng, token, side, book.tick_mills)
+        return self._price_change(book, [(index, side, mills, cents)])
+
+    def _price_change(self, book: MarketBook, changes: list[tuple[int, str, int, int]]) -> list[Ev]:
+        """Apply level changes (each mirrored) and emit one `price_change` (+ best_bid_ask when the top moved)."""
+        before = [t.top_texts() for t in book.tokens]
+        ts = book.next_ts(self.now_ms())
+        entries: list[dict[str, Any]] = []
+        for index, side, mills, cents in changes:
+            applied = book.change(index, side, mills, cents, ts)
+            if self.rng.random() < 0.5:
+                applied.reverse()
+            for token, token_side, price in applied:
+                entries.append(
+                    {
+                        "asset_id": token.asset_id,
+                        "price": price_text(price),
+                        "size": size_text(cents),
+                        "side": token_side,
+                        "hash": token.hash(),
+                        "best_bid": "",
+                        "best_ask": "",
+                    }
+                )
+        tops = {t.asset_id: t.top_texts() for t in book.tokens}
+        for entry in entries:
+            entry["best_bid"], entry["best_ask"] = tops[entry["asset_id"]]  # after the whole message (§2.5)
+        obj = {"market": book.spec.condition_id, "price_changes": entries, "timestamp": ts, "event_type": "price_change"}
+        out = [Ev(obj, frozenset(book.spec.token_ids))]
+        if self.config.custom_events:
+            for token, old in zip(book.tokens, before, strict=True):
+                new = token.top_texts()
+                if new != old:
+                    bba = E.best_bid_ask(book.spec, token.asset_id, *new, book.next_ts(self.now_ms()))
+                    out.append(Ev(bba, frozenset((token.asset_id,)), custom=True))
+        return out
+
+    def _trade(self, book: MarketBook) -> list[Ev]:
+        """A taker buys at the best ask: last_trade_price, the level change, then the post-trade book.
+
+        Real servers may send the trade's last_trade_price after the book whose hash already includes it
+        (§5.3, [I8b]); the simulator sends it first so a rebuilding client can verify every hash.
+        """
+        rng = self.rng
+        index = rng.randrange(2)
+        token = book.tokens[index]
+        price = token.best_ask()
+        if price is None:
+            return []
+        level = token.asks[price]
+        if len(token.asks) > 1 and (level < 2 or rng.random() < 0.4):
+            filled = level
+        elif level >= 2:
+            filled = rng.randint(1, level - 1)
+        else:
+            return []
+        trade_ts = book.next_ts(self.now_ms())
+        token.last_trade_price = ltp_text(price)
+        ltp = E.last_trade_price(
+            book.spec, token.asset_id, price=token.last_trade_price, side=BUY, size=size_text(filled), timestamp=trade_ts
+        )
+        out = [Ev(ltp, frozenset((token.asset_id,)))]
+        out.extend(self._price_change(book, [(index, SELL, price, level - filled)]))
+        token.timestamp = book.next_ts(self.now_ms())
+        out.append(Ev(token.post_trade_event(), frozenset((token.asset_id,))))
+        return out
+
+    def _tick_change(self, book: MarketBook) -> list[Ev]:
+        """Toggle the tick 0.01 <-> 0.001 (§3.4), drop off-grid levels, then send fresh books."""
+        old_text = book.tokens[0].tick_size
+        new = 1 if book.tick_mills == 10 else 10
+        out = []
+        for token in book.tokens:
+            token.tick_mills = new
+            event = E.tick_size_change(book.spec, token.asset_id, old_text, token.tick_size, book.next_ts(self.now_ms()))
+            out.append(Ev(event, frozenset((token.asset_id,))))
+        _snap_to_grid(book)
+        for token in book.tokens:
+            token.timestamp = book.next_ts(self.now_ms())
+            out.append(Ev(token.snapshot_event(), frozenset((token.asset_id,))))
+        return out
+
+    def lifecycle(self) -> list[Frame]:
+        """`new_market` for windows that just appeared, `market_resolved` for ended ones (§3.7, §3.8)."""
+        if not self.config.custom_events:
+            return []
+        now = self.clock()
+        listed = self.catalog.listing(now)
+        slugs = {item.spec.slug for item in listed}
+        out: list[Frame] = []
+        if self._seen_slugs is not None:
+            for item in listed:
+                if item.spec.slug not in self._seen_slugs and item.accepting_orders:
+                    obj = E.new_market(item.spec, description_of(item.spec), str(self.now_ms()))
+                    out.append(Frame([Ev(obj, frozenset(item.spec.token_ids), custom=True, broadcast=True)], False))
+            slugs |= self._seen_slugs
+        self._seen_slugs = slugs
+        for book in self.books.values():
+            spec = book.spec
+            if not book.resolved and spec.window and spec.end <= now:
+                book.resolved = True
+                obj = E.market_resolved(spec, digest(f"winner:{spec.slug}")[0] % 2, book.next_ts(self.now_ms()))
+                out.append(Frame([Ev(obj, frozenset(spec.token_ids), custom=True)], False))
+        return out
+
+
+def description_of(spec: MarketSpec) -> str:
+    """Gamma description text for a market."""
+    if spec.kind == "other":
+        return f'This market will resolve to "Yes" if {spec.question[5:-1].lower()}. Otherwise, it will resolve to "No".'
+    name = "Bitcoin" if spec.kind == "btc" else "Ethereum"
+    return (
+        f'This market will resolve to "Up" if the {name} price at the end of the time range specified in the title '
+        f'is greater than or equal to the price at the beginning of that range. Otherwise, it will resolve to "Down".'
+    )
+
+
+def _pick_change(rng: random.Random, token: TokenBook, side: str, tick: int) -> tuple[int, int]:
+    """(price, new size) for one level of `side`: resize near the top, add inside the spread zone, or cancel."""
+    levels = token.bids if side == BUY else token.asks
+    near = sorted(levels, reverse=side == BUY)[:5]
+    roll = rng.random()
+    if len(levels) >= MAX_LEVELS or (len(levels) > 3 and roll < 0.25):
+        return rng.choice(near), 0
+    if near and (len(levels) > 2 and roll < 0.65):
+        return rng.choice(near[:3]), _random_cents(rng)
+    return _new_level(rng, token, side, tick), _random_cents(rng)
+
+
+def _new_level(rng: random.Random, token: TokenBook, side: str, tick: int) -> int:
+    """A grid price on `side` within [tick, 1-tick] that does not cross the other side."""
+    bid, ask = token.best_bid(), token.best_ask()
+    if side == BUY:
+        high = (ask - tick) if ask is not None else ONE - tick
+        base = bid if bid is not None else high
+        price = min(high, base + tick * rng.randint(-4, 1))
+        return max(tick, price - price % tick)
+    low = (bid + tick) if bid is not None else tick
+    base = ask if ask is not None else low
+    price = max(low, base + tick * rng.randint(-1, 4))
+    price = min(ONE - tick, price + (-price) % tick)
+    return price
+
+
+def _snap_to_grid(book: MarketBook) -> None:
+    """After a tick change to 0.01: drop off-grid levels, keeping at least one level a side."""
+    tick = book.tick_mills
+    up = book.tokens[0]
+    for side, levels in ((BUY, up.bids), (SELL, up.asks)):
+        for price in [p for p in levels if p % tick or not tick <= p <= ONE - tick]:
+            book.tokens[0].set_level(side, price, 0)
+            book.tokens[1].set_level(OPPOSITE[side], ONE - price, 0)
+        if not levels:
+            other = up.best_ask() if side == BUY else up.best_bid()
+            price = (other - tick) if side == BUY and other else (other + tick if other else 500)
+            price = min(ONE - tick, max(tick, price - price % tick))
+            book.tokens[0].set_level(side, price, 10000)
+            book.tokens[1].set_level(OPPOSITE[side], ONE - price, 10000)
