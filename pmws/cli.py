@@ -312,9 +312,10 @@ def simulate(
 
     def action() -> None:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(
-                serve_forever(SimConfig(rate_per_second=rate, faults=faults), host, port, ws_port, on_ready)
+            sim_config = SimConfig(
+                rate_per_second=rate, markets_per_window=markets_per_window, record_frames=record, faults=faults
             )
+            asyncio.run(serve_forever(sim_config, host, port, ws_port, on_ready))
 
     guarded(debug, action)
 

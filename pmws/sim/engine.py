@@ -65,11 +65,13 @@ def _seed_levels(book: MarketBook, rng: random.Random) -> None:
     best_bid = rng.randint(34, 64) * tick
     best_ask = best_bid + tick * rng.randint(1, 2)
     for start, step, side in ((best_bid, -tick, BUY), (best_ask, tick, SELL)):
-        price, placed = start, 0
-        while placed < rng.randint(6, 10) and tick <= price <= ONE - tick:
-            book.tokens[0].set_level(side, price, _random_cents(rng))
-            book.tokens[1].set_level(OPPOSITE[side], ONE - price, book.tokens[0].bids.get(price) or book.tokens[0].asks[price])
-            placed += 1
+        price, count = start, rng.randint(6, 10)
+        for _ in range(count):
+            if not tick <= price <= ONE - tick:
+                break
+            cents = _random_cents(rng)
+            book.tokens[0].set_level(side, price, cents)
+            book.tokens[1].set_level(OPPOSITE[side], ONE - price, cents)
             price += step * rng.choice((1, 1, 1, 2))
     if rng.random() < 0.6:
         book.tokens[0].last_trade_price = ltp_text(best_ask)
@@ -281,7 +283,7 @@ class Engine:
 def description_of(spec: MarketSpec) -> str:
     """Gamma description text for a market."""
     if spec.kind == "other":
-        return f'This market will resolve to "Yes" if {spec.question[5:-1].lower()}. Otherwise, it will resolve to "No".'
+        return f'This market will resolve to "Yes" if the answer to "{spec.question}" is yes. Otherwise, "No".'
     name = "Bitcoin" if spec.kind == "btc" else "Ethereum"
     return (
         f'This market will resolve to "Up" if the {name} price at the end of the time range specified in the title '
@@ -290,43 +292,48 @@ def description_of(spec: MarketSpec) -> str:
 
 
 def _pick_change(rng: random.Random, token: TokenBook, side: str, tick: int) -> tuple[int, int]:
-    """(price, new size) for one level of `side`: resize near the top, add inside the spread zone, or cancel."""
+    """(price, new size) for one level of `side`: resize near the top, add without crossing, or cancel."""
     levels = token.bids if side == BUY else token.asks
     near = sorted(levels, reverse=side == BUY)[:5]
     roll = rng.random()
     if len(levels) >= MAX_LEVELS or (len(levels) > 3 and roll < 0.25):
         return rng.choice(near), 0
-    if near and (len(levels) > 2 and roll < 0.65):
+    if len(levels) > 2 and roll < 0.65:
         return rng.choice(near[:3]), _random_cents(rng)
-    return _new_level(rng, token, side, tick), _random_cents(rng)
+    price = _new_level(rng, token, side, tick)
+    if price is None:
+        price = rng.choice(near) if near else (ONE // 2) - (ONE // 2) % tick
+    return price, _random_cents(rng)
 
 
-def _new_level(rng: random.Random, token: TokenBook, side: str, tick: int) -> int:
-    """A grid price on `side` within [tick, 1-tick] that does not cross the other side."""
+def _new_level(rng: random.Random, token: TokenBook, side: str, tick: int) -> int | None:
+    """A grid price on `side` within [tick, 1-tick] near the top that does not cross; None if there is none."""
     bid, ask = token.best_bid(), token.best_ask()
     if side == BUY:
-        high = (ask - tick) if ask is not None else ONE - tick
-        base = bid if bid is not None else high
-        price = min(high, base + tick * rng.randint(-4, 1))
-        return max(tick, price - price % tick)
-    low = (bid + tick) if bid is not None else tick
-    base = ask if ask is not None else low
-    price = max(low, base + tick * rng.randint(-1, 4))
-    price = min(ONE - tick, price + (-price) % tick)
-    return price
+        high = min(ONE - tick, ask - tick if ask is not None else ONE - tick)
+        improve = 1 if bid is None or bid < ONE - 100 else 0  # mean reversion near the edges
+        price = (bid if bid is not None else high) + tick * rng.randint(-4, improve)
+        price = min(high, price)
+        price -= price % tick
+        return price if tick <= price <= high else None
+    low = max(tick, bid + tick if bid is not None else tick)
+    improve = -1 if ask is None or ask > 100 else 0
+    price = (ask if ask is not None else low) + tick * rng.randint(improve, 4)
+    price = max(low, price)
+    price += -price % tick
+    return price if low <= price <= ONE - tick else None
 
 
 def _snap_to_grid(book: MarketBook) -> None:
     """After a tick change to 0.01: drop off-grid levels, keeping at least one level a side."""
     tick = book.tick_mills
-    up = book.tokens[0]
+    up, down = book.tokens
     for side, levels in ((BUY, up.bids), (SELL, up.asks)):
         for price in [p for p in levels if p % tick or not tick <= p <= ONE - tick]:
-            book.tokens[0].set_level(side, price, 0)
-            book.tokens[1].set_level(OPPOSITE[side], ONE - price, 0)
+            up.set_level(side, price, 0)
+            down.set_level(OPPOSITE[side], ONE - price, 0)
+    for side, levels in ((BUY, up.bids), (SELL, up.asks)):
         if not levels:
-            other = up.best_ask() if side == BUY else up.best_bid()
-            price = (other - tick) if side == BUY and other else (other + tick if other else 500)
-            price = min(ONE - tick, max(tick, price - price % tick))
-            book.tokens[0].set_level(side, price, 10000)
-            book.tokens[1].set_level(OPPOSITE[side], ONE - price, 10000)
+            price = _new_level(random.Random(0), up, side, tick) or (tick if side == BUY else ONE - tick)
+            up.set_level(side, price, 10000)
+            down.set_level(OPPOSITE[side], ONE - price, 10000)

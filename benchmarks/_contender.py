@@ -1,0 +1,91 @@
+"""One contender, measured in its own process: prints a JSON line {frames, seconds, cpu_seconds, rss_mb, ...}.
+
+  python benchmarks/_contender.py floor  --ws-url URL --tokens-file F --seconds S
+  python benchmarks/_contender.py record --ws-url URL --tokens-file F --seconds S --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+from pmws.archive import ArchiveWriter, GzipJsonlFile, LatencyStats
+from pmws.config import Websocket
+from pmws.envelope import TrackedToken
+from pmws.feed import Link, Sequencer
+from pmws.protocol import subscribe_message
+from pmws.sample import SampleHandler
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def floor(url: str, tokens: list[TrackedToken], seconds: float) -> dict[str, float]:
+    """A bare websockets receive loop that discards every frame."""
+    frames = 0
+    async with connect(url, ping_interval=None, max_size=None) as ws:
+        await ws.send(subscribe_message([t.token_id for t in tokens]))
+        c0, t0 = cpu(), time.perf_counter()
+        deadline = t0 + seconds
+        while time.perf_counter() < deadline:
+            await ws.recv()
+            frames += 1
+        elapsed = time.perf_counter() - t0
+    return {"frames": frames, "seconds": elapsed, "cpu_seconds": cpu() - c0}
+
+
+async def record(url: str, tokens: list[TrackedToken], seconds: float, out: Path) -> dict[str, float]:
+    """pmws's hot path: the same Link + envelope + gzip writer `sample` and `run` use."""
+    latency = LatencyStats()
+    writer = ArchiveWriter(GzipJsonlFile(out / "bench.jsonl.gz"), flush_interval=1.0, latency=latency)
+    handler = SampleHandler(writer, frozenset(t.token_id for t in tokens))
+    stop = asyncio.Event()
+    settings = Websocket(stale_after_seconds=3600, ping_interval_seconds=10)
+    link = Link(slot=0, url=url, tokens=tuple(tokens), settings=settings, handler=handler, sequencer=Sequencer(),
+                session_id="bench", stop=stop, fail_fast=True)
+    task = asyncio.create_task(link.run())
+    while handler.stats.frames == 0:
+        await asyncio.sleep(0.01)
+    f0, c0, t0 = handler.stats.frames, cpu(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    frames, elapsed, used = handler.stats.frames - f0, time.perf_counter() - t0, cpu() - c0
+    stop.set()
+    await task
+    summary = await writer.close()
+    return {"frames": frames, "seconds": elapsed, "cpu_seconds": used, "bytes_on_disk": summary.bytes,
+            "lines": summary.lines, "p50_ms": latency.percentile(0.5) or 0, "p99_ms": latency.percentile(0.99) or 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["floor", "record"])
+    parser.add_argument("--ws-url", required=True)
+    parser.add_argument("--tokens-file", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, default=Path("."))
+    args = parser.parse_args()
+    tokens = [TrackedToken(**t) for t in json.loads(args.tokens_file.read_text())]
+    if args.mode == "floor":
+        result = asyncio.run(floor(args.ws_url, tokens, args.seconds))
+    else:
+        result = asyncio.run(record(args.ws_url, tokens, args.seconds, args.out))
+    result["rss_mb"] = rss_mb()
+    print(json.dumps(result))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
