@@ -1,0 +1,75 @@
+"""The CLI surface: help for every command, README coverage, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pmws import __version__
+from pmws.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = ["discover", "sample", "gate", "run", "simulate"]
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, list(args))
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"pmws {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_and_is_in_the_readme(command: str) -> None:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert f"`pmws {command}`" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("command", ["discover", "sample", "gate", "run"])
+def test_config_errors_exit_2_naming_file_and_key(command: str, tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("sample:\n  market_limit: lots\n")
+    result = invoke(command, "--config", str(config))
+    assert result.exit_code == 2, result.output
+    assert f"{config}: 'sample.market_limit' must be an integer" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_env_override_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PMWS_SAMPLE__DURATION_SECONDS", "forever")
+    result = invoke("sample")
+    assert result.exit_code == 2 and "PMWS_SAMPLE__DURATION_SECONDS" in result.output
+
+
+def test_malformed_discovery_file_is_one_line(tmp_path: Path) -> None:
+    target = Path("data/discovery/polymarket_btc_markets_latest.json")
+    target.parent.mkdir(parents=True)
+    target.write_text("{not json")
+    result = invoke("sample", "--no-live")
+    assert result.exit_code == 1
+    assert "not valid JSON; re-run `pmws discover`" in result.output and "Traceback" not in result.output
+
+
+def test_gate_on_a_missing_manifest() -> None:
+    result = invoke("gate", "--manifest", "nope.json")
+    assert result.exit_code == 1 and "manifest not found" in result.output
+
+
+def test_unreachable_gamma_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "endpoints:\n  gamma_url: http://127.0.0.1:9\ndiscovery:\n  request_timeout_seconds: 2\n"
+    )
+    result = invoke("discover", "--config", str(config))
+    assert result.exit_code == 1, result.output
+    assert "cannot reach http://127.0.0.1:9/markets" in result.output and "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = invoke("gate", "--manifest", "nope.json", "--debug")
+    assert result.exit_code != 0 and result.exception is not None

@@ -1,0 +1,101 @@
+"""REST /books checkpoint edge cases through httpx's mock transport (respx)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import respx
+
+from pmws.rest import checkpoint_books
+
+URL = "https://clob.example"
+BOOK = {"market": "0x1", "asset_id": "1", "timestamp": "5", "hash": "h", "bids": [], "asks": []}
+
+
+def run(**kwargs: object):  # type: ignore[no-untyped-def]
+    async def go():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient() as client:
+            return await checkpoint_books(
+                client,
+                URL,
+                ["1", "2"],
+                session_id="S",
+                checkpoint_sequence=1,
+                **{"max_attempts": 3, "retry_max_seconds": 0.05, **kwargs},
+            )
+
+    return asyncio.run(go())
+
+
+@respx.mock
+def test_success_keeps_only_safe_headers_and_the_raw_json() -> None:
+    route = respx.post(f"{URL}/books").respond(
+        200,
+        json=[BOOK],
+        headers={"set-cookie": "__cf_bm=secret", "authorization": "x", "cf-ray": "abc", "x-api-key": "k"},
+    )
+    result = run()
+    assert result.ok and result.books == [BOOK]
+    (row,) = result.rows
+    assert json.loads(route.calls[0].request.content) == [{"token_id": "1"}, {"token_id": "2"}]
+    assert row["response_headers"] == {
+        "cf-ray": "abc",
+        "content-type": "application/json",
+        "content-length": row["response_headers"]["content-length"],
+    }
+    assert "secret" not in json.dumps(row)
+    assert row["response"]["raw_response_json"] == [BOOK]
+    assert row["request"] == {"method": "POST", "url": f"{URL}/books", "token_ids": ["1", "2"]}
+
+
+@respx.mock
+def test_429_honours_retry_after_then_succeeds_each_attempt_a_row() -> None:
+    respx.post(f"{URL}/books").mock(
+        side_effect=[
+            httpx.Response(429, headers={"retry-after": "0.01"}),
+            httpx.Response(500),
+            httpx.Response(200, json=[BOOK]),
+        ]
+    )
+    result = run()
+    assert result.ok
+    assert [r["status_code"] for r in result.rows] == [429, 500, 200]
+    assert [r["attempt"] for r in result.rows] == [1, 2, 3]
+    assert (
+        result.rows[0]["error"] == "HTTP 429" and result.rows[0]["response_headers"]["retry-after"] == "0.01"
+    )
+
+
+@respx.mock
+def test_timeouts_and_connection_errors_are_rows_not_exceptions() -> None:
+    respx.post(f"{URL}/books").mock(side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectError("refused")])
+    result = run(max_attempts=2)
+    assert not result.ok
+    assert [r["status_code"] for r in result.rows] == [None, None]
+    assert "ReadTimeout" in result.rows[0]["error"] and "ConnectError" in result.rows[1]["error"]
+
+
+@respx.mock
+def test_client_errors_are_not_retried_and_garbage_is_an_error() -> None:
+    respx.post(f"{URL}/books").respond(400, text="bad request")
+    result = run()
+    assert len(result.rows) == 1 and result.rows[0]["response"]["body_preview"] == "bad request"
+    respx.post(f"{URL}/books").respond(200, text="<html>")
+    result = run(max_attempts=1)
+    assert not result.ok and "not JSON" in result.rows[0]["error"]
+
+
+@respx.mock
+def test_more_than_500_tokens_are_split() -> None:
+    route = respx.post(f"{URL}/books").respond(200, json=[BOOK])
+
+    async def go():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient() as client:
+            return await checkpoint_books(
+                client, URL, [str(i) for i in range(1100)], session_id="S", checkpoint_sequence=1
+            )
+
+    result = asyncio.run(go())
+    assert route.call_count == 3 and result.ok and len(result.books) == 3
