@@ -1,7 +1,7 @@
 """One contender, measured in its own process: prints a JSON line {frames, seconds, cpu_seconds, rss_mb, ...}.
 
-  python benchmarks/_contender.py floor  --ws-url URL --tokens-file F --seconds S
-  python benchmarks/_contender.py record --ws-url URL --tokens-file F --seconds S --out DIR
+python benchmarks/_contender.py floor  --ws-url URL --tokens-file F --seconds S
+python benchmarks/_contender.py record --ws-url URL --tokens-file F --seconds S --out DIR
 """
 
 from __future__ import annotations
@@ -54,8 +54,17 @@ async def record(url: str, tokens: list[TrackedToken], seconds: float, out: Path
     handler = SampleHandler(writer, frozenset(t.token_id for t in tokens))
     stop = asyncio.Event()
     settings = Websocket(stale_after_seconds=3600, ping_interval_seconds=10)
-    link = Link(slot=0, url=url, tokens=tuple(tokens), settings=settings, handler=handler, sequencer=Sequencer(),
-                session_id="bench", stop=stop, fail_fast=True)
+    link = Link(
+        slot=0,
+        url=url,
+        tokens=tuple(tokens),
+        settings=settings,
+        handler=handler,
+        sequencer=Sequencer(),
+        session_id="bench",
+        stop=stop,
+        fail_fast=True,
+    )
     task = asyncio.create_task(link.run())
     while handler.stats.frames == 0:
         await asyncio.sleep(0.01)
@@ -65,8 +74,15 @@ async def record(url: str, tokens: list[TrackedToken], seconds: float, out: Path
     stop.set()
     await task
     summary = await writer.close()
-    return {"frames": frames, "seconds": elapsed, "cpu_seconds": used, "bytes_on_disk": summary.bytes,
-            "lines": summary.lines, "p50_ms": latency.percentile(0.5) or 0, "p99_ms": latency.percentile(0.99) or 0}
+    return {
+        "frames": frames,
+        "seconds": elapsed,
+        "cpu_seconds": used,
+        "bytes_on_disk": summary.bytes,
+        "lines": summary.lines,
+        "p50_ms": latency.percentile(0.5) or 0,
+        "p99_ms": latency.percentile(0.99) or 0,
+    }
 
 
 def main() -> None:

@@ -31,13 +31,22 @@ from _simproc import SimProcess  # noqa: E402
 def discover_tokens(gamma_url: str, count: int) -> list[TrackedToken]:
     async def fetch() -> list[Any]:
         async with httpx.AsyncClient(timeout=30) as client:
-            got = await fetch_btc_markets(client, gamma_url, now=datetime.now(UTC), windows=["5m", "15m", "1h", "4h"],
-                                          lookahead_seconds=86400 * 30, max_pages=200)
+            got = await fetch_btc_markets(
+                client,
+                gamma_url,
+                now=datetime.now(UTC),
+                windows=["5m", "15m", "1h", "4h"],
+                lookahead_seconds=86400 * 30,
+                max_pages=200,
+            )
         return got.objects
 
     markets = filter_live(asyncio.run(fetch()), datetime.now(UTC)).markets
-    tokens = [TrackedToken(m.market_slug, m.condition_id, t.token_id, t.outcome, m.end_time_utc)
-              for m in markets for t in m.tokens]
+    tokens = [
+        TrackedToken(m.market_slug, m.condition_id, t.token_id, t.outcome, m.end_time_utc)
+        for m in markets
+        for t in m.tokens
+    ]
     if len(tokens) < count:
         raise SystemExit(f"simulator offers {len(tokens)} tokens, {count} asked")
     return tokens[:count]
@@ -48,9 +57,22 @@ def contender(mode: str, ws_url: str, tokens: list[TrackedToken], seconds: float
         tokens_file = Path(tmp) / "tokens.json"
         tokens_file.write_text(json.dumps([t.to_json() for t in tokens]))
         out = subprocess.run(
-            [sys.executable, str(HERE / "_contender.py"), mode, "--ws-url", ws_url, "--tokens-file", str(tokens_file),
-             "--seconds", str(seconds), "--out", tmp],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                str(HERE / "_contender.py"),
+                mode,
+                "--ws-url",
+                ws_url,
+                "--tokens-file",
+                str(tokens_file),
+                "--seconds",
+                str(seconds),
+                "--out",
+                tmp,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -68,8 +90,10 @@ def measure(seconds: float, token_counts: list[int]) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| tokens | floor frames/s | pmws frames/s | ratio | floor CPU s/100k | pmws CPU s/100k | gz bytes/frame |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| tokens | floor frames/s | pmws frames/s | ratio | floor CPU s/100k | pmws CPU s/100k | gz bytes/frame |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         floor, pmws = row["floor"], row["pmws"]
         f_rate, p_rate = floor["frames"] / floor["seconds"], pmws["frames"] / pmws["seconds"]

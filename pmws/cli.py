@@ -259,6 +259,10 @@ def simulate(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port for Gamma and CLOB (0 = any free port).")] = 0,
     ws_port: Annotated[int, typer.Option(help="Websocket port (0 = any free port).")] = 0,
+    markets_per_window: Annotated[int, typer.Option(help="Markets listed per window length.")] = 3,
+    record: Annotated[
+        bool, typer.Option(help="Keep every sent frame in memory (off for benchmarks).")
+    ] = True,
     rate: Annotated[
         float, typer.Option(help="Market-data frames per second (0 = as fast as possible).")
     ] = 20.0,
@@ -313,7 +317,10 @@ def simulate(
     def action() -> None:
         with contextlib.suppress(KeyboardInterrupt):
             sim_config = SimConfig(
-                rate_per_second=rate, markets_per_window=markets_per_window, record_frames=record, faults=faults
+                rate_per_second=rate,
+                markets_per_window=markets_per_window,
+                record_frames=record,
+                faults=faults,
             )
             asyncio.run(serve_forever(sim_config, host, port, ws_port, on_ready))
 

@@ -178,8 +178,13 @@ class Recorder:
             "worst link's seconds since market data",
             max(ages) if ages else -1,
         )
-        p99 = self.latency.percentile(0.99)
-        out["pmws_frame_to_disk_p99_ms"] = ("gauge", "p99 receive-to-flush latency", p99 or 0.0)
+        for q in (0.5, 0.99):
+            value = self.latency.percentile(q)
+            out[f"pmws_frame_to_disk_p{int(q * 100)}_ms"] = (
+                "gauge",
+                f"p{int(q * 100)} receive-to-flush ms",
+                value or 0.0,
+            )
         return out
 
     def ready(self) -> tuple[bool, str]:

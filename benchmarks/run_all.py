@@ -1,0 +1,303 @@
+"""Every performance figure in one run, each next to the floor measured in the same run.
+
+    python benchmarks/run_all.py [--quick]
+
+1. ingest: pmws hot path vs a bare websockets receive loop (frames/s, CPU s/100k frames, ratio), 4/200/1000 tokens;
+   and `pmws run` end to end (book-hash verification on).
+2. sustained: `pmws run` at 1 000 frames/s: CPU % of one core, RSS start/end, p50/p99 frame-to-disk.
+3. re-read: `pmws gate`'s checks in MB/s of JSONL vs gunzip + sha256 + JSON parse of the same file.
+4. discovery of 5 000 Gamma markets; one REST checkpoint of 500 tokens.
+The cryptofeed comparison (5) is `benchmarks/peer_cryptofeed.py`, run separately (it builds its own venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import hashlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _simproc import SimProcess  # noqa: E402
+from ingest import discover_tokens, table  # noqa: E402
+
+from pmws.gamma import fetch_btc_markets  # noqa: E402
+from pmws.markets import filter_live  # noqa: E402
+from pmws.rest import checkpoint_books  # noqa: E402
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(cpu seconds, rss MB) of a process from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = (
+        next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS")
+        )
+        / 1024
+    )
+    return cpu, rss
+
+
+def run_config(tmp: Path, endpoints: dict[str, Any], **run: Any) -> Path:
+    config = {
+        "endpoints": endpoints,
+        "run": {
+            "output_dir": str(tmp / "rec"),
+            "manifest_dir": str(tmp / "man"),
+            "subscribe_ahead_seconds": 86400,
+            "rediscover_interval_seconds": 60,
+            "rest_checkpoint_interval_seconds": 60,
+            **run,
+        },
+        "metrics": {"host": "127.0.0.1", "port": 0},
+        "discovery": {"lookahead_seconds": 86400},
+        "websocket": {"stale_after_seconds": 600},
+    }
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return float("nan")
+
+
+def start_run(config: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pmws", "run", "--config", str(config), "--no-live"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    port_file = config.parent / "port"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in Path(f"/proc/{proc.pid}/net/tcp").read_text().splitlines()[1:]:
+            parts = line.split()
+            if parts[3] == "0A" and parts[1].startswith("0100007F"):
+                port = int(parts[1].split(":")[1], 16)
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                    port_file.write_text(str(port))
+                    return proc, port
+                except OSError:
+                    continue
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("pmws run did not start its metrics endpoint")
+
+
+def stop_run(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=30)
+    return json.loads(next(line for line in output.splitlines()[::-1] if line.startswith("{")))
+
+
+def run_ingest(seconds: float) -> dict[str, Any]:
+    """`pmws run` end to end at full simulator speed (book verification on)."""
+    with SimProcess(rate=0, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp:
+        proc, _ = start_run(run_config(Path(tmp), sim.endpoints))
+        time.sleep(2)
+        c0, _ = proc_stats(proc.pid)
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        c1, rss = proc_stats(proc.pid)
+        elapsed = time.monotonic() - t0
+        counters = stop_run(proc)["counters"]
+    return {
+        "frames": counters["frames"],
+        "seconds": elapsed + 2,
+        "cpu_seconds": c1 - c0,
+        "cpu_per_100k": (c1 - c0) / max(1, counters["frames"]) * 1e5 * (elapsed + 2) / elapsed,
+        "rss_mb": rss,
+        "hash_verified": counters["book_hash_verified"],
+        "hash_mismatched": counters["book_hash_mismatched"],
+    }
+
+
+def sustained(seconds: float) -> dict[str, Any]:
+    with SimProcess(rate=1000, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp:
+        proc, port = start_run(run_config(Path(tmp), sim.endpoints))
+        time.sleep(3)
+        c0, rss0 = proc_stats(proc.pid)
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        c1, rss1 = proc_stats(proc.pid)
+        elapsed = time.monotonic() - t0
+        p50, p99 = metric(port, "pmws_frame_to_disk_p50_ms"), metric(port, "pmws_frame_to_disk_p99_ms")
+        counters = stop_run(proc)["counters"]
+    return {
+        "cpu_percent": (c1 - c0) / elapsed * 100,
+        "rss_start_mb": rss0,
+        "rss_end_mb": rss1,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "frames_per_s": counters["frames"] / (elapsed + 3),
+    }
+
+
+def reread(seconds: float) -> dict[str, Any]:
+    """Gate re-read throughput vs gunzip + sha256 + json.loads of the same file."""
+    from pmws.gate import run_gate
+
+    with SimProcess(rate=0, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        tokens = discover_tokens(sim.endpoints["gamma_url"], 4)
+        tokens_file = tmp / "tokens.json"
+        tokens_file.write_text(json.dumps([t.to_json() for t in tokens]))
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "_contender.py"),
+                "record",
+                "--ws-url",
+                sim.endpoints["ws_url"],
+                "--tokens-file",
+                str(tokens_file),
+                "--seconds",
+                str(seconds),
+                "--out",
+                str(tmp),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    path = tmp / "bench.jsonl.gz"
+    raw = gzip.decompress(path.read_bytes())
+    t0 = time.perf_counter()
+    data = gzip.decompress(path.read_bytes())
+    hashlib.sha256(path.read_bytes()).hexdigest()
+    for line in data.splitlines():
+        json.loads(line)
+    floor = time.perf_counter() - t0
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest = tmp / "m.json"
+    lines = raw.count(b"\n")
+    manifest.write_text(
+        json.dumps(
+            {
+                "selection": {"markets": []},
+                "outputs": [
+                    {
+                        "kind": "ws_raw",
+                        "path": str(path),
+                        "bytes": path.stat().st_size,
+                        "sha256": sha,
+                        "lines": lines,
+                    }
+                ],
+            }
+        )
+    )
+    t0 = time.perf_counter()
+    run_gate(manifest, report_path=tmp / "r.md")
+    gate = time.perf_counter() - t0
+    mb = len(raw) / 1e6
+    return {"mb": mb, "floor_mb_s": mb / floor, "gate_mb_s": mb / gate, "ratio": floor / gate}
+
+
+def discovery_and_rest() -> dict[str, Any]:
+    with SimProcess(rate=20, markets_per_window=1250) as sim:
+
+        async def go() -> dict[str, Any]:
+            async with httpx.AsyncClient(timeout=60) as client:
+                t0 = time.perf_counter()
+                fetched = await fetch_btc_markets(
+                    client,
+                    sim.endpoints["gamma_url"],
+                    now=datetime.now(UTC),
+                    windows=["5m", "15m", "1h", "4h"],
+                    lookahead_seconds=86400 * 400,
+                    max_pages=200,
+                )
+                markets = filter_live(fetched.objects, datetime.now(UTC)).markets
+                discovery = time.perf_counter() - t0
+                tokens = [t.token_id for m in markets for t in m.tokens][:500]
+                t0 = time.perf_counter()
+                checkpoint = await checkpoint_books(
+                    client, sim.endpoints["clob_url"], tokens, session_id="b", checkpoint_sequence=1
+                )
+                rest = time.perf_counter() - t0
+            return {
+                "markets": len(markets),
+                "discovery_s": discovery,
+                "requests": fetched.requests,
+                "rest_tokens": len(tokens),
+                "rest_s": rest,
+                "rest_ok": checkpoint.ok,
+                "rest_books": len(checkpoint.books or []),
+            }
+
+        return asyncio.run(go())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short durations (a smoke run, not the figures)")
+    args = parser.parse_args()
+    seconds, sustain = (2.0, 10.0) if args.quick else (8.0, 60.0)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}\n"
+    )
+    from ingest import measure
+
+    print("## 1. Ingest (hot path vs bare receive loop)\n")
+    print(table(measure(seconds, [4, 200, 1000])))
+    full = run_ingest(seconds)
+    print(
+        f"\n`pmws run` end to end: {full['frames'] / full['seconds']:,.0f} frames/s, "
+        f"{full['cpu_per_100k']:.2f} CPU s/100k frames, RSS {full['rss_mb']:.0f} MB, "
+        f"hashes verified {full['hash_verified']:,} mismatched {full['hash_mismatched']}"
+    )
+    print("\n## 2. Sustained 1 000 frames/s\n")
+    s = sustained(sustain)
+    print(
+        f"CPU {s['cpu_percent']:.1f} % of one core, RSS {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB, "
+        f"frame-to-disk p50 {s['p50_ms']:.0f} ms p99 {s['p99_ms']:.0f} ms, {s['frames_per_s']:.0f} frames/s"
+    )
+    print("\n## 3. Gate re-read\n")
+    r = reread(seconds)
+    print(
+        f"{r['mb']:.0f} MB JSONL: gate {r['gate_mb_s']:.0f} MB/s vs floor {r['floor_mb_s']:.0f} MB/s "
+        f"(ratio {r['ratio']:.0%})"
+    )
+    print("\n## 4. Discovery and REST\n")
+    d = discovery_and_rest()
+    print(
+        f"discover {d['markets']:,} markets in {d['discovery_s']:.2f} s ({d['requests']} requests); "
+        f"REST checkpoint of {d['rest_tokens']} tokens in {d['rest_s'] * 1000:.0f} ms ({d['rest_books']} books)"
+    )
+    print(
+        json.dumps({"run": full, "sustained": s, "reread": r, "discovery": d}, default=str), file=sys.stderr
+    )
+
+
+if __name__ == "__main__":
+    orjson.dumps({})  # the same JSON library the recorder uses is importable
+    main()

@@ -1,0 +1,137 @@
+"""Routes: Gamma under /gamma, CLOB order books under /clob (PROTOCOL.md §4, §6)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from pmws.sim import gamma
+from pmws.sim.catalog import Catalog, Listed
+from pmws.sim.config import Faults
+from pmws.sim.engine import Engine
+from pmws.sim.http import Request, Response, json_response
+
+MAX_BOOKS = 500  # POST /books body limit (§4.1, [S12])
+NO_BOOK = {"error": "No orderbook exists for the requested token id"}
+
+
+class RestApi:
+    """Answers every HTTP request from the shared catalog and books."""
+
+    def __init__(self, catalog: Catalog, engine: Engine, faults: Callable[[], Faults], clock: Callable[[], float]):
+        self.catalog = catalog
+        self.engine = engine
+        self.faults = faults
+        self.clock = clock
+
+    async def __call__(self, request: Request) -> Response:
+        """Route one request."""
+        routes: dict[tuple[str, str], Callable[[Request], Any]] = {
+            ("GET", "/gamma/markets"): self.markets,
+            ("GET", "/gamma/events"): self.events,
+            ("POST", "/clob/books"): self.books,
+            ("GET", "/clob/book"): self.book,
+        }
+        route = routes.get((request.method, request.path.rstrip("/")))
+        if route is None:
+            return self._by_slug(request) or json_response(404, {"error": "not found"})
+        result = route(request)
+        return await result if asyncio.iscoroutine(result) else result
+
+    # --- Gamma --------------------------------------------------------------------------------------
+
+    def market_objects(self, items: list[Listed], *, nested_event: bool = True) -> list[dict[str, Any]]:
+        """Gamma objects for listed markets, priced from the live books."""
+        return [gamma.market_object(item, self._quote(item), nested_event=nested_event) for item in items]
+
+    def _quote(self, item: Listed) -> gamma.Quote:
+        token = self.engine.market_book(item.spec).tokens[0]
+        bid, ask = token.best_bid(), token.best_ask()
+        ltp = float(token.last_trade_price) if token.last_trade_price else None
+        return ((bid or 0) / 1000, (ask or 1000) / 1000, ltp, token.tick_mills / 1000)
+
+    def markets(self, request: Request) -> Response:
+        """GET /markets: filter, order, page (§6.1)."""
+        try:
+            chosen = gamma.select(self.catalog.listing(self.clock()), request.params, "markets")
+        except gamma.QueryError as exc:
+            return json_response(422, {"error": str(exc)})
+        return json_response(200, self.market_objects(chosen))
+
+    def events(self, request: Request) -> Response:
+        """GET /events: one event per market, each with its `markets` list (§6.1)."""
+        try:
+            chosen = gamma.select(self.catalog.listing(self.clock()), request.params, "events")
+        except gamma.QueryError as exc:
+            return json_response(422, {"error": str(exc)})
+        return json_response(200, [self._event(item) for item in chosen])
+
+    def _event(self, item: Listed) -> dict[str, Any]:
+        market = self.market_objects([item], nested_event=False)[0]
+        return gamma.event_object(
+            item, liquidity=market["liquidityNum"], volume=market["volumeNum"], markets=[market]
+        )
+
+    def _by_slug(self, request: Request) -> Response | None:
+        """GET /markets/slug/{slug} and /events/slug/{slug} (§6.1)."""
+        for prefix, build in (("/gamma/markets/slug/", self.market_objects), ("/gamma/events/slug/", None)):
+            if request.method == "GET" and request.path.startswith(prefix):
+                slug = request.path[len(prefix) :]
+                found = [i for i in self.catalog.listing(self.clock()) if i.spec.slug == slug]
+                if not found:
+                    return json_response(404, {"error": "not found"})
+                obj = build(found)[0] if build else self._event(found[0])
+                return json_response(200, obj)
+        return None
+
+    # --- CLOB ---------------------------------------------------------------------------------------
+
+    async def _fault(self) -> Response | None:
+        """Delay and/or fail /books and /book as the fault switches say."""
+        faults = self.faults()
+        if faults.books_delay_seconds > 0:
+            await asyncio.sleep(faults.books_delay_seconds)
+        if faults.books_status is None:
+            return None
+        headers = []
+        if faults.books_status == 429 and faults.books_retry_after is not None:
+            headers.append(("retry-after", f"{faults.books_retry_after:g}"))
+        return json_response(faults.books_status, {"error": "simulated failure"}, headers)
+
+    async def books(self, request: Request) -> Response:
+        """POST /books `[{"token_id": …}]` → summaries of the known tokens, in request order (§4.1)."""
+        fault = await self._fault()
+        if fault is not None:
+            return fault
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            return json_response(400, {"error": "Invalid payload"})
+        if not isinstance(body, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("token_id"), str) for item in body
+        ):
+            return json_response(400, {"error": "Invalid payload: expected [{\"token_id\": \"...\"}]"})
+        if len(body) > MAX_BOOKS:
+            return json_response(400, {"error": f"Too many token ids: at most {MAX_BOOKS}"})
+        out = []
+        for item in body:
+            book = self.engine.token_book(item["token_id"])
+            if book is not None:
+                out.append(book.summary())
+        return json_response(200, out)
+
+    async def book(self, request: Request) -> Response:
+        """GET /book?token_id= → one summary, 404 for an unknown token (§4.2)."""
+        fault = await self._fault()
+        if fault is not None:
+            return fault
+        token = next((v for k, v in request.params if k == "token_id"), "")
+        if not token:
+            return json_response(400, {"error": "Invalid token id"})
+        book = self.engine.token_book(token)
+        if book is None:
+            return json_response(404, NO_BOOK)
+        return json_response(200, book.summary())
