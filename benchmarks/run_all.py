@@ -2,8 +2,8 @@
 
     python benchmarks/run_all.py [--quick]
 
-1. ingest: pmws hot path vs a bare websockets receive loop (frames/s, CPU s/100k frames, ratio), 4/200/1000 tokens;
-   and `pmws run` end to end (book-hash verification on).
+1. ingest: pmws hot path vs a bare websockets receive loop (frames/s, CPU s/100k frames, ratio) with
+   4/200/1000 tokens; and `pmws run` end to end (book-hash verification on).
 2. sustained: `pmws run` at 1 000 frames/s: CPU % of one core, RSS start/end, p50/p99 frame-to-disk.
 3. re-read: `pmws gate`'s checks in MB/s of JSONL vs gunzip + sha256 + JSON parse of the same file.
 4. discovery of 5 000 Gamma markets; one REST checkpoint of 500 tokens.
@@ -291,7 +291,8 @@ def main() -> None:
     d = discovery_and_rest()
     print(
         f"discover {d['markets']:,} markets in {d['discovery_s']:.2f} s ({d['requests']} requests); "
-        f"REST checkpoint of {d['rest_tokens']} tokens in {d['rest_s'] * 1000:.0f} ms ({d['rest_books']} books)"
+        f"REST checkpoint of {d['rest_tokens']} tokens in {d['rest_s'] * 1000:.0f} ms "
+        f"({d['rest_books']} books)"
     )
     print(
         json.dumps({"run": full, "sustained": s, "reread": r, "discovery": d}, default=str), file=sys.stderr
