@@ -45,6 +45,15 @@ def book_hash(
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _text(value: str) -> str:
+    """A JSON string literal exactly as `json.dumps(..., ensure_ascii=False)` writes it."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _level_json(price: str, size: str) -> str:
+    return '{"price":' + _text(price) + ',"size":' + _text(size) + "}"
+
+
 def summary_hash(summary: dict[str, Any]) -> str:
     """Recompute the hash of a REST `/books` summary from its own fields (PROTOCOL.md §4.3)."""
     return book_hash(
@@ -77,7 +86,11 @@ def _key(price: str) -> float:
 
 @dataclass
 class BookState:
-    """One token's L2 book as rebuilt from the feed, plus what the hash needs beyond levels."""
+    """One token's L2 book as rebuilt from the feed, plus what the hash needs beyond levels.
+
+    The hash is recomputed after every change, so each side keeps its levels' JSON fragments and the joined
+    side text, rebuilt only when that side changes (the same bytes `book_hash` would produce).
+    """
 
     market: str
     asset_id: str
@@ -90,6 +103,8 @@ class BookState:
     asks: dict[float, Level] = field(default_factory=dict)
     synced: bool = False
     recent_hashes: deque[str] = field(default_factory=lambda: deque(maxlen=256))
+    _fragments: dict[bool, dict[float, str]] = field(default_factory=lambda: {True: {}, False: {}})
+    _side_json: dict[bool, str | None] = field(default_factory=lambda: {True: None, False: None})
 
     def load_snapshot(
         self, bids: list[Level], asks: list[Level], *, timestamp: str, tick_size: str | None = None
@@ -97,6 +112,11 @@ class BookState:
         """Replace every level from a `book` event or REST summary."""
         self.bids = {_key(p): (p, s) for p, s in bids if _is_number(p)}
         self.asks = {_key(p): (p, s) for p, s in asks if _is_number(p)}
+        self._fragments = {
+            True: {k: _level_json(*v) for k, v in self.bids.items()},
+            False: {k: _level_json(*v) for k, v in self.asks.items()},
+        }
+        self._side_json = {True: None, False: None}
         self.timestamp = timestamp
         if tick_size:
             self.tick_size = tick_size
@@ -106,12 +126,17 @@ class BookState:
         """Apply one `price_change` entry: `size` is the new aggregate, "0" deletes (§3.2)."""
         if not _is_number(price):
             raise ValueError(f"price {price!r} is not a number")
-        levels = self.bids if side.upper() == "BUY" else self.asks
+        is_bid = side.upper() == "BUY"
+        levels = self.bids if is_bid else self.asks
+        fragments = self._fragments[is_bid]
         key = _key(price)
         if _is_zero(size):
             levels.pop(key, None)
+            fragments.pop(key, None)
         else:
             levels[key] = (price, size)
+            fragments[key] = _level_json(price, size)
+        self._side_json[is_bid] = None
         self.timestamp = timestamp
 
     def wire_bids(self) -> list[Level]:
@@ -128,19 +153,38 @@ class BookState:
     def best_ask(self) -> str | None:
         return self.asks[min(self.asks)][0] if self.asks else None
 
+    def _side(self, is_bid: bool) -> str:
+        cached = self._side_json[is_bid]
+        if cached is None:
+            fragments = self._fragments[is_bid]
+            cached = "[" + ",".join(fragments[k] for k in sorted(fragments, reverse=not is_bid)) + "]"
+            self._side_json[is_bid] = cached
+        return cached
+
     def hash(self, *, last_trade_price: str | None = None, timestamp: str | None = None) -> str:
         """The 10-field hash of the current state (optionally with another ltp or timestamp)."""
-        return book_hash(
-            market=self.market,
-            asset_id=self.asset_id,
-            timestamp=self.timestamp if timestamp is None else timestamp,
-            bids=self.wire_bids(),
-            asks=self.wire_asks(),
-            min_order_size=self.min_order_size,
-            tick_size=self.tick_size,
-            neg_risk=self.neg_risk,
-            last_trade_price=self.last_trade_price if last_trade_price is None else last_trade_price,
+        text = (
+            '{"market":'
+            + _text(self.market)
+            + ',"asset_id":'
+            + _text(self.asset_id)
+            + ',"timestamp":'
+            + _text(self.timestamp if timestamp is None else timestamp)
+            + ',"hash":"","bids":'
+            + self._side(True)
+            + ',"asks":'
+            + self._side(False)
+            + ',"min_order_size":'
+            + _text(self.min_order_size)
+            + ',"tick_size":'
+            + _text(self.tick_size)
+            + ',"neg_risk":'
+            + ("true" if self.neg_risk else "false")
+            + ',"last_trade_price":'
+            + _text(self.last_trade_price if last_trade_price is None else last_trade_price)
+            + "}"
         )
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
     def summary(self) -> dict[str, Any]:
         """A REST-shaped summary of the current state, hash included."""

@@ -114,3 +114,28 @@ def test_book_hash_is_sensitive_to_every_field() -> None:
         ("bids", [("0.1", "2")]),
     ]:
         assert book_hash(**{**base, key: value}) != reference  # type: ignore[arg-type]
+
+
+def test_incremental_hash_equals_the_reference_payload_after_every_change() -> None:
+    book: Any = example("ws_book_captured_nautilus.json")
+    state = BookState(market=book["market"], asset_id=book["asset_id"], min_order_size="5", tick_size="0.01")
+    state.load_snapshot(levels_of(book["bids"]), levels_of(book["asks"]), timestamp="1")
+    changes = [("0.5", "10", "SELL"), ("0.07", "0", "BUY"), ('0.0"5', "1", "BUY"), ("0.3", "7", "BUY")]
+    for i, (price, size, side) in enumerate(changes):
+        try:
+            state.apply_change(price=price, size=size, side=side, timestamp=str(i))
+        except ValueError:
+            continue
+        reference = book_hash(
+            market=state.market,
+            asset_id=state.asset_id,
+            timestamp=state.timestamp,
+            bids=state.wire_bids(),
+            asks=state.wire_asks(),
+            min_order_size="5",
+            tick_size="0.01",
+            neg_risk=False,
+            last_trade_price="",
+        )
+        assert state.hash() == reference
+        assert state.hash(last_trade_price="0.4") != reference

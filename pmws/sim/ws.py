@@ -1,0 +1,338 @@
+"""The market-channel websocket: subscription rules, PING/PONG, fan-out of the global stream, faults.
+
+PROTOCOL.md §2: the first frame must be a subscription (a PING first is closed with 1008), text `PING` gets
+text `PONG`, `operation: subscribe|unsubscribe` changes an open connection and re-sends books (§2.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from pmws.sim import events as E
+from pmws.sim.events import Frame
+
+if TYPE_CHECKING:
+    from pmws.sim.server import Simulator
+
+DATA, PONG, JUNK_TEXT, JUNK_BINARY = 0, 1, 2, 3
+HIGH_WATER, LOW_WATER = 64, 16  # rate 0: pause generation while any queue is above HIGH_WATER
+MAX_QUEUE = 100_000  # a client this far behind is dropped
+DROP_GRACE_SECONDS = 1.0
+INVALID_SUBSCRIPTION = "invalid subscription payload"  # close reason seen in the wild (§2.1, [I17])
+JUNK = b"garbage{not json"
+BINARY = b"\x00\x01binary"
+
+Outgoing = tuple[bytes, int]
+
+
+class Conn:
+    """One subscribed client connection."""
+
+    __slots__ = ("id", "ws", "assets", "custom", "queue", "wake", "data_frames", "market_frames", "dropped")
+
+    def __init__(self, conn_id: int, ws: ServerConnection, custom: bool) -> None:
+        self.id = conn_id
+        self.ws = ws
+        self.assets: set[str] = set()
+        self.custom = custom
+        self.queue: deque[Outgoing] = deque()
+        self.wake = asyncio.Event()
+        self.data_frames = 0  # every non-PONG frame sent (drop_after_frames counts these)
+        self.market_frames = 0  # market-data frames sent (the *_every faults count these)
+        self.dropped = False
+
+    def push(self, item: Outgoing, *, urgent: bool = False) -> None:
+        """Queue a frame for the sender task."""
+        if urgent:
+            self.queue.appendleft(item)
+        else:
+            self.queue.append(item)
+        self.wake.set()
+
+
+def parse_subscription(message: str | bytes) -> tuple[list[str], bool, bool] | None:
+    """(asset ids, custom_feature_enabled, initial_dump) of a valid first frame, else None (§2.1)."""
+    if not isinstance(message, str):
+        return None
+    try:
+        body = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict) or str(body.get("type", "")).lower() != "market":
+        return None
+    assets = _asset_list(body)
+    if assets is None:
+        return None
+    return assets, body.get("custom_feature_enabled") is True, body.get("initial_dump", True) is not False
+
+
+def _asset_list(body: dict[str, Any]) -> list[str] | None:
+    assets = body.get("assets_ids")
+    if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
+        return None
+    return assets
+
+
+class MarketChannel:
+    """The websocket server and the task that drives the global stream."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.conns: dict[int, Conn] = {}
+        self.server: Server | None = None
+        self.port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._drained = asyncio.Event()
+
+    async def start(self, host: str, port: int) -> None:
+        """Bind the websocket port and start the stream."""
+        self.server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._process_request,
+            compression=None,
+            ping_interval=None,  # keepalive is the text PING/PONG of §2.4
+            close_timeout=0.5,
+            max_queue=1024,
+            write_limit=2**17,
+            server_header="cloudflare",
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+        self._tasks = [asyncio.create_task(self._generate()), asyncio.create_task(self._housekeeping())]
+
+    async def close(self) -> None:
+        """Stop streaming and close every connection; aborts stragglers so this takes well under 1 s."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.server is None:
+            return
+        self.server.close()
+        try:
+            await asyncio.wait_for(self.server.wait_closed(), 0.6)
+        except TimeoutError:
+            for conn in list(self.server.all_connections):
+                conn.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.server.wait_closed(), 0.3)
+
+    # --- handshake and connection ---------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Fault: reject the upgrade; any path but /ws/market is 404 (§1, [I20])."""
+        status = self.sim.faults.ws_reject_status
+        if status is not None:
+            response = connection.respond(status, "Rejected by the simulator.\n")
+            if status == 429:
+                response.headers["Retry-After"] = "1"
+            return response
+        if request.path.split("?", 1)[0] != "/ws/market":
+            return connection.respond(404, "Not Found\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        """One connection: subscription first, then PING/operations until it closes."""
+        conn_id = self.sim._open_connection()
+        try:
+            first = await ws.recv()
+        except ConnectionClosed:
+            return
+        sub = parse_subscription(first)
+        if sub is None:
+            await ws.close(1008, INVALID_SUBSCRIPTION)
+            return
+        assets, custom, dump = sub
+        self.sim.subscriptions.append((conn_id, "initial", list(assets)))
+        conn = Conn(conn_id, ws, custom and self.sim.config.custom_events)
+        self.conns[conn_id] = conn
+        sender = asyncio.create_task(self._sender(conn))
+        try:
+            self._subscribe(conn, assets, dump)
+            async for message in ws:
+                self._on_message(conn, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.conns.pop(conn_id, None)
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            self._refresh_active()
+
+    def _on_message(self, conn: Conn, message: str | bytes) -> None:
+        """PING → PONG; subscribe/unsubscribe operations; anything else is ignored."""
+        if conn.dropped:
+            return
+        if message == "PING":
+            conn.push((b"PONG", PONG), urgent=True)
+            return
+        try:
+            body = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(body, dict) or body.get("operation") not in ("subscribe", "unsubscribe"):
+            return
+        assets = _asset_list(body)
+        if assets is None:
+            return
+        self.sim.subscriptions.append((conn.id, body["operation"], list(assets)))
+        if body["operation"] == "subscribe":
+            if body.get("custom_feature_enabled") is True and self.sim.config.custom_events:
+                conn.custom = True
+            self._subscribe(conn, assets, body.get("initial_dump", True) is not False)
+        else:
+            conn.assets.difference_update(assets)
+            self._refresh_active()
+
+    def _subscribe(self, conn: Conn, assets: list[str], dump: bool) -> None:
+        """Add assets and queue their books as one array frame, in the same step (§2.2, §3.1)."""
+        conn.assets.update(assets)
+        if dump and not self.sim.faults.pong_only:
+            books = self.sim.engine.snapshot(assets)
+            if books:
+                payload = Frame(books, array=True).payload_for(conn.assets, conn.custom)
+                if payload is not None:
+                    conn.push((payload, DATA))
+        self._refresh_active()
+
+    def _refresh_active(self) -> None:
+        tokens: set[str] = set()
+        for conn in self.conns.values():
+            if not conn.dropped:
+                tokens |= conn.assets
+        self.sim.engine.set_active(tokens)
+
+    # --- sending ------------------------------------------------------------------------------------------
+
+    async def _sender(self, conn: Conn) -> None:
+        """The only writer of a connection: sends queued frames in order, records them, applies faults."""
+        queue = conn.queue
+        with contextlib.suppress(ConnectionClosed, RuntimeError):  # RuntimeError: write after write_eof
+            while True:
+                if not queue:
+                    self._drained.set()
+                    conn.wake.clear()
+                    await conn.wake.wait()
+                    continue
+                if conn.dropped:
+                    return
+                payload, kind = queue.popleft()
+                if len(queue) == LOW_WATER:
+                    self._drained.set()
+                if await self._emit(conn, payload, kind):
+                    return
+                if kind == DATA and await self._inject_junk(conn):
+                    return
+
+    async def _emit(self, conn: Conn, payload: bytes, kind: int) -> bool:
+        """Send and record one frame; True when the connection was just dropped by the fault."""
+        await conn.ws.send(payload, text=kind != JUNK_BINARY)
+        self.sim._record(conn.id, payload, kind)
+        if kind == PONG:
+            return False
+        conn.data_frames += 1
+        if kind == DATA:
+            conn.market_frames += 1
+        limit = self.sim.faults.drop_after_frames
+        if limit is not None and conn.data_frames >= limit:
+            self._drop(conn)
+            return True
+        return False
+
+    async def _inject_junk(self, conn: Conn) -> bool:
+        """Fault frames after every Nth market-data frame; True if the connection was dropped."""
+        faults, n = self.sim.faults, conn.market_frames
+        extras: list[Outgoing] = []
+        if faults.send_non_json_every and n % faults.send_non_json_every == 0:
+            extras.append((JUNK, JUNK_TEXT))
+        if faults.send_binary_every and n % faults.send_binary_every == 0:
+            extras.append((BINARY, JUNK_BINARY))
+        if faults.send_unknown_event_every and n % faults.send_unknown_event_every == 0:
+            market = next(iter(sorted(conn.assets)), "")
+            spec = self.sim.catalog.by_token.get(market)
+            event = E.settlement_preview(spec.condition_id if spec else "", str(self.sim.engine.now_ms()))
+            extras.append((orjson.dumps(event), JUNK_TEXT))
+        for payload, kind in extras:
+            if await self._emit(conn, payload, kind):
+                return True
+        return False
+
+    def _drop(self, conn: Conn) -> None:
+        """Fault: end the TCP connection with no close frame.
+
+        The already-sent bytes are flushed before the FIN (write_eof), so every recorded frame reaches the
+        client; the transport is aborted if the client has not gone away after a grace period.
+        """
+        conn.dropped = True
+        conn.queue.clear()
+        transport = conn.ws.transport
+        with contextlib.suppress(Exception):
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(DROP_GRACE_SECONDS, transport.abort)
+        self._refresh_active()
+
+    def fanout(self, frame: Frame) -> None:
+        """Queue a frame for every connection it concerns (filtered to its assets, §2.5)."""
+        pong_only = self.sim.faults.pong_only
+        for conn in self.conns.values():
+            if conn.dropped or pong_only:
+                continue
+            payload = frame.payload_for(conn.assets, conn.custom)
+            if payload is not None:
+                conn.push((payload, DATA))
+                if len(conn.queue) > MAX_QUEUE:
+                    self._drop(conn)
+
+    # --- the stream ---------------------------------------------------------------------------------------
+
+    def _backlogged(self) -> bool:
+        return any(len(c.queue) > HIGH_WATER for c in self.conns.values() if not c.dropped)
+
+    async def _generate(self) -> None:
+        """Drive the market model at `rate_per_second` frames/s (0 = as fast as the clients read)."""
+        loop = asyncio.get_running_loop()
+        engine, config = self.sim.engine, self.sim.config
+        next_at = loop.time()
+        while True:
+            if self.sim.faults.silent or not engine.active or not self.conns:
+                await asyncio.sleep(0.01)
+                next_at = loop.time()
+                continue
+            rate = config.rate_per_second
+            if rate > 0:
+                delay = next_at - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif delay < -1.0:
+                    next_at = loop.time()  # do not burst to catch up after a stall
+            else:
+                while self._backlogged():
+                    self._drained.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._drained.wait(), 0.05)
+            if self.sim.faults.silent:
+                continue
+            frames = engine.next_frames()
+            for frame in frames:
+                self.fanout(frame)
+            if rate > 0:
+                next_at += max(1, len(frames)) / rate
+            else:
+                await asyncio.sleep(0)
+
+    async def _housekeeping(self) -> None:
+        """Lifecycle events as the clock moves, and drop markets whose window ended."""
+        while True:
+            await asyncio.sleep(0.25)
+            for frame in self.sim.engine.lifecycle():
+                self.fanout(frame)
+            self._refresh_active()
+
