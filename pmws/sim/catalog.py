@@ -151,7 +151,13 @@ class Catalog:
         end = following(window, start)
         question = updown_title("Bitcoin", window, start, end)
         spec = make_spec(
-            slug=slug, kind="btc", window=window, start=start, end=end, question=question, labels=("Up", "Down")
+            slug=slug,
+            kind="btc",
+            window=window,
+            start=start,
+            end=end,
+            question=question,
+            labels=("Up", "Down"),
         )
         return self._remember(spec)
 
@@ -175,7 +181,10 @@ class Catalog:
             out.append(Listed(spec, closed=False, accepting_orders=True))
         year = datetime.fromtimestamp(now, UTC).year
         for slug, question in (
-            (f"will-bitcoin-reach-150k-by-december-31-{year}", f"Will Bitcoin reach $150k by December 31, {year}?"),
+            (
+                f"will-bitcoin-reach-150k-by-december-31-{year}",
+                f"Will Bitcoin reach $150k by December 31, {year}?",
+            ),
             (f"will-it-snow-in-lisbon-in-{year}", f"Will it snow in Lisbon in {year}?"),
         ):
             spec = self.by_slug.get(slug) or self._remember(self._yes_no(slug, question, year))
@@ -186,5 +195,11 @@ class Catalog:
         start = int(datetime(year, 1, 1, tzinfo=UTC).timestamp())
         end = int(datetime(year + 1, 1, 1, 4, tzinfo=UTC).timestamp())
         return make_spec(
-            slug=slug, kind="other", window=None, start=start, end=end, question=question, labels=("Yes", "No")
+            slug=slug,
+            kind="other",
+            window=None,
+            start=start,
+            end=end,
+            question=question,
+            labels=("Yes", "No"),
         )

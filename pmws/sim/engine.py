@@ -44,7 +44,9 @@ class MarketBook:
         self.last_ms = max(now_ms, self.last_ms + 1)
         return str(self.last_ms)
 
-    def change(self, index: int, side: str, mills: int, cents: int, ts: str) -> list[tuple[TokenBook, str, int]]:
+    def change(
+        self, index: int, side: str, mills: int, cents: int, ts: str
+    ) -> list[tuple[TokenBook, str, int]]:
         """Set a level on one token and the mirror level on the other; returns (book, side, price) applied."""
         a, b = self.tokens[index], self.tokens[1 - index]
         a.set_level(side, mills, cents)
@@ -178,7 +180,7 @@ class Engine:
         return self._price_change(book, [(index, side, mills, cents)])
 
     def _price_change(self, book: MarketBook, changes: list[tuple[int, str, int, int]]) -> list[Ev]:
-        """Apply level changes (each mirrored) and emit one `price_change` (+ best_bid_ask when the top moved)."""
+        """Apply mirrored level changes: one `price_change`, plus best_bid_ask where the top moved."""
         before = [t.top_texts() for t in book.tokens]
         ts = book.next_ts(self.now_ms())
         entries: list[dict[str, Any]] = []
@@ -201,7 +203,12 @@ class Engine:
         tops = {t.asset_id: t.top_texts() for t in book.tokens}
         for entry in entries:
             entry["best_bid"], entry["best_ask"] = tops[entry["asset_id"]]  # after the whole message (§2.5)
-        obj = {"market": book.spec.condition_id, "price_changes": entries, "timestamp": ts, "event_type": "price_change"}
+        obj = {
+            "market": book.spec.condition_id,
+            "price_changes": entries,
+            "timestamp": ts,
+            "event_type": "price_change",
+        }
         out = [Ev(obj, frozenset(book.spec.token_ids))]
         if self.config.custom_events:
             for token, old in zip(book.tokens, before, strict=True):
@@ -233,7 +240,12 @@ class Engine:
         trade_ts = book.next_ts(self.now_ms())
         token.last_trade_price = ltp_text(price)
         ltp = E.last_trade_price(
-            book.spec, token.asset_id, price=token.last_trade_price, side=BUY, size=size_text(filled), timestamp=trade_ts
+            book.spec,
+            token.asset_id,
+            price=token.last_trade_price,
+            side=BUY,
+            size=size_text(filled),
+            timestamp=trade_ts,
         )
         out = [Ev(ltp, frozenset((token.asset_id,)))]
         out.extend(self._price_change(book, [(index, SELL, price, level - filled)]))
@@ -248,7 +260,9 @@ class Engine:
         out = []
         for token in book.tokens:
             token.tick_mills = new
-            event = E.tick_size_change(book.spec, token.asset_id, old_text, token.tick_size, book.next_ts(self.now_ms()))
+            event = E.tick_size_change(
+                book.spec, token.asset_id, old_text, token.tick_size, book.next_ts(self.now_ms())
+            )
             out.append(Ev(event, frozenset((token.asset_id,))))
         _snap_to_grid(book)
         for token in book.tokens:
@@ -268,14 +282,18 @@ class Engine:
             for item in listed:
                 if item.spec.slug not in self._seen_slugs and item.accepting_orders:
                     obj = E.new_market(item.spec, description_of(item.spec), str(self.now_ms()))
-                    out.append(Frame([Ev(obj, frozenset(item.spec.token_ids), custom=True, broadcast=True)], False))
+                    out.append(
+                        Frame([Ev(obj, frozenset(item.spec.token_ids), custom=True, broadcast=True)], False)
+                    )
             slugs |= self._seen_slugs
         self._seen_slugs = slugs
         for book in self.books.values():
             spec = book.spec
             if not book.resolved and spec.window and spec.end <= now:
                 book.resolved = True
-                obj = E.market_resolved(spec, digest(f"winner:{spec.slug}")[0] % 2, book.next_ts(self.now_ms()))
+                obj = E.market_resolved(
+                    spec, digest(f"winner:{spec.slug}")[0] % 2, book.next_ts(self.now_ms())
+                )
                 out.append(Frame([Ev(obj, frozenset(spec.token_ids), custom=True)], False))
         return out
 
@@ -283,11 +301,14 @@ class Engine:
 def description_of(spec: MarketSpec) -> str:
     """Gamma description text for a market."""
     if spec.kind == "other":
-        return f'This market will resolve to "Yes" if the answer to "{spec.question}" is yes. Otherwise, "No".'
+        return (
+            f'This market will resolve to "Yes" if the answer to "{spec.question}" is yes. Otherwise, "No".'
+        )
     name = "Bitcoin" if spec.kind == "btc" else "Ethereum"
     return (
-        f'This market will resolve to "Up" if the {name} price at the end of the time range specified in the title '
-        f'is greater than or equal to the price at the beginning of that range. Otherwise, it will resolve to "Down".'
+        f'This market will resolve to "Up" if the {name} price at the end of the time range specified in '
+        f"the title is greater than or equal to the price at the beginning of that range. "
+        f'Otherwise, it will resolve to "Down".'
     )
 
 
@@ -307,7 +328,7 @@ def _pick_change(rng: random.Random, token: TokenBook, side: str, tick: int) -> 
 
 
 def _new_level(rng: random.Random, token: TokenBook, side: str, tick: int) -> int | None:
-    """A grid price on `side` within [tick, 1-tick] near the top that does not cross; None if there is none."""
+    """A grid price on `side` in [tick, 1-tick] near the top that does not cross, or None."""
     bid, ask = token.best_bid(), token.best_ask()
     if side == BUY:
         high = min(ONE - tick, ask - tick if ask is not None else ONE - tick)

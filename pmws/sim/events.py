@@ -131,7 +131,7 @@ def new_market(spec: MarketSpec, description: str, timestamp: str) -> dict[str, 
 
 
 def market_resolved(spec: MarketSpec, winner: int, timestamp: str) -> dict[str, Any]:
-    """`market_resolved` shaped like the real BTC 5m capture (§3.8): `assets_ids`, null event_message, tags."""
+    """`market_resolved` like the real BTC 5m capture (§3.8): `assets_ids`, null event_message, tags."""
     tags = ["Crypto", "Bitcoin", "Crypto Prices", "Recurring", "Up or Down", "Hide From New"]
     if spec.kind == "eth":
         tags[1] = "Ethereum"

@@ -198,7 +198,14 @@ def event_object(
     if spec.window:
         event["startTime"] = iso_z(spec.start)
         event["seriesSlug"] = spec.series_slug
-    event.update({"negRiskAugmented": False, "pendingDeployment": False, "deploying": False, "requiresTranslation": False})
+    event.update(
+        {
+            "negRiskAugmented": False,
+            "pendingDeployment": False,
+            "deploying": False,
+            "requiresTranslation": False,
+        }
+    )
     return event
 
 

@@ -45,7 +45,9 @@ def json_response(status: int, obj: object, headers: list[tuple[str, str]] | Non
 def edge_headers() -> list[tuple[str, str]]:
     """What Cloudflare adds in front of Polymarket, including a secret cookie clients must not archive."""
     ray = secrets.token_hex(8)
-    cookie = f"__cf_bm=secret{secrets.token_hex(16)}; path=/; expires={formatdate(usegmt=True)}; HttpOnly; Secure"
+    cookie = (
+        f"__cf_bm=secret{secrets.token_hex(16)}; path=/; expires={formatdate(usegmt=True)}; HttpOnly; Secure"
+    )
     return [("server", "cloudflare"), ("cf-ray", f"{ray}-LHR"), ("set-cookie", cookie)]
 
 

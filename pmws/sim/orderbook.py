@@ -21,33 +21,39 @@ BUY, SELL = "BUY", "SELL"
 ONE = 1000  # price 1.0 in mills
 
 
+def _price_text(mills: int) -> str:
+    return f"{mills / ONE:.3f}".rstrip("0").rstrip(".")
+
+
+PRICE_TEXT = tuple(_price_text(m) for m in range(ONE + 1))  # the hot path looks prices up
+LTP_TEXT = tuple(f"{m / ONE:.3f}" for m in range(ONE + 1))
+
+
 def price_text(mills: int) -> str:
     """Level price as on the wire: `0.5`, `0.51`, `0.513` (no trailing zeros)."""
-    return f"{mills / ONE:.3f}".rstrip("0").rstrip(".")
+    return PRICE_TEXT[mills]
 
 
 def ltp_text(mills: int) -> str:
     """Last trade price with three decimals, like the captured `"0.920"` (§3.1)."""
-    return f"{mills / ONE:.3f}"
+    return LTP_TEXT[mills]
 
 
 def size_text(cents: int) -> str:
     """Size as on the wire: `120.5`, `5`, `3149725.72`."""
     whole, frac = divmod(cents, 100)
-    return str(whole) if frac == 0 else f"{whole}.{frac:02d}".rstrip("0")
+    if frac == 0:
+        return str(whole)
+    return f"{whole}.{frac // 10}" if frac % 10 == 0 else f"{whole}.{frac:02d}"
 
 
 def tick_text(tick_mills: int) -> str:
     """`0.01` or `0.001`."""
-    return price_text(tick_mills)
+    return PRICE_TEXT[tick_mills]
 
 
-def _side_json(levels: dict[int, int], descending: bool) -> str:
-    parts = [
-        '{"price":"' + price_text(m) + '","size":"' + size_text(levels[m]) + '"}'
-        for m in sorted(levels, reverse=descending)
-    ]
-    return "[" + ",".join(parts) + "]"
+def _level_json(mills: int, cents: int) -> str:
+    return '{"price":"' + PRICE_TEXT[mills] + '","size":"' + size_text(cents) + '"}'
 
 
 class TokenBook:
@@ -55,7 +61,7 @@ class TokenBook:
 
     __slots__ = (
         "market", "asset_id", "bids", "asks", "tick_mills", "last_trade_price", "timestamp",
-        "min_order_size", "neg_risk", "_prefix", "_bids_json", "_asks_json",
+        "min_order_size", "neg_risk", "_prefix", "_bids_json", "_asks_json", "_fragments",
     )  # fmt: skip
 
     def __init__(self, market: str, asset_id: str, *, tick_mills: int, timestamp: str) -> None:
@@ -71,14 +77,17 @@ class TokenBook:
         self._prefix = '{"market":"' + market + '","asset_id":"' + asset_id + '","timestamp":"'
         self._bids_json: str | None = None
         self._asks_json: str | None = None
+        self._fragments: dict[tuple[str, int], str] = {}  # (side, price) -> that level's JSON
 
     def set_level(self, side: str, mills: int, cents: int) -> None:
         """New aggregate size at a level; 0 deletes it (§3.2)."""
         levels = self.bids if side == BUY else self.asks
         if cents > 0:
             levels[mills] = cents
+            self._fragments[side, mills] = _level_json(mills, cents)
         else:
             levels.pop(mills, None)
+            self._fragments.pop((side, mills), None)
         if side == BUY:
             self._bids_json = None
         else:
@@ -94,8 +103,8 @@ class TokenBook:
 
     def top_texts(self) -> tuple[str, str]:
         """best_bid/best_ask strings; "0"/"1" for an empty side (§3.2, docs example)."""
-        bid, ask = self.best_bid(), self.best_ask()
-        return (price_text(bid) if bid is not None else "0", price_text(ask) if ask is not None else "1")
+        bids, asks = self.bids, self.asks
+        return (PRICE_TEXT[max(bids)] if bids else "0", PRICE_TEXT[min(asks)] if asks else "1")
 
     @property
     def tick_size(self) -> str:
@@ -112,10 +121,12 @@ class TokenBook:
 
     def hash(self) -> str:
         """The 10-field hash of the current state, serialised exactly as `pmws.book.book_hash` does."""
+        fragments = self._fragments
         if self._bids_json is None:
-            self._bids_json = _side_json(self.bids, descending=False)
+            self._bids_json = "[" + ",".join([fragments[BUY, m] for m in sorted(self.bids)]) + "]"
         if self._asks_json is None:
-            self._asks_json = _side_json(self.asks, descending=True)
+            asks = sorted(self.asks, reverse=True)
+            self._asks_json = "[" + ",".join([fragments[SELL, m] for m in asks]) + "]"
         text = (
             self._prefix + self.timestamp + '","hash":"","bids":' + self._bids_json + ',"asks":'
             + self._asks_json + ',"min_order_size":"' + self.min_order_size + '","tick_size":"'

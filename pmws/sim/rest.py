@@ -21,7 +21,9 @@ NO_BOOK = {"error": "No orderbook exists for the requested token id"}
 class RestApi:
     """Answers every HTTP request from the shared catalog and books."""
 
-    def __init__(self, catalog: Catalog, engine: Engine, faults: Callable[[], Faults], clock: Callable[[], float]):
+    def __init__(
+        self, catalog: Catalog, engine: Engine, faults: Callable[[], Faults], clock: Callable[[], float]
+    ):
         self.catalog = catalog
         self.engine = engine
         self.faults = faults
@@ -113,7 +115,7 @@ class RestApi:
         if not isinstance(body, list) or not all(
             isinstance(item, dict) and isinstance(item.get("token_id"), str) for item in body
         ):
-            return json_response(400, {"error": "Invalid payload: expected [{\"token_id\": \"...\"}]"})
+            return json_response(400, {"error": 'Invalid payload: expected [{"token_id": "..."}]'})
         if len(body) > MAX_BOOKS:
             return json_response(400, {"error": f"Too many token ids: at most {MAX_BOOKS}"})
         out = []

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 DATA, PONG, JUNK_TEXT, JUNK_BINARY = 0, 1, 2, 3
 HIGH_WATER, LOW_WATER = 64, 16  # rate 0: pause generation while any queue is above HIGH_WATER
+BURST = 32  # rate 0: frames generated per event-loop turn
 MAX_QUEUE = 100_000  # a client this far behind is dropped
 DROP_GRACE_SECONDS = 1.0
 INVALID_SUBSCRIPTION = "invalid subscription payload"  # close reason seen in the wild (§2.1, [I17])
@@ -116,9 +117,12 @@ class MarketChannel:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.server is None:
             return
+        for conn in list(self.server.all_connections):
+            if conn.transport.get_write_buffer_size():  # a client that stopped reading: no close frame
+                conn.transport.abort()
         self.server.close()
         try:
-            await asyncio.wait_for(self.server.wait_closed(), 0.6)
+            await asyncio.wait_for(self.server.wait_closed(), 0.5)
         except TimeoutError:
             for conn in list(self.server.all_connections):
                 conn.transport.abort()
@@ -297,7 +301,7 @@ class MarketChannel:
         return any(len(c.queue) > HIGH_WATER for c in self.conns.values() if not c.dropped)
 
     async def _generate(self) -> None:
-        """Drive the market model at `rate_per_second` frames/s (0 = as fast as the clients read)."""
+        """Drive the market model at `rate_per_second` frames/s, or as fast as the clients read (rate 0)."""
         loop = asyncio.get_running_loop()
         engine, config = self.sim.engine, self.sim.config
         next_at = loop.time()
@@ -307,26 +311,37 @@ class MarketChannel:
                 next_at = loop.time()
                 continue
             rate = config.rate_per_second
-            if rate > 0:
-                delay = next_at - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                elif delay < -1.0:
-                    next_at = loop.time()  # do not burst to catch up after a stall
-            else:
-                while self._backlogged():
-                    self._drained.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._drained.wait(), 0.05)
-            if self.sim.faults.silent:
+            if rate <= 0:
+                await self._burst()
                 continue
-            frames = engine.next_frames()
-            for frame in frames:
-                self.fanout(frame)
-            if rate > 0:
-                next_at += max(1, len(frames)) / rate
-            else:
-                await asyncio.sleep(0)
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -1.0:
+                next_at = loop.time()  # do not burst to catch up after a stall
+            if not self.sim.faults.silent:
+                next_at += max(1, self._step()) / rate
+
+    def _step(self) -> int:
+        """One action of the market model, fanned out; returns the number of frames."""
+        frames = self.sim.engine.next_frames()
+        for frame in frames:
+            self.fanout(frame)
+        return len(frames)
+
+    async def _burst(self) -> None:
+        """Rate 0: top the queues up to BURST frames, yield to the senders, wait while they are backlogged."""
+        produced = 0
+        while produced < BURST and not self._backlogged() and not self.sim.faults.silent:
+            made = self._step()
+            if not made:
+                break
+            produced += made
+        await asyncio.sleep(0)
+        while self._backlogged():
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), 0.05)
 
     async def _housekeeping(self) -> None:
         """Lifecycle events as the clock moves, and drop markets whose window ended."""
@@ -335,4 +350,3 @@ class MarketChannel:
             for frame in self.sim.engine.lifecycle():
                 self.fanout(frame)
             self._refresh_active()
-
