@@ -50,7 +50,7 @@ async def discover(config: Config, *, now: datetime | None = None) -> DiscoveryO
             page_limit=config.discovery.page_limit,
             max_pages=config.discovery.max_pages,
         )
-    result = filter_live(fetch.objects, moment)
+    result = filter_live(fetch.objects, moment, windows=config.discovery.windows)
     document = discovery_document(result, config=config, now=moment, requests=fetch.requests)
     latest = discovery_latest(config.discovery.output_dir)
     snapshot = discovery_snapshot(config.discovery.output_dir, moment)

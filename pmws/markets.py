@@ -233,8 +233,8 @@ class DiscoveryResult:
     malformed_examples: list[str] = field(default_factory=list)
 
 
-def filter_live(objects: list[Any], now: datetime) -> DiscoveryResult:
-    """Keep live BTC up/down markets, de-duplicated by condition id, ordered by window end."""
+def filter_live(objects: list[Any], now: datetime, *, windows: list[str] | None = None) -> DiscoveryResult:
+    """Keep live BTC up/down markets (of `windows`, if given), de-duplicated, ordered by window end."""
     result = DiscoveryResult(markets=[])
     by_condition: dict[str, Market] = {}
     for obj in objects:
@@ -251,6 +251,8 @@ def filter_live(objects: list[Any], now: datetime) -> DiscoveryResult:
                     result.malformed_examples.append(f"{slug or '?'}: {exc}")
             continue
         reason = rejection_reason(obj, market, now)
+        if reason is None and windows is not None and market.window not in windows:
+            reason = "window not configured"
         if reason:
             result.skipped_not_live[reason] = result.skipped_not_live.get(reason, 0) + 1
             continue

@@ -27,14 +27,14 @@ class RecorderCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for name, (kind, help_text, value) in self.sample().items():
-            labels = sorted(next(iter(value)).keys()) if isinstance(value, dict) and value else []
             family_type = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-            family = family_type(name, help_text, labels=[k for k, _ in labels] if labels else None)
-            if isinstance(value, dict):
+            if isinstance(value, dict):  # {((label, value), ...): number}
+                labels = [label for label, _ in next(iter(value))] if value else []
+                family = family_type(name, help_text, labels=labels)
                 for label_items, number in value.items():
-                    family.add_metric([v for _, v in sorted(label_items)], number)
+                    family.add_metric([v for _, v in label_items], number)
             else:
-                family.add_metric([], value)
+                family = family_type(name, help_text, value=value)
             yield family
 
 

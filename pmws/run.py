@@ -295,7 +295,7 @@ class Recorder:
             max_pages=cfg.discovery.max_pages,
         )
         horizon = now + timedelta(seconds=cfg.run.subscribe_ahead_seconds)
-        markets = filter_live(fetch.objects, now).markets
+        markets = filter_live(fetch.objects, now, windows=cfg.discovery.windows).markets
         return [
             m
             for m in markets
@@ -509,9 +509,31 @@ async def run_recorder(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RunOutcome:
     """Record until stopped (SIGTERM/SIGINT or `stop`); salvage orphans first."""
+    stop = stop or asyncio.Event()
+    with stop_on_signals(stop):  # from the first moment: a SIGTERM during salvage still ends cleanly
+        return await _record(
+            config,
+            console=console,
+            live=live,
+            stop=stop,
+            session_id=session_id,
+            on_ready=on_ready,
+            clock=clock,
+        )
+
+
+async def _record(
+    config: Config,
+    *,
+    console: Console,
+    live: bool,
+    stop: asyncio.Event,
+    session_id: str | None,
+    on_ready: Any,
+    clock: Callable[[], datetime],
+) -> RunOutcome:
     from pmws.layout import new_session_id
 
-    stop = stop or asyncio.Event()
     root, manifests = Path(config.run.output_dir), Path(config.run.manifest_dir)
     _check_writable(root, manifests)
     salvaged = [
@@ -519,13 +541,31 @@ async def run_recorder(
     ]
     recorder = Recorder(config, stop=stop, session_id=session_id or new_session_id(), clock=clock)
     server = _start_metrics(config, recorder)
-    if on_ready is not None:
-        on_ready(recorder, server)
+    try:
+        if on_ready is not None:
+            on_ready(recorder, server)
+        return await _serve(
+            recorder, config, console=console, live=live, stop=stop, clock=clock, salvaged=salvaged
+        )
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def _serve(
+    recorder: Recorder,
+    config: Config,
+    *,
+    console: Console,
+    live: bool,
+    stop: asyncio.Event,
+    clock: Callable[[], datetime],
+    salvaged: list[dict[str, Any]],
+) -> RunOutcome:
     error: PmwsError | None = None
     async with http_client(config, timeout=config.rest.timeout_seconds) as client:
         first = await recorder.discover_once(client)  # unreachable Gamma at start: one clear error
         with (
-            stop_on_signals(stop),
             LiveView(
                 recorder.snapshot, live=live, interval=config.run.status_interval_seconds, console=console
             ) as view,
@@ -554,8 +594,6 @@ async def run_recorder(
                         await archive.close()
                     except ArchiveError as exc:
                         error = error or exc
-                if server is not None:
-                    server.stop()
     files = len(recorder.ws.closed_files) + len(recorder.rest_archive.closed_files)
     return RunOutcome(recorder.session_id, files, salvaged, error, recorder.counters())
 

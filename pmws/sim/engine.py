@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
 
 from pmws.sim import events as E
 from pmws.sim.catalog import Catalog, MarketSpec, digest
 from pmws.sim.config import SimConfig
 from pmws.sim.events import Ev, Frame
-from pmws.sim.orderbook import BUY, ONE, SELL, TokenBook, ltp_text, price_text, size_text
+from pmws.sim.orderbook import BUY, ONE, PRICE_TEXT, SELL, TokenBook, ltp_text, size_text
 
 OPPOSITE = {BUY: SELL, SELL: BUY}
 MAX_LEVELS = 14
+SIZE_POOL = 4099
 
 
 class MarketBook:
@@ -32,6 +32,8 @@ class MarketBook:
         rng = random.Random(f"{seed}:{spec.slug}")
         ts = str(now_ms)
         self.tokens = [TokenBook(spec.condition_id, t, tick_mills=10, timestamp=ts) for t in spec.token_ids]
+        self.assets = frozenset(spec.token_ids)
+        self.token_assets = tuple(frozenset((t,)) for t in spec.token_ids)
         _seed_levels(self, rng)
 
     @property
@@ -44,15 +46,10 @@ class MarketBook:
         self.last_ms = max(now_ms, self.last_ms + 1)
         return str(self.last_ms)
 
-    def change(
-        self, index: int, side: str, mills: int, cents: int, ts: str
-    ) -> list[tuple[TokenBook, str, int]]:
-        """Set a level on one token and the mirror level on the other; returns (book, side, price) applied."""
-        a, b = self.tokens[index], self.tokens[1 - index]
-        a.set_level(side, mills, cents)
-        b.set_level(OPPOSITE[side], ONE - mills, cents)
-        a.timestamp = b.timestamp = ts
-        return [(a, side, mills), (b, OPPOSITE[side], ONE - mills)]
+    def top(self) -> tuple[int, int, int, int]:
+        """(bid, ask) of both tokens in mills, 0/1000 for an empty side; the second mirrors the first."""
+        bid, ask = self.tokens[0].top()
+        return bid, ask, ONE - ask, ONE - bid
 
 
 def _random_cents(rng: random.Random) -> int:
@@ -88,6 +85,8 @@ class Engine:
         self.catalog = catalog
         self.clock = clock
         self.rng = random.Random(config.seed)
+        self._sizes = [_random_cents(self.rng) for _ in range(SIZE_POOL)]  # cycled: cheap at 30k frames/s
+        self._size_at = 0
         self.books: dict[str, MarketBook] = {}
         self.active: list[MarketBook] = []
         self._turn = 0
@@ -171,51 +170,63 @@ class Engine:
                 return trade
         return self._quote(book)
 
+    def _next_size(self) -> int:
+        self._size_at = (self._size_at + 1) % SIZE_POOL
+        return self._sizes[self._size_at]
+
     def _quote(self, book: MarketBook) -> list[Ev]:
         """Place, resize or cancel one level near the top of one side (§3.2)."""
-        rng = self.rng
-        index, side = rng.randrange(2), rng.choice((BUY, SELL))
-        token = book.tokens[index]
-        mills, cents = _pick_change(rng, token, side, book.tick_mills)
-        return self._price_change(book, [(index, side, mills, cents)])
+        bits = self.rng.getrandbits(2)
+        index, side = bits & 1, BUY if bits & 2 else SELL
+        mills, cents = _pick_change(self.rng, book.tokens[index], side, book.tick_mills, self._next_size())
+        return self._price_change(book, index, side, mills, cents)
 
-    def _price_change(self, book: MarketBook, changes: list[tuple[int, str, int, int]]) -> list[Ev]:
-        """Apply mirrored level changes: one `price_change`, plus best_bid_ask where the top moved."""
-        before = [t.top_texts() for t in book.tokens]
+    def _price_change(self, book: MarketBook, index: int, side: str, mills: int, cents: int) -> list[Ev]:
+        """Set a level on one token and its mirror on the other: one `price_change` with both entries,
+        plus `best_bid_ask` for each token whose top moved (custom feature, §3.6)."""
+        before = book.top()
         ts = book.next_ts(self.now_ms())
-        entries: list[dict[str, Any]] = []
-        for index, side, mills, cents in changes:
-            applied = book.change(index, side, mills, cents, ts)
-            if self.rng.random() < 0.5:
-                applied.reverse()
-            for token, token_side, price in applied:
-                entries.append(
-                    {
-                        "asset_id": token.asset_id,
-                        "price": price_text(price),
-                        "size": size_text(cents),
-                        "side": token_side,
-                        "hash": token.hash(),
-                        "best_bid": "",
-                        "best_ask": "",
-                    }
-                )
-        tops = {t.asset_id: t.top_texts() for t in book.tokens}
-        for entry in entries:
-            entry["best_bid"], entry["best_ask"] = tops[entry["asset_id"]]  # after the whole message (§2.5)
+        size = size_text(cents)
+        entries = []
+        for token, token_side, price in (
+            (book.tokens[index], side, mills),
+            (book.tokens[1 - index], OPPOSITE[side], ONE - mills),
+        ):
+            token.set_level(token_side, price, cents)
+            token.timestamp = ts
+            entries.append(
+                {
+                    "asset_id": token.asset_id,
+                    "price": PRICE_TEXT[price],
+                    "size": size,
+                    "side": token_side,
+                    "hash": token.hash(),  # this asset's book after this entry, message timestamp (§5.3)
+                    "best_bid": "",
+                    "best_ask": "",
+                }
+            )
+        if self.rng.random() < 0.5:
+            entries.reverse()  # the capture has both orders (§2.5, [C2])
+        after = book.top()
+        for entry in entries:  # top of book after the whole message (§2.5)
+            first = entry["asset_id"] == book.tokens[0].asset_id
+            entry["best_bid"] = PRICE_TEXT[after[0] if first else after[2]]
+            entry["best_ask"] = PRICE_TEXT[after[1] if first else after[3]]
         obj = {
             "market": book.spec.condition_id,
             "price_changes": entries,
             "timestamp": ts,
             "event_type": "price_change",
         }
-        out = [Ev(obj, frozenset(book.spec.token_ids))]
-        if self.config.custom_events:
-            for token, old in zip(book.tokens, before, strict=True):
-                new = token.top_texts()
-                if new != old:
-                    bba = E.best_bid_ask(book.spec, token.asset_id, *new, book.next_ts(self.now_ms()))
-                    out.append(Ev(bba, frozenset((token.asset_id,)), custom=True))
+        out = [Ev(obj, book.assets)]
+        if self.config.custom_events and after != before:
+            for i in (0, 1):
+                bid, ask = after[2 * i], after[2 * i + 1]
+                if (bid, ask) != before[2 * i : 2 * i + 2]:
+                    bba = E.best_bid_ask(
+                        book.spec, book.spec.token_ids[i], bid, ask, book.next_ts(self.now_ms())
+                    )
+                    out.append(Ev(bba, book.token_assets[i], custom=True))
         return out
 
     def _trade(self, book: MarketBook) -> list[Ev]:
@@ -225,7 +236,7 @@ class Engine:
         (§5.3, [I8b]); the simulator sends it first so a rebuilding client can verify every hash.
         """
         rng = self.rng
-        index = rng.randrange(2)
+        index = rng.getrandbits(1)
         token = book.tokens[index]
         price = token.best_ask()
         if price is None:
@@ -247,10 +258,10 @@ class Engine:
             size=size_text(filled),
             timestamp=trade_ts,
         )
-        out = [Ev(ltp, frozenset((token.asset_id,)))]
-        out.extend(self._price_change(book, [(index, SELL, price, level - filled)]))
+        out = [Ev(ltp, book.token_assets[index])]
+        out.extend(self._price_change(book, index, SELL, price, level - filled))
         token.timestamp = book.next_ts(self.now_ms())
-        out.append(Ev(token.post_trade_event(), frozenset((token.asset_id,))))
+        out.append(Ev(token.post_trade_event(), book.token_assets[index]))
         return out
 
     def _tick_change(self, book: MarketBook) -> list[Ev]:
@@ -312,19 +323,19 @@ def description_of(spec: MarketSpec) -> str:
     )
 
 
-def _pick_change(rng: random.Random, token: TokenBook, side: str, tick: int) -> tuple[int, int]:
+def _pick_change(rng: random.Random, token: TokenBook, side: str, tick: int, size: int) -> tuple[int, int]:
     """(price, new size) for one level of `side`: resize near the top, add without crossing, or cancel."""
     levels = token.bids if side == BUY else token.asks
     near = sorted(levels, reverse=side == BUY)[:5]
     roll = rng.random()
     if len(levels) >= MAX_LEVELS or (len(levels) > 3 and roll < 0.25):
-        return rng.choice(near), 0
+        return near[int(roll * 4 * len(near)) % len(near)], 0
     if len(levels) > 2 and roll < 0.65:
-        return rng.choice(near[:3]), _random_cents(rng)
+        return near[int(roll * 100) % min(3, len(near))], size
     price = _new_level(rng, token, side, tick)
     if price is None:
-        price = rng.choice(near) if near else (ONE // 2) - (ONE // 2) % tick
-    return price, _random_cents(rng)
+        price = near[0] if near else (ONE // 2) - (ONE // 2) % tick
+    return price, size
 
 
 def _new_level(rng: random.Random, token: TokenBook, side: str, tick: int) -> int | None:

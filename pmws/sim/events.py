@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from pmws.sim.catalog import MarketSpec
+from pmws.sim.orderbook import PRICE_TEXT
 
 
 @dataclass(slots=True)
@@ -82,16 +83,15 @@ def last_trade_price(
     }
 
 
-def best_bid_ask(spec: MarketSpec, asset_id: str, bid: str, ask: str, timestamp: str) -> dict[str, Any]:
-    """`best_bid_ask` (§3.6, docs_ws_best_bid_ask.json)."""
-    spread = f"{float(ask) - float(bid):.3f}".rstrip("0").rstrip(".")
+def best_bid_ask(spec: MarketSpec, asset_id: str, bid: int, ask: int, timestamp: str) -> dict[str, Any]:
+    """`best_bid_ask` from prices in mills, "0"/"1" for an empty side (§3.6, docs_ws_best_bid_ask.json)."""
     return {
         "event_type": "best_bid_ask",
         "market": spec.condition_id,
         "asset_id": asset_id,
-        "best_bid": bid,
-        "best_ask": ask,
-        "spread": spread,
+        "best_bid": PRICE_TEXT[bid],
+        "best_ask": PRICE_TEXT[ask],
+        "spread": PRICE_TEXT[ask - bid],
         "timestamp": timestamp,
     }
 

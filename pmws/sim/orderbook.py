@@ -101,6 +101,10 @@ class TokenBook:
         """Lowest ask in mills."""
         return min(self.asks) if self.asks else None
 
+    def top(self) -> tuple[int, int]:
+        """(best bid, best ask) in mills; 0 / 1000 for an empty side."""
+        return (max(self.bids) if self.bids else 0, min(self.asks) if self.asks else ONE)
+
     def top_texts(self) -> tuple[str, str]:
         """best_bid/best_ask strings; "0"/"1" for an empty side (§3.2, docs example)."""
         bids, asks = self.bids, self.asks

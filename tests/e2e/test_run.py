@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-import os
 import resource
 import signal
 import subprocess
@@ -22,6 +22,7 @@ from rich.console import Console
 
 from pmws.archive import file_digest, iter_gzip_lines
 from pmws.config import load_config
+from pmws.envelope import payload_of
 from pmws.run import RunOutcome, run_recorder
 from tests.conftest import TIME_FACTOR
 from tests.e2e.conftest import write_config
@@ -73,7 +74,7 @@ def record(
         kwargs: dict[str, Any] = {"clock": clock} if clock else {}
         return await run_recorder(
             config,
-            console=Console(file=open(os.devnull, "w")),
+            console=Console(file=io.StringIO()),
             stop=stop,  # noqa: SIM115
             on_ready=ready,
             **kwargs,
@@ -102,7 +103,7 @@ def manifests(kind: str = "ws_raw") -> list[dict[str, Any]]:
 
 
 def assert_sent_exactly_once(sim: Any, rows: list[dict[str, Any]]) -> None:
-    got = [r["raw_text"].encode() for r in frames(rows)]
+    got = [payload_of(r) for r in frames(rows)]
     sent = [f.payload for f in sim.sim.sent_frames]
     assert got == sent
     assert [r["global_message_sequence"] for r in frames(rows)] == list(range(1, len(got) + 1))
@@ -299,7 +300,7 @@ def test_kill_9_then_restart_salvages_the_orphan(tmp_path: Path, sim: Any) -> No
     wait_for(lambda: len(sim.sim.sent_frames) > 150)
     time.sleep(0.5)
     proc.kill()
-    proc.wait(timeout=5)
+    proc.communicate(timeout=5)
     sent_before_kill = [f.payload for f in sim.sim.sent_frames]
     orphans = list((tmp_path / ROOT).rglob(".*.open"))
     assert len(orphans) == 2
@@ -355,8 +356,9 @@ def test_two_shards_split_the_markets_with_no_token_twice(tmp_path: Path, sim: A
     for index in (0, 1):
         shard_dir = tmp_path / f"shard{index}"
         shard_dir.mkdir()
-        config = run_config(shard_dir, sim, run={"shard_index": index, "shard_count": 2,
-                                                 "subscribe_ahead_seconds": 3600})
+        config = run_config(
+            shard_dir, sim, run={"shard_index": index, "shard_count": 2, "subscribe_ahead_seconds": 3600}
+        )
         procs.append((shard_dir, start_run(shard_dir, config)))
     wait_for(lambda: len(sim.sim.sent_frames) > 300)
     time.sleep(1.0)

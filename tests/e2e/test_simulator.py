@@ -251,6 +251,8 @@ def test_initial_dump_ping_pong_and_sent_frames_match_the_wire() -> None:
                 assert bids == sorted(bids) and asks == sorted(asks, reverse=True) and bids[-1] < asks[-1]
             await ws.send("PING")
             received = [raw, *await frames_for(ws, 0.3)]
+            sim.faults.silent = True  # stop the stream so everything sent has been received
+            received += await frames_until_quiet(ws, 0.2)
             assert b"PONG" in received
         connection = sim.subscriptions[-1][0]
         assert sim.subscriptions[-1] == (connection, "initial", [*tokens, "999"])
@@ -397,6 +399,8 @@ def test_junk_frames_are_interleaved_and_recorded() -> None:
         tokens = await live_tokens(sim, 1)
         async with await subscribe(sim, tokens) as ws:
             received = await frames_for(ws, 0.4)
+            sim.faults.silent = True
+            received += await frames_until_quiet(ws, 0.2)
         assert b"garbage{not json" in received and b"\x00\x01binary" in received
         assert any(b'"settlement_preview"' in f for f in received)
         sent = [f for f in sim.sent_frames if f.connection_id == sim.connections_opened]

@@ -116,3 +116,9 @@ def test_selection_prefers_trading_windows_that_outlast_the_run() -> None:
     assert select_markets([later, market], limit=1, now=NOW, run_seconds=60) == [market]
     # a 5-minute run would outlast the current window: only the next one qualifies
     assert select_markets([later, market], limit=2, now=NOW, run_seconds=300) == [later]
+
+
+def test_only_configured_windows_are_kept() -> None:
+    result = filter_live([gamma_5m()], NOW, windows=["15m", "1h"])
+    assert result.markets == [] and result.skipped_not_live == {"window not configured": 1}
+    assert len(filter_live([gamma_5m()], NOW, windows=["5m"]).markets) == 1
