@@ -135,8 +135,10 @@ def test_dropped_connection_loses_and_duplicates_nothing(tmp_path: Path, sim: An
     assert sorted(by_connection) == list(range(1, len(by_connection) + 1))
     for sequences in by_connection.values():
         assert sequences == list(range(1, len(sequences) + 1))
-    events = [c["event"] for c in manifest["connections"]]
-    assert "disconnect" in events and events.count("connect") == len(by_connection)
+    connects = [c["connection_sequence"] for c in manifest["connections"] if c["event"] == "connect"]
+    assert connects == list(range(1, len(connects) + 1))
+    assert set(by_connection) <= set(connects)  # the last connection may close before its first frame
+    assert any(c["event"] == "disconnect" and "no close frame" in c["reason"] for c in manifest["connections"])
 
 
 def test_bad_frames_are_kept_and_counted(tmp_path: Path, sim: Any) -> None:
