@@ -318,7 +318,7 @@ def description_of(spec: MarketSpec) -> str:
     name = "Bitcoin" if spec.kind == "btc" else "Ethereum"
     return (
         f'This market will resolve to "Up" if the {name} price at the end of the time range specified in '
-        f"the title is greater than or equal to the price at the beginning of that range. "
+        "the title is greater than or equal to the price at the beginning of that range. "
         f'Otherwise, it will resolve to "Down".'
     )
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pmws.sim.catalog import Listed, MarketSpec, digest
+from pmws.sim.catalog import SERIES_IDS, Listed, MarketSpec, digest
 from pmws.sim.engine import description_of
 from pmws.sim.windows import iso_z
 
@@ -211,8 +211,6 @@ def event_object(
 
 def series_object(spec: MarketSpec) -> dict[str, Any]:
     """The recurring series of an up/down window (`btc-up-or-down-5m`, recurrence `5m`)."""
-    from pmws.sim.catalog import SERIES_IDS
-
     window = spec.window or ""
     name = "BTC" if spec.kind == "btc" else "ETH"
     series_id = SERIES_IDS[window] if spec.kind == "btc" else str(int(SERIES_IDS[window]) + 1)

@@ -271,6 +271,11 @@ class MarketChannel:
         burst costs one syscall instead of one per frame; frames stay separate websocket messages.
         """
         ws = conn.ws
+        if not hasattr(ws, "send_context"):  # pragma: no cover - older websockets: one send per frame
+            for payload, kind in batch:
+                await ws.send(payload, text=kind != JUNK_BINARY)
+                self.sim._record(conn.id, payload, kind)
+            return
         async with ws.send_context():
             protocol = ws.protocol
             for payload, kind in batch:

@@ -1,0 +1,83 @@
+"""The async writer: bounded memory (backpressure), periodic sync flush, errors surfaced to the receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from pmws.archive import ArchiveWriter, GzipJsonlFile, iter_gzip_lines
+from pmws.errors import ArchiveError
+
+
+class SlowFile(GzipJsonlFile):
+    """A disk that takes 50 ms per batch."""
+
+    def write_lines(self, lines: list[bytes], *, sync_flush: bool) -> None:
+        time.sleep(0.05)
+        super().write_lines(lines, sync_flush=sync_flush)
+
+
+class FullDisk(GzipJsonlFile):
+    def write_lines(self, lines: list[bytes], *, sync_flush: bool) -> None:
+        raise ArchiveError(f"{self.path}: write failed (No space left on device)")
+
+
+def test_a_slow_disk_blocks_the_receiver_instead_of_growing_memory(tmp_path: Path) -> None:
+    async def main() -> tuple[int, list[bytes]]:
+        writer = ArchiveWriter(
+            SlowFile(tmp_path / "a.jsonl.gz"), flush_interval=0.01, max_buffered_bytes=300_000
+        )
+        peak = 0
+        line = b"x" * 999 + b"\n"
+        for _ in range(3000):  # 3 MB through a 300 kB bound
+            writer.append(line)
+            peak = max(peak, writer.buffered_bytes)
+            await writer.wait_for_room()
+        summary = await writer.close()
+        return peak, list(iter_gzip_lines(summary.path))
+
+    peak, lines = asyncio.run(main())
+    assert peak <= 300_000 + 1000
+    assert len(lines) == 3000
+
+
+def test_lines_become_readable_within_the_flush_interval(tmp_path: Path) -> None:
+    async def main() -> int:
+        writer = ArchiveWriter(
+            GzipJsonlFile(tmp_path / "b.jsonl.gz", open_path=tmp_path / ".b.open"), flush_interval=0.1
+        )
+        writer.append(b'{"n":1}\n')
+        await asyncio.sleep(0.3)
+        from pmws.archive import salvage_lines
+
+        readable, _, _ = salvage_lines(tmp_path / ".b.open")
+        await writer.close()
+        return len(readable)
+
+    assert asyncio.run(main()) == 1
+
+
+def test_a_write_error_reaches_the_receiver(tmp_path: Path) -> None:
+    async def main() -> None:
+        writer = ArchiveWriter(FullDisk(tmp_path / "c.jsonl.gz"), flush_interval=0.01)
+        writer.append(b"x\n")
+        await asyncio.sleep(0.1)
+        try:
+            with pytest.raises(ArchiveError, match="No space left"):
+                writer.append(b"y\n")
+            with pytest.raises(ArchiveError, match="No space left"):
+                await writer.close()
+        finally:
+            writer.file.abandon()
+
+    asyncio.run(main())
+
+
+def test_never_overwrites_an_existing_archive(tmp_path: Path) -> None:
+    (tmp_path / "d.jsonl.gz").write_bytes(b"precious")
+    with pytest.raises(ArchiveError, match="refusing to overwrite"):
+        GzipJsonlFile(tmp_path / "d.jsonl.gz")
+    assert (tmp_path / "d.jsonl.gz").read_bytes() == b"precious"
