@@ -15,6 +15,7 @@ import hashlib
 import os
 import time
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -132,14 +133,16 @@ def fsync_dir(directory: Path) -> None:
 
 @dataclass
 class LatencyStats:
-    """Frame-to-disk latency: receive time → the flush that made the frame readable on disk."""
+    """Frame-to-disk latency: receive time → the sync flush that made the frame readable on disk.
 
-    samples_ms: list[float] = field(default_factory=list)
-    max_samples: int = 200_000
+    Every `every`-th frame is sampled; the most recent `max_samples` are kept.
+    """
 
-    def add(self, latency_ms: float, count: int) -> None:
-        if len(self.samples_ms) < self.max_samples:
-            self.samples_ms.extend([latency_ms] * min(count, self.max_samples - len(self.samples_ms)))
+    every: int = 8
+    samples_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def add(self, latencies_ms: list[float]) -> None:
+        self.samples_ms.extend(latencies_ms)
 
     def percentile(self, q: float) -> float | None:
         if not self.samples_ms:
@@ -168,7 +171,7 @@ class ArchiveWriter:
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmws-gzip")
         self._buffer: list[bytes] = []
         self._buffer_bytes = 0
-        self._oldest_ns: int | None = None
+        self._unsynced_ns: list[int] = []  # sampled receive times not yet made readable on disk
         self._in_flight_bytes = 0
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -192,8 +195,8 @@ class ArchiveWriter:
         self._buffer.append(line)
         self._buffer_bytes += len(line)
         self.lines_appended += 1
-        if self._oldest_ns is None:
-            self._oldest_ns = received_ns or time.time_ns()
+        if self.latency is not None and self.lines_appended % self.latency.every == 0:
+            self._unsynced_ns.append(received_ns or time.time_ns())
         if self._buffer_bytes >= WAKE_BYTES:
             self._wake.set()
         if self.buffered_bytes >= self.max_buffered_bytes:
@@ -221,7 +224,10 @@ class ArchiveWriter:
             sync = time.monotonic() - self._last_sync >= self.flush_interval
             if not self._buffer and not sync:
                 continue
-            batch, oldest = self._take()
+            batch = self._take()
+            waiting = self._unsynced_ns if sync else []
+            if sync:
+                self._unsynced_ns = []
             try:
                 await loop.run_in_executor(
                     self._executor, partial(self.file.write_lines, batch, sync_flush=sync)
@@ -234,19 +240,20 @@ class ArchiveWriter:
                 self._in_flight_bytes = 0
             if sync:
                 self._last_sync = time.monotonic()
-                if self.latency is not None and oldest is not None and batch:
-                    self.latency.add((time.time_ns() - oldest) / 1e6, len(batch))
+                if self.latency is not None and waiting:
+                    now = time.time_ns()
+                    self.latency.add([(now - ns) / 1e6 for ns in waiting])
             if self.buffered_bytes < self.max_buffered_bytes:
                 self._room.set()
 
     def _until_sync(self) -> float:
         return max(0.001, self.flush_interval - (time.monotonic() - self._last_sync))
 
-    def _take(self) -> tuple[list[bytes], int | None]:
-        batch, oldest = self._buffer, self._oldest_ns
+    def _take(self) -> list[bytes]:
+        batch = self._buffer
         self._in_flight_bytes = self._buffer_bytes
-        self._buffer, self._buffer_bytes, self._oldest_ns = [], 0, None
-        return batch, oldest
+        self._buffer, self._buffer_bytes = [], 0
+        return batch
 
     async def close(self) -> FileSummary:
         """Write what is buffered, finish the gzip member, rename. Raises ArchiveError on failure."""
@@ -258,7 +265,7 @@ class ArchiveWriter:
             if self._error is not None:
                 raise ArchiveError(str(self._error))
             if self._buffer:
-                batch, _ = self._take()
+                batch = self._take()
                 await loop.run_in_executor(
                     self._executor, partial(self.file.write_lines, batch, sync_flush=True)
                 )

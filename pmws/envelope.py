@@ -97,10 +97,17 @@ class ConnectionContext:
         )
 
 
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def utc_text(received_ns: int) -> str:
-    """Epoch nanoseconds → `2026-11-24T01:50:00.123456Z`."""
+    """Epoch nanoseconds → `2026-11-24T01:50:00.123456Z` (the date part is cached per second)."""
+    global _second_cache
     seconds, nanos = divmod(received_ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    cached_second, stamp = _second_cache
+    if seconds != cached_second:
+        stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_cache = (seconds, stamp)
     return f"{stamp}.{nanos // 1000:06d}Z"
 
 

@@ -17,7 +17,7 @@ from pmws.checks import FileCheck, GateCheck, GateFacts, Verdict, checks_as_json
 from pmws.envelope import payload_matches, payload_of
 from pmws.errors import ArchiveError
 from pmws.manifest import read_manifest, resolve_output, write_atomic, write_manifest
-from pmws.protocol import MARKET_DATA_EVENTS, classify_text, event_asset_ids, iter_events
+from pmws.protocol import MARKET_DATA_EVENTS, classify_text
 from pmws.report import sample_report
 
 REQUIRED_KINDS = ("ws_raw", "rest_checkpoints")
@@ -125,9 +125,9 @@ def _observe_row(
         if not classified.is_market_data:
             return
         facts.ws_market_data_messages += 1
-        for event in iter_events(classified.parsed):
-            if event.get("event_type") in MARKET_DATA_EVENTS:
-                for asset in event_asset_ids(event):
+        for event_type, assets in classified.events:
+            if event_type in MARKET_DATA_EVENTS:
+                for asset in assets:
                     if asset in tracked:
                         facts.market_data_by_token[asset] = facts.market_data_by_token.get(asset, 0) + 1
     elif kind == "rest_checkpoints" and record_type == "rest_checkpoint":

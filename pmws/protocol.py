@@ -64,53 +64,40 @@ class Classified:
     event_types: tuple[str, ...]
     asset_ids: tuple[str, ...]
     markets: tuple[str, ...]
-
-    @property
-    def is_market_data(self) -> bool:
-        """True when the frame carries at least one order-book or trade event."""
-        return any(t in MARKET_DATA_EVENTS for t in self.event_types)
+    #: (event_type, asset ids) per event, in frame order: computed once, reused by stats and trackers.
+    events: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    is_market_data: bool = False
 
     @property
     def unknown_event_types(self) -> tuple[str, ...]:
         return tuple(t for t in self.event_types if t not in KNOWN_EVENTS)
 
 
+_CONTROL = Classified(FrameShape.CONTROL, None, None, (), (), ())
+
+
 def classify_text(payload: bytes) -> Classified:
     """Parse a text frame once and say what it is. Never raises."""
-    stripped = payload.strip()
-    if stripped in (b"PONG", b"NO NEW ASSETS"):
-        return Classified(FrameShape.CONTROL, None, None, (), (), ())
+    if payload in (b"PONG", b"NO NEW ASSETS") or payload.strip() in (b"PONG", b"NO NEW ASSETS"):
+        return _CONTROL
     try:
         parsed = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         return Classified(FrameShape.TEXT, None, str(exc), (), (), ())
     if isinstance(parsed, dict):
-        events = [parsed]
+        batch = [parsed]
         shape = FrameShape.OBJECT
     elif isinstance(parsed, list) and all(isinstance(e, dict) for e in parsed):
-        events = parsed
+        batch = parsed
         shape = FrameShape.ARRAY
     else:
         return Classified(FrameShape.JSON_OTHER, parsed, None, (), (), ())
-    types_, assets, markets = _scan_events(events)
-    return Classified(shape, parsed, None, types_, assets, markets)
-
-
-def _scan_events(
-    events: list[dict[str, Any]],
-) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Event types (in order, unique), asset ids and condition ids mentioned by a batch."""
-    types_: dict[str, None] = {}
-    assets: dict[str, None] = {}
-    markets: dict[str, None] = {}
-    for event in events:
-        types_[str(event.get("event_type", "<missing>"))] = None
-        for asset in event_asset_ids(event):
-            assets[asset] = None
-        market = event.get("market")
-        if isinstance(market, str):
-            markets[market] = None
-    return tuple(types_), tuple(assets), tuple(markets)
+    events = tuple((str(e.get("event_type", "<missing>")), tuple(event_asset_ids(e))) for e in batch)
+    types_ = tuple(dict.fromkeys(t for t, _ in events))
+    assets = tuple(dict.fromkeys(a for _, ids in events for a in ids))
+    markets = tuple(dict.fromkeys(m for e in batch if isinstance(m := e.get("market"), str)))
+    market_data = any(t in MARKET_DATA_EVENTS for t in types_)
+    return Classified(shape, parsed, None, types_, assets, markets, events, market_data)
 
 
 def event_asset_ids(event: dict[str, Any]) -> list[str]:

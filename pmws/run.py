@@ -178,12 +178,11 @@ class Recorder:
             "worst link's seconds since market data",
             max(ages) if ages else -1,
         )
-        for q in (0.5, 0.99):
-            value = self.latency.percentile(q)
-            out[f"pmws_frame_to_disk_p{int(q * 100)}_ms"] = (
+        for q in (50, 99):
+            out[f"pmws_frame_to_disk_p{q}_ms"] = (
                 "gauge",
-                f"p{int(q * 100)} receive-to-flush ms",
-                value or 0.0,
+                f"p{q} receive-to-flush ms (sampled frames)",
+                self.latency.percentile(q / 100) or 0.0,
             )
         return out
 

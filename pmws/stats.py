@@ -7,7 +7,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
-from pmws.protocol import MARKET_DATA_EVENTS, Classified, FrameShape, event_asset_ids, iter_events
+from pmws.protocol import MARKET_DATA_EVENTS, Classified, FrameShape
 
 
 @dataclass
@@ -56,21 +56,21 @@ class FeedStats:
             self.market_data_messages += 1
         for event_type in classified.unknown_event_types:
             self.unknown_event_types[event_type] += 1
-        for event in iter_events(classified.parsed):
-            self._observe_event(event, received_ns, tracked)
-
-    def _observe_event(self, event: dict[str, Any], received_ns: int, tracked: Container[str]) -> None:
-        event_type = str(event.get("event_type", "<missing>"))
-        self.events[event_type] += 1
-        for asset in event_asset_ids(event):
-            if asset not in tracked:
-                self.untracked_asset_events += 1
-                continue
-            token = self.tokens.setdefault(asset, TokenStats())
-            token.events[event_type] += 1
-            token.last_received_ns = received_ns
-            if event_type in MARKET_DATA_EVENTS:
-                token.last_market_data_ns = received_ns
+        events, tokens = self.events, self.tokens
+        for event_type, assets in classified.events:
+            events[event_type] += 1
+            market_data = event_type in MARKET_DATA_EVENTS
+            for asset in assets:
+                if asset not in tracked:
+                    self.untracked_asset_events += 1
+                    continue
+                token = tokens.get(asset)
+                if token is None:
+                    token = tokens[asset] = TokenStats()
+                token.events[event_type] += 1
+                token.last_received_ns = received_ns
+                if market_data:
+                    token.last_market_data_ns = received_ns
 
     def market_data_by_token(self) -> dict[str, int]:
         return {

@@ -124,12 +124,14 @@ class Catalog:
         return spec
 
     def _remember(self, spec: MarketSpec) -> MarketSpec:
+        """Keep a spec and index its tokens; an already known slug wins."""
         known = self.by_slug.setdefault(spec.slug, spec)
         for token in known.token_ids:
             self.by_token[token] = known
         return known
 
     def _btc_windows(self, window: str, now: float) -> list[Listed]:
+        """Closed, zombie, current and following windows of one duration."""
         current = align(window, now)
         starts = [current]
         for _ in range(self.past + CLOSED_PER_WINDOW):
@@ -144,6 +146,7 @@ class Catalog:
         return out
 
     def _btc_spec(self, window: str, start: int) -> MarketSpec:
+        """The spec of the BTC window starting at `start` (memoised)."""
         slug = btc_slug(window, start)
         known = self.by_slug.get(slug)
         if known is not None:
@@ -192,6 +195,7 @@ class Catalog:
         return out
 
     def _yes_no(self, slug: str, question: str, year: int) -> MarketSpec:
+        """A year-long Yes/No decoy market."""
         start = int(datetime(year, 1, 1, tzinfo=UTC).timestamp())
         end = int(datetime(year + 1, 1, 1, 4, tzinfo=UTC).timestamp())
         return make_spec(

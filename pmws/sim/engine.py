@@ -171,6 +171,7 @@ class Engine:
         return self._quote(book)
 
     def _next_size(self) -> int:
+        """The next level size (cents) from the precomputed pool."""
         self._size_at = (self._size_at + 1) % SIZE_POOL
         return self._sizes[self._size_at]
 

@@ -64,6 +64,7 @@ class Frame:
 
 
 def _dumps(objs: list[dict[str, Any]], array: bool) -> bytes:
+    """Compact JSON of one event, or of an array of events."""
     return orjson.dumps(objs if array or len(objs) > 1 else objs[0])
 
 

@@ -31,10 +31,12 @@ class QueryError(ValueError):
 
 
 def _stats(spec: MarketSpec) -> random.Random:
+    """A per-market RNG for volume/liquidity figures."""
     return random.Random(digest(f"stats:{spec.slug}"))
 
 
 def _resolution_source(spec: MarketSpec) -> str:
+    """Chainlink for 5m/15m/4h, Binance for hourly windows (§6.2, §6.3)."""
     if spec.kind == "other":
         return ""
     return BINANCE if spec.window == "1h" else CHAINLINK
@@ -242,11 +244,13 @@ def series_object(spec: MarketSpec) -> dict[str, Any]:
 
 
 def _one(params: list[tuple[str, str]], name: str) -> str | None:
+    """The last value of a query parameter."""
     values = [v for k, v in params if k == name]
     return values[-1] if values else None
 
 
 def _int(params: list[tuple[str, str]], name: str, default: int) -> int:
+    """A non-negative integer parameter."""
     raw = _one(params, name)
     if raw is None or raw == "":
         return default
@@ -260,6 +264,7 @@ def _int(params: list[tuple[str, str]], name: str, default: int) -> int:
 
 
 def _bool(params: list[tuple[str, str]], name: str) -> bool | None:
+    """A true/false parameter, None when absent."""
     raw = _one(params, name)
     if raw is None or raw == "":
         return None
@@ -271,6 +276,7 @@ def _bool(params: list[tuple[str, str]], name: str) -> bool | None:
 
 
 def _time(params: list[tuple[str, str]], name: str) -> float | None:
+    """An ISO 8601 parameter as epoch seconds, None when absent."""
     raw = _one(params, name)
     if raw is None or raw == "":
         return None
@@ -284,6 +290,7 @@ def _time(params: list[tuple[str, str]], name: str) -> float | None:
 
 
 def _sort_key(field_name: str) -> Callable[[Listed], Any]:
+    """The sort key for an `order` field."""
     keys: dict[str, Callable[[Listed], Any]] = {
         "id": lambda i: int(i.spec.market_id),
         "endDate": lambda i: i.spec.end,

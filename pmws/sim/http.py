@@ -82,6 +82,7 @@ class HttpServer:
                 await asyncio.wait_for(self.server.wait_closed(), 1.0)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One TCP connection, tracked so close() can end it."""
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)

@@ -22,6 +22,7 @@ ONE = 1000  # price 1.0 in mills
 
 
 def _price_text(mills: int) -> str:
+    """Mills to the shortest decimal text."""
     return f"{mills / ONE:.3f}".rstrip("0").rstrip(".")
 
 
@@ -53,6 +54,7 @@ def tick_text(tick_mills: int) -> str:
 
 
 def _level_json(mills: int, cents: int) -> str:
+    """One level as compact JSON, the way `json.dumps` writes it."""
     return '{"price":"' + PRICE_TEXT[mills] + '","size":"' + size_text(cents) + '"}'
 
 

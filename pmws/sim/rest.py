@@ -23,7 +23,7 @@ class RestApi:
 
     def __init__(
         self, catalog: Catalog, engine: Engine, faults: Callable[[], Faults], clock: Callable[[], float]
-    ):
+    ) -> None:
         self.catalog = catalog
         self.engine = engine
         self.faults = faults
@@ -50,6 +50,7 @@ class RestApi:
         return [gamma.market_object(item, self._quote(item), nested_event=nested_event) for item in items]
 
     def _quote(self, item: Listed) -> gamma.Quote:
+        """Top of book and last trade of the first outcome, for Gamma's price fields."""
         token = self.engine.market_book(item.spec).tokens[0]
         bid, ask = token.best_bid(), token.best_ask()
         ltp = float(token.last_trade_price) if token.last_trade_price else None
@@ -72,6 +73,7 @@ class RestApi:
         return json_response(200, [self._event(item) for item in chosen])
 
     def _event(self, item: Listed) -> dict[str, Any]:
+        """One /events object with its market embedded."""
         market = self.market_objects([item], nested_event=False)[0]
         return gamma.event_object(
             item, liquidity=market["liquidityNum"], volume=market["volumeNum"], markets=[market]

@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 
 def _url_host(host: str) -> str:
+    """The host to put in URLs (wildcards become loopback)."""
     if host in ("", "0.0.0.0", "::"):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
@@ -95,6 +96,7 @@ class Simulator:
         """The REST summary of a token right now (what POST /books would answer); KeyError if unknown."""
 
         def summary() -> dict[str, Any]:
+            """The summary, or KeyError."""
             book = self.engine.token_book(token_id)
             if book is None:
                 raise KeyError(token_id)
@@ -109,13 +111,17 @@ class Simulator:
     # --- internals used by the websocket side ----------------------------------------------------------
 
     def _open_connection(self) -> int:
+        """Count a websocket connection; returns its id (1, 2, …)."""
         self.connections_opened += 1
         return self.connections_opened
 
     def _record(self, connection_id: int, payload: bytes, kind: int) -> None:
+        """Remember a frame that was handed to a transport."""
         if self.config.record_frames and len(self.sent_frames) < self.config.max_recorded_frames:
-            opcode = "binary" if kind == JUNK_BINARY else "text"
-            self.sent_frames.append(SentFrame(connection_id, opcode, payload, kind == DATA))
+            if kind == JUNK_BINARY:
+                self.sent_frames.append(SentFrame(connection_id, "binary", payload, False))
+            else:
+                self.sent_frames.append(SentFrame(connection_id, "text", payload, kind == DATA))
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the simulator's loop when called from another thread (the state is not locked)."""
@@ -125,6 +131,7 @@ class Simulator:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def run() -> None:
+            """Runs on the loop; hands the outcome back."""
             try:
                 future.set_result(fn())
             except BaseException as exc:  # handed to the calling thread
@@ -152,17 +159,21 @@ class SimulatorThread:
 
     @property
     def gamma_url(self) -> str:
+        """Gamma base URL."""
         return self.sim.gamma_url
 
     @property
     def clob_url(self) -> str:
+        """CLOB base URL."""
         return self.sim.clob_url
 
     @property
     def ws_url(self) -> str:
+        """Market websocket URL."""
         return self.sim.ws_url
 
     def _run(self) -> None:
+        """Thread body: start, serve until stopped, clean up."""
         loop = self._loop
         asyncio.set_event_loop(loop)
         try:

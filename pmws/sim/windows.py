@@ -69,10 +69,12 @@ def iso_z(t: float, *, micro: bool = False) -> str:
 
 
 def _hour12(local: datetime) -> tuple[int, str]:
+    """(1-12, AM|PM) of a local time."""
     return local.hour % 12 or 12, "AM" if local.hour < 12 else "PM"
 
 
 def _clock_text(t: int) -> str:
+    """`5:20AM` in New York time."""
     local = datetime.fromtimestamp(t, NEW_YORK)
     hour12, ampm = _hour12(local)
     return f"{hour12}:{local.minute:02d}{ampm}"

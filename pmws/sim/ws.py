@@ -77,6 +77,7 @@ def parse_subscription(message: str | bytes) -> tuple[list[str], bool, bool] | N
 
 
 def _asset_list(body: dict[str, Any]) -> list[str] | None:
+    """`assets_ids` if it is a list of strings, else None."""
     assets = body.get("assets_ids")
     if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
         return None
@@ -209,6 +210,7 @@ class MarketChannel:
         self._refresh_active()
 
     def _refresh_active(self) -> None:
+        """Tell the engine which markets have subscribers."""
         tokens: set[str] = set()
         for conn in self.conns.values():
             if not conn.dropped:
@@ -316,6 +318,7 @@ class MarketChannel:
     # --- the stream ---------------------------------------------------------------------------------------
 
     def _backlogged(self) -> bool:
+        """True while some client is more than HIGH_WATER frames behind."""
         return any(len(c.queue) > HIGH_WATER for c in self.conns.values() if not c.dropped)
 
     async def _generate(self) -> None:

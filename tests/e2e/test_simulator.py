@@ -148,6 +148,10 @@ def test_gamma_events_and_time_filters() -> None:
         soon = (await get(sim, "/markets", params=params)).json()
         assert soon and all(m["acceptingOrders"] for m in soon)
         assert (await get(sim, "/markets", params={"end_date_min": "yesterday"})).status_code == 422
+        slug = soon[0]["slug"]
+        assert (await get(sim, f"/markets/slug/{slug}")).json()["slug"] == slug
+        assert (await get(sim, f"/events/slug/{slug}")).json()["markets"][0]["slug"] == slug
+        assert (await get(sim, "/markets/slug/no-such-market")).status_code == 404
         assert (await get(sim, "/nowhere")).status_code == 404
 
     run(SimConfig(), body)
