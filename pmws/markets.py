@@ -107,8 +107,20 @@ def slug_for_window(window: str, start: datetime) -> str:
 
 
 def window_starts(window: str, now: datetime, *, count: int) -> list[datetime]:
-    """Starts of the current window and the `count - 1` following ones, aligned to the duration."""
+    """Starts of the current window and the `count - 1` following ones.
+
+    5m/15m/1h windows align to the epoch (UTC); 4h windows start at 0/4/8/12/16/20h New York time
+    (`btc-updown-4h-1772442000` is 4:00AM EST), so they are aligned in local time.
+    """
     seconds = WINDOW_SECONDS[window]
+    if window == "4h":
+        local = now.astimezone(NEW_YORK)
+        first_local = local.replace(hour=local.hour - local.hour % 4, minute=0, second=0, microsecond=0)
+        starts = []
+        for i in range(count):
+            naive = first_local.replace(tzinfo=None) + timedelta(hours=4 * i)
+            starts.append(naive.replace(tzinfo=NEW_YORK).astimezone(UTC))
+        return starts
     epoch = int(now.timestamp())
     first = epoch - epoch % seconds
     return [datetime.fromtimestamp(first + i * seconds, tz=UTC) for i in range(count)]

@@ -138,7 +138,9 @@ def test_dropped_connection_loses_and_duplicates_nothing(tmp_path: Path, sim: An
     connects = [c["connection_sequence"] for c in manifest["connections"] if c["event"] == "connect"]
     assert connects == list(range(1, len(connects) + 1))
     assert set(by_connection) <= set(connects)  # the last connection may close before its first frame
-    assert any(c["event"] == "disconnect" and "no close frame" in c["reason"] for c in manifest["connections"])
+    assert any(
+        c["event"] == "disconnect" and "no close frame" in c["reason"] for c in manifest["connections"]
+    )
 
 
 def test_bad_frames_are_kept_and_counted(tmp_path: Path, sim: Any) -> None:

@@ -102,6 +102,16 @@ def test_slugs(window: str, start: datetime, slug: str) -> None:
     assert window_of_slug(slug) == window
 
 
+def test_4h_windows_start_on_new_york_four_hour_boundaries() -> None:
+    # the real btc-updown-4h-1772442000 is "March 2, 4:00AM-8:00AM ET" (PROTOCOL.md §6.3)
+    now = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+    starts = window_starts("4h", now, count=2)
+    assert slug_for_window("4h", starts[0]) == "btc-updown-4h-1772442000"
+    assert starts[1] - starts[0] == timedelta(hours=4)
+    summer = window_starts("4h", datetime(2026, 7, 1, 5, 0, tzinfo=UTC), count=1)[0]
+    assert summer == datetime(2026, 7, 1, 4, 0, tzinfo=UTC)  # midnight EDT
+
+
 def test_window_starts_are_aligned() -> None:
     starts = window_starts("15m", NOW, count=3)
     assert starts[0] == datetime(2026, 3, 12, 9, 15, tzinfo=UTC)
