@@ -27,6 +27,9 @@ from pmws.errors import FeedError, describe_network_error
 from pmws.protocol import PING, Classified, FrameShape, operation_message, subscribe_message
 
 
+RETRY_AFTER_MAX_SECONDS = 600.0
+
+
 class LinkState(StrEnum):
     IDLE = "idle"
     CONNECTING = "connecting"
@@ -152,8 +155,8 @@ class Link:
             if served_data:
                 delays = _fresh_backoff(self.settings)
             delay = next(delays)
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, self.settings.reconnect_max_seconds))
+            if retry_after is not None:  # the server's word beats our backoff cap (bounded for sanity)
+                delay = max(delay, min(retry_after, RETRY_AFTER_MAX_SECONDS))
             self.state = LinkState.BACKOFF
             self.handler.on_lifecycle("reconnect_scheduled", self, {"delay_seconds": round(delay, 3)})
             with contextlib.suppress(TimeoutError):

@@ -391,3 +391,20 @@ def test_two_shards_split_the_markets_with_no_token_twice(tmp_path: Path, sim: A
     for ids in markets.values():
         if ids & initial:
             assert ids <= tokens_by_shard[0] or ids <= tokens_by_shard[1]
+
+
+def test_http_429_on_connect_honours_retry_after_and_never_gives_up(tmp_path: Path, sim: Any) -> None:
+    sim.sim.faults.ws_reject_status = 429
+
+    def lift(_: Any) -> None:
+        time.sleep(2.0)
+        sim.sim.faults.ws_reject_status = None
+
+    outcome, _ = record(run_config(tmp_path, sim), 4.5, during=lift)
+    rows = ws_lines()
+    failures = [r for r in rows if r.get("event") == "connect_failed"]
+    assert failures and "HTTP 429" in failures[0]["reason"]
+    delays = [r["delay_seconds"] for r in rows if r.get("event") == "reconnect_scheduled"]
+    assert delays and min(delays) >= 1.0  # the simulator's Retry-After: 1, over a 0.1 s backoff floor
+    assert outcome.counters["connect_failures"] >= 1
+    assert outcome.counters["market_data_messages"] > 0  # connected once the 429s stopped
