@@ -186,21 +186,6 @@ class BookState:
         )
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
-    def summary(self) -> dict[str, Any]:
-        """A REST-shaped summary of the current state, hash included."""
-        return {
-            "market": self.market,
-            "asset_id": self.asset_id,
-            "timestamp": self.timestamp,
-            "hash": self.hash(),
-            "bids": [{"price": p, "size": s} for p, s in self.wire_bids()],
-            "asks": [{"price": p, "size": s} for p, s in self.wire_asks()],
-            "min_order_size": self.min_order_size,
-            "tick_size": self.tick_size,
-            "neg_risk": self.neg_risk,
-            "last_trade_price": self.last_trade_price,
-        }
-
     def top_of_book(self) -> dict[str, str | None]:
         return {"best_bid": self.best_bid(), "best_ask": self.best_ask()}
 

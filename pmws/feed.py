@@ -22,10 +22,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from pmws.backoff import backoff, parse_retry_after
 from pmws.config import Websocket
-from pmws.envelope import ConnectionContext, TrackedToken
+from pmws.envelope import ConnectionContext, TrackedToken, build_envelope
 from pmws.errors import FeedError, describe_network_error
 from pmws.protocol import PING, Classified, FrameShape, operation_message, subscribe_message
-
 
 RETRY_AFTER_MAX_SECONDS = 600.0
 
@@ -39,17 +38,11 @@ class LinkState(StrEnum):
 
 
 class FrameHandler(Protocol):
-    """Where a Link delivers frames and lifecycle events (archive + stats)."""
+    """Where a Link delivers each frame's envelope, and lifecycle events (archive + stats)."""
 
-    def on_frame(
-        self,
-        payload: bytes,
-        binary: bool,
-        received_ns: int,
-        link: Link,
-        message_sequence: int,
-        global_sequence: int,
-    ) -> Classified: ...
+    def on_envelope(
+        self, line: bytes, classified: Classified, received_ns: int, global_sequence: int
+    ) -> None: ...
 
     def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None: ...
 
@@ -230,21 +223,26 @@ class Link:
             raise ConnectFailed(describe_network_error(self.url, exc)) from None
 
     async def _receive(self, ws: ClientConnection) -> None:
+        """The hot path: receive, stamp, envelope, hand over; then wait if the writer is behind."""
         handler = self.handler
+        next_message = self.sequencer.next_message
         while True:
             message = await ws.recv()
             received_ns = time.time_ns()
             binary = isinstance(message, bytes)
             payload = message if isinstance(message, bytes) else message.encode("utf-8")
             self.message_sequence += 1
-            classified = handler.on_frame(
+            global_sequence = next_message()
+            assert self.context is not None
+            line, classified = build_envelope(
                 payload,
-                binary,
-                received_ns,
-                self,
-                self.message_sequence,
-                self.sequencer.next_message(),
+                binary=binary,
+                context=self.context,
+                received_ns=received_ns,
+                message_sequence=self.message_sequence,
+                global_sequence=global_sequence,
             )
+            handler.on_envelope(line, classified, received_ns, global_sequence)
             now = time.monotonic()
             self.last_frame_monotonic = now
             if classified.is_market_data:

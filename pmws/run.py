@@ -25,7 +25,7 @@ from rich.console import Console
 from pmws.archive import LatencyStats
 from pmws.config import Config
 from pmws.discover import http_client
-from pmws.envelope import TrackedToken, build_envelope, record_line, utc_text
+from pmws.envelope import TrackedToken, record_line, utc_text
 from pmws.errors import ArchiveError, ConfigError, PmwsError
 from pmws.feed import Link, Sequencer
 from pmws.gamma import fetch_btc_markets
@@ -197,29 +197,13 @@ class Recorder:
 
     # --- the stream -------------------------------------------------------------------------------
 
-    def on_frame(
-        self,
-        payload: bytes,
-        binary: bool,
-        received_ns: int,
-        link: Link,
-        message_sequence: int,
-        global_sequence: int,
-    ) -> Classified:
-        assert link.context is not None
-        line, classified = build_envelope(
-            payload,
-            binary=binary,
-            context=link.context,
-            received_ns=received_ns,
-            message_sequence=message_sequence,
-            global_sequence=global_sequence,
-        )
+    def on_envelope(
+        self, line: bytes, classified: Classified, received_ns: int, global_sequence: int
+    ) -> None:
         self.ws.append(line, received_ns, sequence=global_sequence, events=classified.event_types)
         self.stats.observe(classified, received_ns, self.tokens)
         if classified.parsed is not None:
             self._follow_events(classified, received_ns)
-        return classified
 
     def _follow_events(self, classified: Classified, received_ns: int) -> None:
         for event in iter_events(classified.parsed):

@@ -20,7 +20,7 @@ from pmws import __version__
 from pmws.archive import ArchiveWriter, GzipJsonlFile
 from pmws.config import Config
 from pmws.discover import discover, http_client, load_discovery
-from pmws.envelope import TrackedToken, build_envelope, record_line, utc_text
+from pmws.envelope import TrackedToken, record_line, utc_text
 from pmws.errors import DiscoveryError, PmwsError
 from pmws.feed import Link, Sequencer
 from pmws.gate import GateOutcome, run_gate
@@ -51,27 +51,11 @@ class SampleHandler:
     stats: FeedStats = field(default_factory=FeedStats)
     connections: list[dict[str, Any]] = field(default_factory=list)
 
-    def on_frame(
-        self,
-        payload: bytes,
-        binary: bool,
-        received_ns: int,
-        link: Link,
-        message_sequence: int,
-        global_sequence: int,
-    ) -> Classified:
-        assert link.context is not None
-        line, classified = build_envelope(
-            payload,
-            binary=binary,
-            context=link.context,
-            received_ns=received_ns,
-            message_sequence=message_sequence,
-            global_sequence=global_sequence,
-        )
+    def on_envelope(
+        self, line: bytes, classified: Classified, received_ns: int, global_sequence: int
+    ) -> None:
         self.writer.append(line, received_ns)
         self.stats.observe(classified, received_ns, self.tracked)
-        return classified
 
     def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
         self.connections.append(

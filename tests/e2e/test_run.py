@@ -54,10 +54,15 @@ def record(
     config_path: Path,
     seconds: float,
     *,
+    sim: Any,
     during: Callable[[Any], None] | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> tuple[RunOutcome, Any]:
-    """Run the recorder in this process for `seconds`, calling `during(recorder)` from a thread midway."""
+    """Run the recorder in this process for `seconds`, calling `during(recorder)` from a thread midway.
+
+    The simulator goes quiet 0.5 s before the stop, so no frame is still in flight when the recorder stops
+    (frames sent after a client decided to stop can never be received, by any recorder).
+    """
     config = load_config(config_path, env={})
     holder: dict[str, Any] = {}
 
@@ -70,12 +75,13 @@ def record(
         loop = asyncio.get_running_loop()
         if during is not None:
             threading.Thread(target=lambda: during(holder), daemon=True).start()
+        loop.call_later(seconds * TIME_FACTOR - 0.5, lambda: setattr(sim.sim.faults, "silent", True))
         loop.call_later(seconds * TIME_FACTOR, stop.set)
         kwargs: dict[str, Any] = {"clock": clock} if clock else {}
         return await run_recorder(
             config,
             console=Console(file=io.StringIO()),
-            stop=stop,  # noqa: SIM115
+            stop=stop,
             on_ready=ready,
             **kwargs,
         )
@@ -124,7 +130,7 @@ def test_rotation_closes_valid_manifested_files_and_leaves_no_open_file(tmp_path
                     too_old.append(path.name)  # only the current period (and one closing) may be open
 
     config = run_config(tmp_path, sim, run={"rotate_interval_seconds": 1})
-    outcome, _ = record(config, 4.0, during=watch)
+    outcome, _ = record(config, 4.0, during=watch, sim=sim)
     assert outcome.error is None
     assert seen and not too_old
     assert not list(ROOT.rglob(".*.open"))
@@ -146,7 +152,7 @@ def test_rotation_closes_valid_manifested_files_and_leaves_no_open_file(tmp_path
 
 def test_forced_drop_archives_every_frame_once_with_gap_records(tmp_path: Path, sim: Any) -> None:
     sim.sim.faults.drop_after_frames = 40
-    outcome, _ = record(run_config(tmp_path, sim), 3.0)
+    outcome, _ = record(run_config(tmp_path, sim), 3.0, sim=sim)
     assert outcome.counters["reconnects"] >= 1
     rows = ws_lines()
     assert_sent_exactly_once(sim, rows)
@@ -164,7 +170,9 @@ def test_silent_stall_is_detected_replaced_and_loses_nothing(tmp_path: Path, sim
         time.sleep(2.5)
         sim.sim.faults.silent = False
 
-    outcome, _ = record(run_config(tmp_path, sim, websocket={"stale_after_seconds": 1}), 5.0, during=stall)
+    outcome, _ = record(
+        run_config(tmp_path, sim, websocket={"stale_after_seconds": 1}), 5.0, during=stall, sim=sim
+    )
     assert outcome.counters["stale_feed_events"] >= 1
     rows = ws_lines()
     stale = [r for r in rows if r.get("event") == "stale_feed"]
@@ -177,7 +185,7 @@ def test_more_assets_than_the_connection_limit_use_several_connections(tmp_path:
     config = run_config(
         tmp_path, sim, websocket={"max_assets_per_connection": 2}, run={"subscribe_ahead_seconds": 900}
     )
-    outcome, _ = record(config, 2.5)
+    outcome, _ = record(config, 2.5, sim=sim)
     initial = [s for s in sim.sim.subscriptions if s[1] == "initial"]
     assert len(initial) >= 2
     assert all(len(assets) <= 2 for _, _, assets in initial)
@@ -201,7 +209,7 @@ def test_rollover_subscribes_the_new_window_and_unsubscribes_the_old(tmp_path: P
         offset["seconds"] = 300.0
 
     config = run_config(tmp_path, sim, discovery={"windows": ["5m"]}, run={"post_end_grace_seconds": 0})
-    outcome, _ = record(config, 3.5, during=advance, clock=clock)
+    outcome, _ = record(config, 3.5, during=advance, clock=clock, sim=sim)
     assert outcome.error is None
     kinds = [(kind, tuple(assets)) for _, kind, assets in sim.sim.subscriptions]
     first = kinds[0][1]
@@ -218,7 +226,7 @@ def test_bad_frames_kept_and_counted_rest_faults_counted_and_retried(tmp_path: P
     faults = sim.sim.faults
     faults.send_non_json_every, faults.send_binary_every, faults.send_unknown_event_every = 4, 9, 6
     faults.books_status, faults.books_retry_after = 429, 0.1
-    outcome, _ = record(run_config(tmp_path, sim), 2.5)
+    outcome, _ = record(run_config(tmp_path, sim), 2.5, sim=sim)
     counters = outcome.counters
     assert counters["parser_json_errors"] >= 1 and counters["parser_unknown_event_types"] >= 1
     assert counters["binary_frames"] >= 1
@@ -236,7 +244,7 @@ def test_bad_frames_kept_and_counted_rest_faults_counted_and_retried(tmp_path: P
 
 
 def test_books_verify_and_rest_agrees_with_the_rebuilt_books(tmp_path: Path, sim: Any) -> None:
-    outcome, _ = record(run_config(tmp_path, sim), 3.0)
+    outcome, _ = record(run_config(tmp_path, sim), 3.0, sim=sim)
     counters = outcome.counters
     assert counters["book_hash_verified"] > 50
     assert counters["book_hash_mismatched"] == 0
@@ -254,7 +262,7 @@ def test_metrics_health_and_readiness(tmp_path: Path, sim: Any) -> None:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
                 answers[path] = (response.status, response.read().decode())
 
-    record(run_config(tmp_path, sim), 2.5, during=probe)
+    record(run_config(tmp_path, sim), 2.5, during=probe, sim=sim)
     assert answers["/healthz"][0] == 200
     assert answers["/readyz"][0] == 200
     metrics = answers["/metrics"][1]
@@ -290,6 +298,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
 def test_sigterm_closes_everything_and_exits_zero(tmp_path: Path, sim: Any) -> None:
     proc = start_run(tmp_path, run_config(tmp_path, sim))
     wait_for(lambda: len(sim.sim.sent_frames) > 50)
+    sim.sim.faults.silent = True
+    time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     began = time.monotonic()
     output, _ = proc.communicate(timeout=15)
@@ -400,7 +410,7 @@ def test_http_429_on_connect_honours_retry_after_and_never_gives_up(tmp_path: Pa
         time.sleep(2.0)
         sim.sim.faults.ws_reject_status = None
 
-    outcome, _ = record(run_config(tmp_path, sim), 4.5, during=lift)
+    outcome, _ = record(run_config(tmp_path, sim), 4.5, during=lift, sim=sim)
     rows = ws_lines()
     failures = [r for r in rows if r.get("event") == "connect_failed"]
     assert failures and "HTTP 429" in failures[0]["reason"]

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,9 +21,15 @@ REPORT = Path("reports/checkpoints/checkpoint_010b_ws_raw_sample.md")
 
 
 def run_sample(tmp_path: Path, sim: Any, *extra: str, **sections: dict[str, Any]) -> Any:
+    """Run `pmws sample`; the simulator goes quiet 0.5 s before the end so no frame is left in flight."""
     config = write_config(tmp_path / "pmws.yaml", sim, **sections)
-    result = invoke("sample", "--config", str(config), "--discover", "--no-live", *extra)
-    return result
+    duration = float(extra[extra.index("--duration-seconds") + 1]) if "--duration-seconds" in extra else 3.0
+    quiet = threading.Timer(duration - 0.5, lambda: setattr(sim.sim.faults, "silent", True))
+    quiet.start()
+    try:
+        return invoke("sample", "--config", str(config), "--discover", "--no-live", *extra)
+    finally:
+        quiet.cancel()
 
 
 def outputs(manifest: dict[str, Any]) -> dict[str, Path]:
