@@ -88,33 +88,23 @@ def metric(port: int, name: str) -> float:
 
 
 def start_run(config: Path) -> tuple[subprocess.Popen[str], int]:
+    """Start `pmws run`; its first line says where /metrics listens."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "pmws", "run", "--config", str(config), "--no-live"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    port_file = config.parent / "port"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for line in Path(f"/proc/{proc.pid}/net/tcp").read_text().splitlines()[1:]:
-            parts = line.split()
-            if parts[3] == "0A" and parts[1].startswith("0100007F"):
-                port = int(parts[1].split(":")[1], 16)
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-                    port_file.write_text(str(port))
-                    return proc, port
-                except OSError:
-                    continue
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("pmws run did not start its metrics endpoint")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "metrics http://" in line:
+            return proc, int(line.rsplit(":", 1)[1])
+    raise RuntimeError(f"pmws run exited: {proc.wait()}")
 
 
 def stop_run(proc: subprocess.Popen[str]) -> dict[str, Any]:
     proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=30)
+    output, _ = proc.communicate(timeout=30)  # the rest of stdout, after the metrics line
     return json.loads(next(line for line in output.splitlines()[::-1] if line.startswith("{")))
 
 

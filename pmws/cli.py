@@ -245,13 +245,18 @@ def run(
     def action() -> int:
         cfg = build_config(config, {"run.shard_index": shard_index, "run.shard_count": shard_count})
         with simulated(cfg, simulate):
-            outcome = asyncio.run(run_recorder(cfg, console=out, live=not no_live))
+            outcome = asyncio.run(run_recorder(cfg, console=out, live=not no_live, on_ready=_announce))
         print(summary_json(outcome), flush=True)
         if outcome.error is not None:
             raise outcome.error
         return 0
 
     raise typer.Exit(guarded(debug, action))
+
+
+def _announce(recorder: Any, server: Any) -> None:
+    where = f"http://{recorder.config.metrics.host}:{server.port}" if server is not None else "disabled"
+    print(f"[pmws] session {recorder.session_id} shard {recorder.shard}; metrics {where}", flush=True)
 
 
 @app.command()
