@@ -155,59 +155,59 @@ def reread(seconds: float) -> dict[str, Any]:
     """Gate re-read throughput vs gunzip + sha256 + json.loads of the same file."""
     from pmws.gate import run_gate
 
-    with SimProcess(rate=0, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        tokens = discover_tokens(sim.endpoints["gamma_url"], 4)
-        tokens_file = tmp / "tokens.json"
-        tokens_file.write_text(json.dumps([t.to_json() for t in tokens]))
-        subprocess.run(
-            [
-                sys.executable,
-                str(HERE / "_contender.py"),
-                "record",
-                "--ws-url",
-                sim.endpoints["ws_url"],
-                "--tokens-file",
-                str(tokens_file),
-                "--seconds",
-                str(seconds),
-                "--out",
-                str(tmp),
-            ],
-            check=True,
-            capture_output=True,
-        )
-    path = tmp / "bench.jsonl.gz"
-    raw = gzip.decompress(path.read_bytes())
-    t0 = time.perf_counter()
-    data = gzip.decompress(path.read_bytes())
-    hashlib.sha256(path.read_bytes()).hexdigest()
-    for line in data.splitlines():
-        json.loads(line)
-    floor = time.perf_counter() - t0
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    manifest = tmp / "m.json"
-    lines = raw.count(b"\n")
-    manifest.write_text(
-        json.dumps(
-            {
-                "selection": {"markets": []},
-                "outputs": [
-                    {
-                        "kind": "ws_raw",
-                        "path": str(path),
-                        "bytes": path.stat().st_size,
-                        "sha256": sha,
-                        "lines": lines,
-                    }
+        with SimProcess(rate=0, markets_per_window=2) as sim:
+            tokens = discover_tokens(sim.endpoints["gamma_url"], 4)
+            tokens_file = tmp / "tokens.json"
+            tokens_file.write_text(json.dumps([t.to_json() for t in tokens]))
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(HERE / "_contender.py"),
+                    "record",
+                    "--ws-url",
+                    sim.endpoints["ws_url"],
+                    "--tokens-file",
+                    str(tokens_file),
+                    "--seconds",
+                    str(seconds),
+                    "--out",
+                    str(tmp),
                 ],
-            }
+                check=True,
+                capture_output=True,
+            )
+        path = tmp / "bench.jsonl.gz"
+        t0 = time.perf_counter()
+        compressed = path.read_bytes()
+        hashlib.sha256(compressed).hexdigest()
+        data = gzip.decompress(compressed)
+        for line in data.splitlines():
+            json.loads(line)
+        floor = time.perf_counter() - t0
+        manifest = tmp / "m.json"
+        manifest.write_text(
+            json.dumps(
+                {
+                    "selection": {"markets": []},
+                    "outputs": [
+                        {
+                            "kind": "ws_raw",
+                            "path": str(path),
+                            "bytes": len(compressed),
+                            "sha256": hashlib.sha256(compressed).hexdigest(),
+                            "lines": data.count(b"\n"),
+                        }
+                    ],
+                }
+            )
         )
-    )
-    t0 = time.perf_counter()
-    run_gate(manifest, report_path=tmp / "r.md")
-    gate = time.perf_counter() - t0
-    mb = len(raw) / 1e6
+        t0 = time.perf_counter()
+        outcome = run_gate(manifest, report_path=tmp / "r.md")
+        gate = time.perf_counter() - t0
+        assert not [c for c in outcome.checks if c.name == "checksums_match" and not c.passed]
+    mb = len(data) / 1e6
     return {"mb": mb, "floor_mb_s": mb / floor, "gate_mb_s": mb / gate, "ratio": floor / gate}
 
 
@@ -249,7 +249,9 @@ def discovery_and_rest() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short durations (a smoke run, not the figures)")
+    parser.add_argument("--only", default="1,2,3,4", help="sections to run, e.g. 3,4")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     seconds, sustain = (2.0, 10.0) if args.quick else (8.0, 60.0)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -257,33 +259,43 @@ def main() -> None:
     )
     from ingest import measure
 
-    print("## 1. Ingest (hot path vs bare receive loop)\n")
-    print(table(measure(seconds, [4, 200, 1000])))
-    full = run_ingest(seconds)
-    print(
-        f"\n`pmws run` end to end: {full['frames'] / full['seconds']:,.0f} frames/s, "
-        f"{full['cpu_per_100k']:.2f} CPU s/100k frames, RSS {full['rss_mb']:.0f} MB, "
-        f"hashes verified {full['hash_verified']:,} mismatched {full['hash_mismatched']}"
-    )
-    print("\n## 2. Sustained 1 000 frames/s\n")
-    s = sustained(sustain)
-    print(
-        f"CPU {s['cpu_percent']:.1f} % of one core, RSS {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB, "
-        f"frame-to-disk p50 {s['p50_ms']:.0f} ms p99 {s['p99_ms']:.0f} ms, {s['frames_per_s']:.0f} frames/s"
-    )
-    print("\n## 3. Gate re-read\n")
-    r = reread(seconds)
-    print(
-        f"{r['mb']:.0f} MB JSONL: gate {r['gate_mb_s']:.0f} MB/s vs floor {r['floor_mb_s']:.0f} MB/s "
-        f"(ratio {r['ratio']:.0%})"
-    )
-    print("\n## 4. Discovery and REST\n")
-    d = discovery_and_rest()
-    print(
-        f"discover {d['markets']:,} markets in {d['discovery_s']:.2f} s ({d['requests']} requests); "
-        f"REST checkpoint of {d['rest_tokens']} tokens in {d['rest_s'] * 1000:.0f} ms "
-        f"({d['rest_books']} books)"
-    )
+    full: dict[str, Any] = {}
+    s: dict[str, Any] = {}
+    r: dict[str, Any] = {}
+    d: dict[str, Any] = {}
+    if "1" in only:
+        print("## 1. Ingest (hot path vs bare receive loop)\n")
+        print(table(measure(seconds, [4, 200, 1000])))
+        full = run_ingest(seconds)
+        print(
+            f"\n`pmws run` end to end: {full['frames'] / full['seconds']:,.0f} frames/s, "
+            f"{full['cpu_per_100k']:.2f} CPU s/100k frames, RSS {full['rss_mb']:.0f} MB, "
+            f"hashes verified {full['hash_verified']:,} mismatched {full['hash_mismatched']}"
+        )
+    if "2" in only:
+        print("\n## 2. Sustained 1 000 frames/s\n")
+        s = sustained(sustain)
+        print(
+            f"CPU {s['cpu_percent']:.1f} % of one core, "
+            f"RSS {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB, "
+            f"frame-to-disk p50 {s['p50_ms']:.0f} ms p99 {s['p99_ms']:.0f} ms, "
+            f"{s['frames_per_s']:.0f} frames/s"
+        )
+    if "3" in only:
+        print("\n## 3. Gate re-read\n")
+        r = reread(seconds)
+        print(
+            f"{r['mb']:.0f} MB JSONL: gate {r['gate_mb_s']:.0f} MB/s vs floor {r['floor_mb_s']:.0f} MB/s "
+            f"(ratio {r['ratio']:.0%})"
+        )
+    if "4" in only:
+        print("\n## 4. Discovery and REST\n")
+        d = discovery_and_rest()
+        print(
+            f"discover {d['markets']:,} markets in {d['discovery_s']:.2f} s ({d['requests']} requests); "
+            f"REST checkpoint of {d['rest_tokens']} tokens in {d['rest_s'] * 1000:.0f} ms "
+            f"({d['rest_books']} books)"
+        )
     print(
         json.dumps({"run": full, "sustained": s, "reread": r, "discovery": d}, default=str), file=sys.stderr
     )

@@ -19,6 +19,7 @@ from pmws.errors import DiscoveryError, RestError, describe_network_error
 from pmws.markets import WINDOW_SECONDS, iso, slug_for_window, window_starts
 
 SLUGS_PER_REQUEST = 40
+PREDICTED_PER_WINDOW = 12
 MAX_ATTEMPTS = 3
 
 
@@ -78,12 +79,16 @@ async def fetch_btc_markets(
 
 
 def predicted_slugs(windows: list[str], now: datetime, lookahead_seconds: int) -> list[str]:
-    """Slugs of the current window and those starting within the lookahead, per window length."""
+    """Slugs of the current window and the next ones within the lookahead (at most 12 per window length).
+
+    This pass is there to find the windows trading now even if listings lag or cap; pagination finds the
+    rest, so its cost does not grow with the lookahead.
+    """
     slugs: list[str] = []
     for window in windows:
         if window not in WINDOW_SECONDS:
             raise DiscoveryError(f"unknown window {window!r}; use one of {sorted(WINDOW_SECONDS)}")
-        count = 1 + lookahead_seconds // WINDOW_SECONDS[window]
+        count = min(PREDICTED_PER_WINDOW, 1 + lookahead_seconds // WINDOW_SECONDS[window])
         slugs.extend(slug_for_window(window, start) for start in window_starts(window, now, count=count))
     return slugs
 
