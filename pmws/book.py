@@ -46,7 +46,13 @@ def book_hash(
 
 
 def _text(value: str) -> str:
-    """A JSON string literal exactly as `json.dumps(..., ensure_ascii=False)` writes it."""
+    """A JSON string literal exactly as `json.dumps(..., ensure_ascii=False)` writes it.
+
+    Prices, sizes, ids and timestamps never hold a quote, backslash or control character, so they are
+    wrapped directly; anything else goes through json.dumps.
+    """
+    if '"' not in value and "\\" not in value and value.isprintable():
+        return '"' + value + '"'
     return json.dumps(value, ensure_ascii=False)
 
 

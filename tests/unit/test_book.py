@@ -139,3 +139,12 @@ def test_incremental_hash_equals_the_reference_payload_after_every_change() -> N
         )
         assert state.hash() == reference
         assert state.hash(last_trade_price="0.4") != reference
+
+
+def test_string_fast_path_matches_json_dumps() -> None:
+    import json
+
+    from pmws.book import _text
+
+    for value in ["0.5", "", "1790658661234", 'a"b', "back\\slash", "tab\there", "é", "\u2028", "\x7f", "nl\n"]:
+        assert _text(value) == json.dumps(value, ensure_ascii=False)
