@@ -146,5 +146,16 @@ def test_string_fast_path_matches_json_dumps() -> None:
 
     from pmws.book import _text
 
-    for value in ["0.5", "", "1790658661234", 'a"b', "back\\slash", "tab\there", "é", "\u2028", "\x7f", "nl\n"]:
+    for value in [
+        "0.5",
+        "",
+        "1790658661234",
+        'a"b',
+        "back\\slash",
+        "tab\there",
+        "é",
+        "\u2028",
+        "\x7f",
+        "nl\n",
+    ]:
         assert _text(value) == json.dumps(value, ensure_ascii=False)
