@@ -221,7 +221,9 @@ def test_rclone_failing_midway_deletes_nothing_and_a_rerun_completes(
     flaky.write_text(
         "#!/bin/sh\n"
         f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}\n"
-        f'if [ "$4" = copyto ] || [ "$3" = copyto ]; then if [ $n -ge 5 ]; then echo "ERROR : network down" >&2; exit 1; fi; fi\n'
+        'case " $* " in *" copyto "*) if [ "$n" -ge 5 ]; then\n'
+        '  echo "ERROR : network down" >&2; exit 1; fi;;\n'
+        "esac\n"
         f'exec {real} "$@"\n'
     )
     flaky.chmod(flaky.stat().st_mode | stat.S_IEXEC)
