@@ -275,9 +275,14 @@ def upload(
 
     def action() -> int:
         cfg = build_config(config, {"upload.source": source, "upload.remote": remote})
-        report = run_upload(
-            cfg.upload, dry_run=dry_run, cleanup_after_verify=cleanup_after_verify, verify_mode=verify_mode
-        )
+        with _upload_progress() as progress:
+            report = run_upload(
+                cfg.upload,
+                dry_run=dry_run,
+                cleanup_after_verify=cleanup_after_verify,
+                verify_mode=verify_mode,
+                progress=progress,
+            )
         table = Table(title="pmws upload" + (" (dry run: nothing changed)" if dry_run else ""))
         for column in ("file", "bytes", "action", "verified", "deleted"):
             table.add_column(column)
@@ -337,6 +342,25 @@ def verify(
         return 0 if results and not failed else 1
 
     raise typer.Exit(guarded(debug, action))
+
+
+@contextlib.contextmanager
+def _upload_progress() -> Iterator[Callable[[Any], None] | None]:
+    """Files and bytes done, as a Rich progress line on a terminal; nothing otherwise."""
+    if not out.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=out, transient=True) as bar:
+        files = bar.add_task("files", total=None)
+        done_bytes = bar.add_task("bytes", total=None)
+
+        def advance(outcome: Any) -> None:
+            bar.advance(files, 1)
+            bar.advance(done_bytes, outcome.bytes)
+
+        yield advance
 
 
 def _announce(recorder: Any, server: Any) -> None:
