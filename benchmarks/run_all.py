@@ -108,46 +108,35 @@ def stop_run(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(next(line for line in output.splitlines()[::-1] if line.startswith("{")))
 
 
-def run_ingest(seconds: float) -> dict[str, Any]:
-    """`pmws run` end to end at full simulator speed (book verification on)."""
-    with SimProcess(rate=0, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp:
-        proc, _ = start_run(run_config(Path(tmp), sim.endpoints))
-        time.sleep(2)
-        c0, _ = proc_stats(proc.pid)
-        t0 = time.monotonic()
-        time.sleep(seconds)
-        c1, rss = proc_stats(proc.pid)
-        elapsed = time.monotonic() - t0
-        counters = stop_run(proc)["counters"]
-    return {
-        "frames": counters["frames"],
-        "seconds": elapsed + 2,
-        "cpu_seconds": c1 - c0,
-        "cpu_per_100k": (c1 - c0) / max(1, counters["frames"]) * 1e5 * (elapsed + 2) / elapsed,
-        "rss_mb": rss,
-        "hash_verified": counters["book_hash_verified"],
-        "hash_mismatched": counters["book_hash_mismatched"],
-    }
-
-
-def sustained(seconds: float) -> dict[str, Any]:
-    with SimProcess(rate=1000, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp:
+def measure_run(rate: float, warmup: float, seconds: float) -> dict[str, Any]:
+    """`pmws run` against the simulator at `rate` (0 = full speed): frames, CPU and RSS over a window."""
+    with SimProcess(rate=rate, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp:
         proc, port = start_run(run_config(Path(tmp), sim.endpoints))
-        time.sleep(3)
-        c0, rss0 = proc_stats(proc.pid)
-        t0 = time.monotonic()
+        time.sleep(warmup)
+        f0, (c0, rss0), t0 = metric(port, "pmws_frames_total"), proc_stats(proc.pid), time.monotonic()
         time.sleep(seconds)
-        c1, rss1 = proc_stats(proc.pid)
-        elapsed = time.monotonic() - t0
+        f1, (c1, rss1), elapsed = (
+            metric(port, "pmws_frames_total"),
+            proc_stats(proc.pid),
+            time.monotonic() - t0,
+        )
         p50, p99 = metric(port, "pmws_frame_to_disk_p50_ms"), metric(port, "pmws_frame_to_disk_p99_ms")
         counters = stop_run(proc)["counters"]
+    frames = f1 - f0
     return {
+        "frames": frames,
+        "seconds": elapsed,
+        "frames_per_s": frames / elapsed,
+        "cpu_seconds": c1 - c0,
+        "cpu_per_100k": (c1 - c0) / max(1.0, frames) * 1e5,
         "cpu_percent": (c1 - c0) / elapsed * 100,
         "rss_start_mb": rss0,
         "rss_end_mb": rss1,
         "p50_ms": p50,
         "p99_ms": p99,
-        "frames_per_s": counters["frames"] / (elapsed + 3),
+        "total_frames": counters["frames"],
+        "hash_verified": counters["book_hash_verified"],
+        "hash_mismatched": counters["book_hash_mismatched"],
     }
 
 
@@ -266,15 +255,15 @@ def main() -> None:
     if "1" in only:
         print("## 1. Ingest (hot path vs bare receive loop)\n")
         print(table(measure(seconds, [4, 200, 1000])))
-        full = run_ingest(seconds)
+        full = measure_run(0, 2, seconds)
         print(
-            f"\n`pmws run` end to end: {full['frames'] / full['seconds']:,.0f} frames/s, "
-            f"{full['cpu_per_100k']:.2f} CPU s/100k frames, RSS {full['rss_mb']:.0f} MB, "
+            f"\n`pmws run` end to end: {full['frames_per_s']:,.0f} frames/s, "
+            f"{full['cpu_per_100k']:.2f} CPU s/100k frames, RSS {full['rss_end_mb']:.0f} MB, "
             f"hashes verified {full['hash_verified']:,} mismatched {full['hash_mismatched']}"
         )
     if "2" in only:
         print("\n## 2. Sustained 1 000 frames/s\n")
-        s = sustained(sustain)
+        s = measure_run(1000, 3, sustain)
         print(
             f"CPU {s['cpu_percent']:.1f} % of one core, "
             f"RSS {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB, "
