@@ -126,7 +126,8 @@ def test_a_flipped_byte_is_detected() -> None:
 
 def test_huge_integers_are_kept_verbatim() -> None:
     env = envelope(b'{"size":20000000000000000001}')
-    assert env["json"] == {"size": 20000000000000000001} and env["raw_text"] == '{"size":20000000000000000001}'
+    assert env["json"] == {"size": 20000000000000000001}
+    assert env["raw_text"] == '{"size":20000000000000000001}'
 
 
 @given(st.text(min_size=0, max_size=200))
