@@ -1,20 +1,9 @@
-"""The upload ledger: append-only JSON lines, one per event, fsynced before the next step.
-
-    {"at_utc", "event": uploaded | verified | deleted | refused | failed, "file", "relative_path", "remote",
-     "sha256", "md5" (when computed), "bytes", "verify_mode" (verified), "detail"}
-
-It is the memory of `pmws upload` across runs: `already_verified()` says which files need not be sent
-again. A torn last line (a crash mid-append) is skipped when reading. Only one `pmws upload` may hold the
-ledger at a time (`Ledger.lock()`), so two cron runs never upload or delete the same file at once.
-"""
+"""The append-only upload ledger: one JSON line per event (uploaded, verified, deleted, refused, failed)."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,28 +12,15 @@ import orjson
 
 from pmws.envelope import utc_text
 from pmws.errors import UploadError
-from pmws.rclone import join_remote
-
-EVENTS = ("uploaded", "verified", "deleted", "refused", "failed")
-
-
-def _unchanged(text: str) -> str:
-    return text
 
 
 @dataclass
 class Ledger:
-    """The ledger file; `redact` is applied to every string written (credentials never reach the disk)."""
-
     path: Path
-    redact: Callable[[str], str] = _unchanged
 
-    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+    def append(self, event: str, **fields: Any) -> None:
         """Add one line and fsync it: the ledger must survive a crash right after a delete."""
-        if event not in EVENTS:
-            raise ValueError(f"unknown ledger event {event!r}")
-        record = {"at_utc": utc_text(time.time_ns()), "event": event}
-        record |= {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items() if v is not None}
+        record = {"at_utc": utc_text(time.time_ns()), "event": event, **fields}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "ab") as fh:
@@ -52,19 +28,16 @@ class Ledger:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
-            raise UploadError(f"{self.path}: cannot write the upload ledger ({exc.strerror or exc})") from None
-        return record
+            raise UploadError(
+                f"{self.path}: cannot write the upload ledger ({exc.strerror or exc})"
+            ) from None
 
     def records(self) -> list[dict[str, Any]]:
-        """Every readable line, oldest first."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        """Every readable line (a torn last line from a crash is skipped)."""
+        if not self.path.exists():
             return []
-        except OSError as exc:
-            raise UploadError(f"{self.path}: cannot read the upload ledger ({exc.strerror or exc})") from None
         out = []
-        for line in data.splitlines():
+        for line in self.path.read_bytes().splitlines():
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -73,61 +46,13 @@ class Ledger:
                 out.append(record)
         return out
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold `<ledger>.lock` for one run; a second concurrent run fails at once instead of waiting."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(lock_path, "a")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise UploadError(f"{lock_path}: cannot open the ledger lock ({exc.strerror or exc})") from None
-        try:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UploadError(f"another pmws upload is running (it holds {lock_path})") from None
-            yield
-        finally:
-            fh.close()
-
-
-def already_verified(ledger: Ledger | Path, *, remote: str | None = None) -> dict[str, str]:
-    """relative_path → sha256 of files whose remote copy verified, as the ledger last says.
-
-    A later `failed` or `refused` for the same file cancels it (the next run sends it again). With `remote`
-    (the root, as written in the ledger), only verifications at `remote/relative_path` count: pointing pmws
-    at a new bucket uploads everything there.
-    """
-    book = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
-    state: dict[str, str] = {}
-    for record in book.records():
-        key = record.get("relative_path")
-        if not isinstance(key, str):
-            continue
-        event = record.get("event")
-        if event == "verified" and (remote is None or record.get("remote") == join_remote(remote, key)):
-            state[key] = str(record.get("sha256"))
-        elif event in ("failed", "refused"):
-            state.pop(key, None)
-    return state
-
-
-def known_md5(ledger: Ledger | Path) -> dict[str, str]:
-    """sha256 → md5 recorded when a verified file's MD5 was computed (for S3 checks after cleanup)."""
-    book = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
-    return {
-        str(r["sha256"]): str(r["md5"])
-        for r in book.records()
-        if r.get("event") == "verified" and r.get("md5") and r.get("sha256")
-    }
-
-
-def deleted_locally(ledger: Ledger | Path) -> dict[str, str]:
-    """relative_path → sha256 of files `pmws upload` deleted after their remote copy verified."""
-    book = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
-    return {
-        str(r["relative_path"]): str(r.get("sha256"))
-        for r in book.records()
-        if r.get("event") == "deleted" and r.get("relative_path")
-    }
+    def verified(self) -> dict[str, str]:
+        """relative_path → sha256 of files whose remote copy was verified (latest event wins)."""
+        state: dict[str, str] = {}
+        for record in self.records():
+            key = str(record.get("relative_path"))
+            if record.get("event") == "verified":
+                state[key] = str(record.get("sha256"))
+            elif record.get("event") in ("failed", "refused"):
+                state.pop(key, None)
+        return state
