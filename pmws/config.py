@@ -264,8 +264,3 @@ def coerce(value: Any, hint: Any, *, source: str, key: str) -> Any:
             raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")
         return str(value)
     return value
-
-
-def config_as_dict(config: Config) -> dict[str, Any]:
-    """Plain nested dict, for manifests and `pmws simulate --write-config`."""
-    return dataclasses.asdict(config)

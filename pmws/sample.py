@@ -11,7 +11,6 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -296,7 +295,3 @@ async def _rest_loop(
             remaining = interval - (time.monotonic() - began)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, remaining))
-
-
-def sample_manifest_path(config: Config) -> Path:
-    return Path(config.sample.manifest_path)
