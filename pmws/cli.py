@@ -254,115 +254,6 @@ def run(
     raise typer.Exit(guarded(debug, action))
 
 
-@app.command()
-def upload(
-    config: ConfigOption = None,
-    source: Annotated[Path | None, typer.Option(help="Archive root (the recorder's run.output_dir).")] = None,
-    remote: Annotated[str | None, typer.Option(help="rclone destination, REMOTE:PATH.")] = None,
-    cleanup_after_verify: Annotated[
-        bool, typer.Option("--cleanup-after-verify", help="Delete local files whose remote copy verified.")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
-    ] = False,
-    verify_mode: Annotated[
-        str | None, typer.Option(help="auto | sha256 | md5 | download (read the remote copy back).")
-    ] = None,
-    debug: DebugOption = False,
-) -> None:
-    """Upload closed archives and manifests with rclone, verify each remote copy, optionally clean up."""
-    from pmws.upload import upload as run_upload
-
-    def action() -> int:
-        cfg = build_config(config, {"upload.source": source, "upload.remote": remote})
-        with _upload_progress() as progress:
-            report = run_upload(
-                cfg.upload,
-                dry_run=dry_run,
-                cleanup_after_verify=cleanup_after_verify,
-                verify_mode=verify_mode,
-                progress=progress,
-            )
-        table = Table(title="pmws upload" + (" (dry run: nothing changed)" if dry_run else ""))
-        for column in ("file", "bytes", "action", "verified", "deleted"):
-            table.add_column(column)
-        for o in report.outcomes:
-            table.add_row(o.relative_path, f"{o.bytes:,}", o.action, o.verified, "yes" if o.deleted else "")
-        out.print(table)
-        for path, reason in report.skipped:
-            out.print(f"[dim]not eligible: {path} ({reason})[/dim]")
-        total = sum(o.bytes for o in report.outcomes)
-        out.print(f"{len(report.outcomes)} files, {total:,} bytes; {report.failures} failed")
-        if not report.ok:
-            err.print("[red]error:[/red] some files were not uploaded and verified; nothing was deleted")
-        return 0 if report.ok else 1
-
-    raise typer.Exit(guarded(debug, action))
-
-
-@app.command()
-def verify(
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Archives to check (default: every manifest).")
-    ] = None,
-    remote: Annotated[str | None, typer.Option(help="Also check the copies at REMOTE:PATH.")] = None,
-    manifest_dir: Annotated[Path | None, typer.Option(help="Per-file manifests (pmws run).")] = None,
-    manifest: Annotated[Path | None, typer.Option(help="A sample (checkpoint 010b) manifest.")] = None,
-    verify_mode: Annotated[str | None, typer.Option(help="auto | sha256 | md5 | download.")] = None,
-    config: ConfigOption = None,
-    debug: DebugOption = False,
-) -> None:
-    """Check archives against their manifests, locally and on the remote; exit 0 only if all pass."""
-    from pmws import verify as verifying
-    from pmws.rclone import Rclone
-
-    def action() -> int:
-        cfg = build_config(config, {"upload.manifest_dir": manifest_dir, "upload.remote": remote})
-        source, manifests = Path(cfg.upload.source), Path(cfg.upload.manifest_dir)
-        if manifest is not None:
-            targets = verifying.targets_from_sample(manifest)
-        elif paths:
-            targets = verifying.targets_for_paths(list(paths), manifests, source)
-        else:
-            targets = verifying.targets_from_manifest_dir(manifests, source)
-        rclone = Rclone(cfg.upload.rclone_binary, cfg.upload.rclone_config or None) if remote else None
-        results = verifying.verify(
-            targets, rclone=rclone, remote=remote, mode=verify_mode or cfg.upload.verify_mode
-        )
-        table = Table(title="pmws verify")
-        for column in ("file", "local", "remote", "result"):
-            table.add_column(column)
-        for r in results:
-            table.add_row(
-                r.target.relative_path, r.local, r.remote, "[green]ok[/green]" if r.ok else "[red]FAIL[/red]"
-            )
-        out.print(table)
-        failed = [r for r in results if not r.ok]
-        out.print(f"{len(results)} archives, {len(failed)} failed")
-        return 0 if results and not failed else 1
-
-    raise typer.Exit(guarded(debug, action))
-
-
-@contextlib.contextmanager
-def _upload_progress() -> Iterator[Callable[[Any], None] | None]:
-    """Files and bytes done, as a Rich progress line on a terminal; nothing otherwise."""
-    if not out.is_terminal:
-        yield None
-        return
-    from rich.progress import Progress
-
-    with Progress(console=out, transient=True) as bar:
-        files = bar.add_task("files", total=None)
-        done_bytes = bar.add_task("bytes", total=None)
-
-        def advance(outcome: Any) -> None:
-            bar.advance(files, 1)
-            bar.advance(done_bytes, outcome.bytes)
-
-        yield advance
-
-
 def _announce(recorder: Any, server: Any) -> None:
     where = f"http://{recorder.config.metrics.host}:{server.port}" if server is not None else "disabled"
     print(f"[pmws] session {recorder.session_id} shard {recorder.shard}; metrics {where}", flush=True)
@@ -439,6 +330,17 @@ def simulate(
             asyncio.run(serve_forever(sim_config, host, port, ws_port, on_ready))
 
     guarded(debug, action)
+
+
+def _register_transfer_commands() -> None:
+    """`upload` and `verify` live in pmws.cli_transfer (imported late: it imports `guarded` from here)."""
+    from pmws.cli_transfer import upload_command, verify_command
+
+    app.command("upload")(upload_command)
+    app.command("verify")(verify_command)
+
+
+_register_transfer_commands()
 
 
 def main() -> None:

@@ -1,9 +1,20 @@
-"""The append-only upload ledger: one JSON line per event (uploaded, verified, deleted, refused, failed)."""
+"""The upload ledger: append-only JSON lines, one per event, fsynced before the next step.
+
+    {"at_utc", "event": uploaded | verified | deleted | refused | failed, "file", "relative_path", "remote",
+     "sha256", "md5" (when computed), "bytes", "verify_mode" (verified), "detail"}
+
+It is the memory of `pmws upload` across runs: `already_verified()` says which files need not be sent
+again. A torn last line (a crash mid-append) is skipped when reading. Only one `pmws upload` may hold the
+ledger at a time (`Ledger.lock()`), so two overlapping cron runs never upload or delete the same file.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,15 +23,28 @@ import orjson
 
 from pmws.envelope import utc_text
 from pmws.errors import UploadError
+from pmws.rclone import join_remote
+
+EVENTS = ("uploaded", "verified", "deleted", "refused", "failed")
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 @dataclass
 class Ledger:
-    path: Path
+    """The ledger file; `redact` is applied to every string written (credentials never reach the disk)."""
 
-    def append(self, event: str, **fields: Any) -> None:
+    path: Path
+    redact: Callable[[str], str] = _unchanged
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Add one line and fsync it: the ledger must survive a crash right after a delete."""
-        record = {"at_utc": utc_text(time.time_ns()), "event": event, **fields}
+        if event not in EVENTS:
+            raise ValueError(f"unknown ledger event {event!r}")
+        record: dict[str, Any] = {"at_utc": utc_text(time.time_ns()), "event": event}
+        record |= {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items() if v is not None}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "ab") as fh:
@@ -31,13 +55,18 @@ class Ledger:
             raise UploadError(
                 f"{self.path}: cannot write the upload ledger ({exc.strerror or exc})"
             ) from None
+        return record
 
     def records(self) -> list[dict[str, Any]]:
-        """Every readable line (a torn last line from a crash is skipped)."""
-        if not self.path.exists():
+        """Every readable line, oldest first."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise UploadError(f"{self.path}: cannot read the upload ledger ({exc.strerror or exc})") from None
         out = []
-        for line in self.path.read_bytes().splitlines():
+        for line in data.splitlines():
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -46,13 +75,63 @@ class Ledger:
                 out.append(record)
         return out
 
-    def verified(self) -> dict[str, str]:
-        """relative_path → sha256 of files whose remote copy was verified (latest event wins)."""
-        state: dict[str, str] = {}
-        for record in self.records():
-            key = str(record.get("relative_path"))
-            if record.get("event") == "verified":
-                state[key] = str(record.get("sha256"))
-            elif record.get("event") in ("failed", "refused"):
-                state.pop(key, None)
-        return state
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold `<ledger>.lock` for one run; a second concurrent run fails at once instead of waiting."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(lock_path, "a")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise UploadError(f"{lock_path}: cannot open the ledger lock ({exc.strerror or exc})") from None
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UploadError(f"another pmws upload is running (it holds {lock_path})") from None
+            yield
+        finally:
+            fh.close()
+
+
+def _as_ledger(ledger: Ledger | Path) -> Ledger:
+    return ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+
+
+def already_verified(ledger: Ledger | Path, *, remote: str | None = None) -> dict[str, str]:
+    """relative_path → sha256 of files whose remote copy verified, as the ledger last says.
+
+    A later `failed` or `refused` for the same file cancels it (the next run sends it again). With `remote`
+    (the root, as written in the ledger), only events at `remote/relative_path` count: pointing pmws at a new
+    bucket uploads everything there, and a failure at another remote changes nothing here.
+    """
+    state: dict[str, str] = {}
+    for record in _as_ledger(ledger).records():
+        key = record.get("relative_path")
+        if not isinstance(key, str) or (
+            remote is not None and record.get("remote") != join_remote(remote, key)
+        ):
+            continue
+        if record.get("event") == "verified":
+            state[key] = str(record.get("sha256"))
+        elif record.get("event") in ("failed", "refused"):
+            state.pop(key, None)
+    return state
+
+
+def known_md5(ledger: Ledger | Path) -> dict[str, str]:
+    """sha256 → the md5 computed from the same bytes when a file verified (S3 checks after cleanup)."""
+    return {
+        str(r["sha256"]): str(r["md5"])
+        for r in _as_ledger(ledger).records()
+        if r.get("event") == "verified" and r.get("md5") and r.get("sha256")
+    }
+
+
+def deleted_locally(ledger: Ledger | Path) -> dict[str, str]:
+    """relative_path → sha256 of files `pmws upload` deleted after their remote copy verified."""
+    return {
+        str(r["relative_path"]): str(r.get("sha256"))
+        for r in _as_ledger(ledger).records()
+        if r.get("event") == "deleted" and r.get("relative_path")
+    }

@@ -1,167 +1,300 @@
-"""The one subprocess in pmws: rclone, called with argument lists (never a shell string).
+"""The one subprocess in pmws: rclone, always as an argument list (never a shell string).
 
-The user's own rclone config and remotes are honoured (`--config` only when one is set). Anything rclone
-prints passes through `Redactor` before it reaches a message: values of secret-looking keys in the rclone
-config, and of `RCLONE_CONFIG_*` secret variables, never appear in pmws output, logs or the ledger.
+`run_rclone` is the only place a process is started. `--config` is passed only when one is set, so the
+user's own rclone config, `RCLONE_CONFIG_*` variables and remotes are honoured. Whatever rclone prints goes
+through `Redactor` before it reaches a message: the values of secret-looking keys in the rclone config and
+in the environment, plus anything shaped like a credential (`secret_access_key = …`, `AKIA…`, `user:pass@`,
+signed-URL parameters), never appear in pmws output, logs or the upload ledger.
+
+rclone exit codes used here (rclone docs, "Exit Code"): 0 success, 3 directory not found.
 """
 
 from __future__ import annotations
 
 import configparser
-import hashlib
-import json
 import os
 import re
-import shutil
 import subprocess
-from collections.abc import Mapping
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import orjson
 
 from pmws.errors import UploadError
 
-SECRET_KEY = re.compile(r"(secret|password|pass|token|key|credential|sas_url|client_secret)", re.I)
+DEFAULT_TIMEOUT = 3600.0
+READ_CHUNK = 1 << 20
+DIRECTORY_NOT_FOUND = 3
+#: Only these hashes are asked of a listing, so the local backend does not compute all fourteen.
+HASH_TYPES = ("SHA256", "MD5")
+
+SECRET_NAME = re.compile(
+    r"secret|passw|(?:^|_)pass(?:$|_)|token|credential|sas_url|signature|(?:^|_)key(?:$|_)|api_?key", re.I
+)
+ENV_PREFIXES = ("RCLONE_", "AWS_", "GOOGLE_", "AZURE_", "GCS_", "B2_")
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # key = value, key=value: config lines, connection strings (`:s3,secret_access_key=…:`), query strings
+    (
+        re.compile(
+            r"(?i)\b([\w.-]*(?:secret|passw\w*|pass|token|credential|sas_url|signature|access_key\w*|"
+            r"api_?key)[\w.-]*)(\s*=\s*)(\"[^\"]*\"|'[^']*'|[^\s,&:\"']+)"
+        ),
+        r"\1\2***",
+    ),
+    # key: value (YAML-ish, HTTP headers)
+    (
+        re.compile(
+            r"(?i)\b(secret_access_key|access_key_id|session_token|client_secret|password|authorization|"
+            r"x-amz-security-token)(\s*:\s*)(?:(?:bearer|basic|aws4-hmac-sha256)\s+)?(\S+)"
+        ),
+        r"\1\2***",
+    ),
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "***"),  # AWS access key ids
+    (re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@"), "***@"),  # user:password@ in URLs
+)
 
 
-@dataclass
+def redact(text: str, secrets: frozenset[str] = frozenset()) -> str:
+    """`text` with every known secret value and every credential-shaped substring replaced by `***`."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@dataclass(frozen=True)
 class Redactor:
-    """Replaces every known secret value with `***`."""
+    """Known secret values (from an rclone config and the environment) plus the generic patterns."""
 
-    secrets: set[str] = field(default_factory=set)
+    secrets: frozenset[str] = frozenset()
 
     @classmethod
     def from_sources(cls, config_path: str | None, env: Mapping[str, str]) -> Redactor:
-        found: set[str] = set()
-        for name, value in env.items():
-            if name.startswith("RCLONE_") and SECRET_KEY.search(name) and value:
-                found.add(value)
-        if config_path and Path(config_path).is_file():
-            parser = configparser.RawConfigParser()
-            try:
-                parser.read(config_path)
-            except configparser.Error:
-                pass
-            for section in parser.sections():
-                for key, value in parser.items(section):
-                    if SECRET_KEY.search(key) and value:
-                        found.add(value)
-        return cls({s for s in found if len(s) >= 4})
+        found = {
+            value
+            for name, value in env.items()
+            if name.startswith(ENV_PREFIXES) and SECRET_NAME.search(name.lower())
+        }
+        for path in [config_path] if config_path else default_config_paths(env):
+            found |= _config_secrets(Path(path))
+        return cls(frozenset(v for v in found if len(v) >= 4 and v.lower() not in ("true", "false")))
 
     def __call__(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self.secrets)
 
 
-@dataclass
-class Rclone:
-    """rclone at `binary`, with an optional `--config` file."""
+def default_config_paths(env: Mapping[str, str]) -> list[str]:
+    """Where rclone looks for its config when no `--config` is given."""
+    if env.get("RCLONE_CONFIG"):
+        return [env["RCLONE_CONFIG"]]
+    home = Path(env.get("HOME") or Path.home())
+    xdg = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+    return [str(xdg / "rclone" / "rclone.conf"), str(home / ".rclone.conf")]
 
-    binary: str = "rclone"
-    config: str | None = None
-    timeout: float = 3600.0
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    redact: Redactor = field(init=False)
 
-    def __post_init__(self) -> None:
-        resolved = shutil.which(self.binary)
-        if resolved is None:
-            raise UploadError(
-                f"rclone not found: {self.binary!r} (install rclone or set upload.rclone_binary)"
-            )
-        self.binary = resolved
-        self.redact = Redactor.from_sources(self.config or self._default_config(), self.env)
+def _config_secrets(path: Path) -> set[str]:
+    """Values of secret-looking keys in an rclone config (nothing if it is missing or encrypted)."""
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return set()
+    return {
+        value.strip()
+        for section in parser.sections()
+        for key, value in parser.items(section)
+        if value and SECRET_NAME.search(key)
+    }
 
-    def _default_config(self) -> str | None:
-        return self.env.get("RCLONE_CONFIG") or str(Path.home() / ".config" / "rclone" / "rclone.conf")
 
-    def command(self, *args: str) -> list[str]:
-        base = [self.binary]
-        if self.config:
-            base += ["--config", self.config]
-        return base + list(args)
+def rclone_command(binary: str, args: list[str], *, config: str | None) -> list[str]:
+    """The argument list for one rclone call; `--config` only when a config file is set."""
+    return [binary, *(["--config", config] if config else []), *args]
 
-    def run(self, *args: str) -> str:
-        """Run rclone; its stdout, or UploadError with its first error line (redacted)."""
+
+def run_rclone(
+    binary: str,
+    args: list[str],
+    *,
+    config: str | None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    stream: Callable[[bytes], None] | None = None,
+    ok_codes: tuple[int, ...] = (0,),
+    redactor: Redactor | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run rclone once; with `stream`, stdout is handed over chunk by chunk instead of collected.
+
+    A missing binary, a timeout or an exit code outside `ok_codes` raise UploadError carrying rclone's
+    first error line, redacted.
+    """
+    command = rclone_command(binary, args, config=config)
+    try:
+        if stream is None:
+            done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+        else:
+            done = _run_streaming(command, stream, timeout)
+    except FileNotFoundError:
+        raise UploadError(
+            f"rclone not found: {binary} (install rclone or set upload.rclone_binary)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise UploadError(f"rclone {args[0]} timed out after {timeout:g}s") from None
+    except OSError as exc:
+        raise UploadError(f"cannot run rclone {binary}: {exc.strerror or exc}") from None
+    if done.returncode not in ok_codes:
+        redactor = redactor or Redactor.from_sources(config, os.environ)
+        line = first_error_line(done.stderr.decode("utf-8", "replace"))
+        raise UploadError(f"rclone {args[0]} failed (exit {done.returncode}): {redactor(line)}")
+    return done
+
+
+def _run_streaming(
+    command: list[str], stream: Callable[[bytes], None], timeout: float | None
+) -> subprocess.CompletedProcess[bytes]:
+    # stderr goes to a file, not a pipe: a chatty rclone can never block on a full stderr pipe.
+    timed_out = threading.Event()
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as proc,
+    ):
+
+        def expire() -> None:
+            timed_out.set()
+            proc.kill()
+
+        watchdog = threading.Timer(timeout, expire) if timeout else None
+        if watchdog is not None:
+            watchdog.start()
         try:
-            done = subprocess.run(
-                self.command(*args),
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                env=dict(self.env),
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise UploadError(f"rclone {args[0]} timed out after {self.timeout:g}s") from None
-        except OSError as exc:
-            raise UploadError(f"cannot run rclone: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            raise UploadError(f"rclone {args[0]} failed: {self.redact(_first_error(done.stderr))}")
-        return done.stdout
-
-    def copyto(self, local: Path, remote: str) -> None:
-        self.run("copyto", str(local), remote)
-
-    def stat(self, remote: str) -> dict[str, Any] | None:
-        """Size and hashes the backend reports for one remote file, or None if it is not there."""
-        try:
-            listing = json.loads(
-                self.run("lsjson", "--hash", "--files-only", "--no-mimetype", remote) or "[]"
-            )
-        except UploadError as exc:
-            if "not found" in str(exc).lower() or "doesn't exist" in str(exc).lower():
-                return None
+            stdout: IO[bytes] = proc.stdout  # type: ignore[assignment]
+            while chunk := stdout.read(READ_CHUNK):
+                stream(chunk)
+        except BaseException:
+            proc.kill()
             raise
-        except json.JSONDecodeError:
-            raise UploadError(f"rclone lsjson returned something that is not JSON for {remote}") from None
-        name = remote.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-        for entry in listing:
-            if entry.get("Name") == name or len(listing) == 1:
-                return {
-                    "size": entry.get("Size"),
-                    "hashes": {k.lower(): v for k, v in (entry.get("Hashes") or {}).items()},
-                }
-        return None
-
-    def sha256_of_remote(self, remote: str) -> tuple[str, int]:
-        """Read the remote copy back (`rclone cat`) and hash it: (sha256, bytes)."""
-        sha = hashlib.sha256()
-        size = 0
-        try:
-            with subprocess.Popen(
-                self.command("cat", remote),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=dict(self.env),
-            ) as proc:
-                assert proc.stdout is not None
-                while chunk := proc.stdout.read(1 << 20):
-                    sha.update(chunk)
-                    size += len(chunk)
-                stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-                code = proc.wait(timeout=self.timeout)
-        except OSError as exc:
-            raise UploadError(f"cannot run rclone: {exc.strerror or exc}") from None
-        if code != 0:
-            raise UploadError(f"rclone cat failed: {self.redact(_first_error(stderr))}")
-        return sha.hexdigest(), size
-
-    def deletefile(self, remote: str) -> None:
-        self.run("deletefile", remote)
+        finally:
+            code = proc.wait()
+            if watchdog is not None:
+                watchdog.cancel()
+        if timed_out.is_set():
+            raise subprocess.TimeoutExpired(command, timeout or 0)
+        errors.seek(0)
+        return subprocess.CompletedProcess(command, code, b"", errors.read())
 
 
-def _first_error(stderr: str) -> str:
+def first_error_line(stderr: str) -> str:
+    """rclone's first ERROR/CRITICAL/Failed line (else its first line), without the timestamp."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if "ERROR" in line or "Failed" in line or "error" in line.lower()]
-    return (errors or lines or ["no error output"])[0][:300]
+    errors = [line for line in lines if re.search(r"\b(ERROR|CRITICAL|Failed)\b", line)]
+    chosen = (errors or lines or ["no error output"])[0]
+    return re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\s+", "", chosen)[:300]
 
 
 def join_remote(remote: str, *parts: str) -> str:
     """`remote:base` + relative parts, with exactly one slash between them."""
-    base = remote.rstrip("/")
-    tail = "/".join(p.strip("/") for p in parts if p)
-    if base.endswith(":"):
-        return base + tail
-    return f"{base}/{tail}" if tail else base
+    tail = "/".join(p.strip("/") for p in parts if p.strip("/"))
+    if not tail:
+        return remote
+    return remote + tail if remote.endswith((":", "/")) else f"{remote}/{tail}"
+
+
+def split_remote(remote_path: str) -> tuple[str, str]:
+    """`remote:dir/name` → (`remote:dir`, `name`); `remote:name` → (`remote:`, `name`)."""
+    head, slash, name = remote_path.rpartition("/")
+    if slash:
+        return (head + "/" if head.endswith(":") or not head else head), name
+    head, colon, name = remote_path.rpartition(":")
+    return (head + colon, name) if colon else (".", remote_path)
+
+
+@dataclass(frozen=True)
+class RemoteEntry:
+    """One remote file as a listing reports it; `hashes` keys are lower case (`sha256`, `md5`)."""
+
+    name: str
+    size: int
+    hashes: dict[str, str]
+
+
+@dataclass
+class Rclone:
+    """rclone at `binary` with an optional `--config`; listings are cached per directory for one run."""
+
+    binary: str = "rclone"
+    config: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    _listings: dict[str, dict[str, RemoteEntry]] = field(default_factory=dict, init=False, repr=False)
+    _redactor: Redactor | None = field(default=None, init=False, repr=False)
+
+    @property
+    def redact(self) -> Redactor:
+        """The redactor for this config and environment (read once)."""
+        if self._redactor is None:
+            self._redactor = Redactor.from_sources(self.config, os.environ)
+        return self._redactor
+
+    def run(self, args: list[str], **options: Any) -> subprocess.CompletedProcess[bytes]:
+        return run_rclone(
+            self.binary, args, config=self.config, timeout=self.timeout, redactor=self.redact, **options
+        )
+
+    def copy_file(self, local: Path, remote_path: str) -> None:
+        """`rclone copyto --ignore-times`: always transfer, so a corrupt remote copy of the same size and
+        time is replaced rather than skipped."""
+        self.run(["copyto", "--ignore-times", str(local), remote_path])
+        self._listings.pop(split_remote(remote_path)[0], None)
+
+    def listing(self, directory: str) -> dict[str, RemoteEntry]:
+        """Files directly in a remote directory with size and hashes: one `rclone lsjson` per directory."""
+        if directory not in self._listings:
+            args = ["lsjson", "--files-only", "--no-mimetype", "--no-modtime"]
+            for kind in HASH_TYPES:
+                args += ["--hash-type", kind]
+            done = self.run([*args, directory], ok_codes=(0, DIRECTORY_NOT_FOUND))
+            self._listings[directory] = {} if done.returncode else _parse_listing(done.stdout, directory)
+        return self._listings[directory]
+
+    def remote_entry(self, remote_path: str) -> RemoteEntry | None:
+        directory, name = split_remote(remote_path)
+        return self.listing(directory).get(name)
+
+    def remote_hashes(self, remote_path: str) -> dict[str, str]:
+        """`{"sha256": …, "md5": …}` as far as the backend reports them (S3: md5 only)."""
+        entry = self.remote_entry(remote_path)
+        return dict(entry.hashes) if entry else {}
+
+    def remote_size(self, remote_path: str) -> int | None:
+        entry = self.remote_entry(remote_path)
+        return entry.size if entry else None
+
+    def cat_remote(self, remote_path: str, sink: Callable[[bytes], None]) -> None:
+        """Stream the remote file's bytes into `sink` (`rclone cat`)."""
+        self.run(["cat", remote_path], stream=sink)
+
+    def delete_remote(self, remote_path: str) -> None:
+        self.run(["deletefile", remote_path])
+        self._listings.pop(split_remote(remote_path)[0], None)
+
+    def mkdir(self, remote_path: str) -> None:
+        self.run(["mkdir", remote_path])
+
+
+def _parse_listing(stdout: bytes, directory: str) -> dict[str, RemoteEntry]:
+    try:
+        rows = orjson.loads(stdout or b"[]")
+    except orjson.JSONDecodeError:
+        raise UploadError(f"rclone lsjson returned something that is not JSON for {directory}") from None
+    entries = {}
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and not row.get("IsDir"):
+            hashes = {str(k).lower().replace("-", ""): str(v) for k, v in (row.get("Hashes") or {}).items()}
+            name = str(row.get("Name"))
+            entries[name] = RemoteEntry(
+                name, int(row.get("Size", -1)), {k: v for k, v in hashes.items() if v}
+            )
+    return entries

@@ -1,8 +1,10 @@
 """`pmws verify`: archives against their manifests, locally and (with a remote) their remote copies.
 
-Local: gzip integrity, every line parses, line count, bytes, sha256, each envelope's payload_sha256.
-Remote: size, plus SHA-256 where the backend reports it (local, SFTP…), else MD5 (S3) against an MD5 computed
-from the local file, else the remote copy read back and hashed. The mode used is always reported.
+Local: size and sha256 against the manifest, the gzip stream read to its end (a corrupt or cut file fails),
+every line a JSON object, the line count, and each `ws_frame` envelope's `payload_sha256` recomputed.
+Remote (`check_remote`, shared with `pmws upload`): the size always, then SHA-256 where the backend reports
+it (local, SFTP…), else MD5 (S3, GCS) against an MD5 of bytes whose sha256 matched the manifest, else the
+remote copy read back (`rclone cat`) and hashed. The mode used is always reported.
 """
 
 from __future__ import annotations
@@ -14,53 +16,79 @@ from typing import Any
 
 import orjson
 
-from pmws.archive import file_digest, iter_gzip_lines
+from pmws.archive import READ_CHUNK, iter_gzip_lines
 from pmws.envelope import payload_matches
-from pmws.errors import ArchiveError, VerifyError
+from pmws.errors import ArchiveError, ConfigError, VerifyError
+from pmws.ledger import Ledger, deleted_locally, known_md5
 from pmws.manifest import read_manifest, resolve_output
 from pmws.rclone import Rclone, join_remote
 
 VERIFY_MODES = ("auto", "sha256", "md5", "download")
 
 
-@dataclass
+def check_mode(mode: str) -> str:
+    """The verify mode, or ConfigError naming the key."""
+    if mode not in VERIFY_MODES:
+        raise ConfigError(f"upload.verify_mode must be one of {', '.join(VERIFY_MODES)}, got {mode!r}")
+    return mode
+
+
+# --- digests and the remote check ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Digests:
+    sha256: str
+    md5: str | None
+    bytes: int
+
+
+class Hasher:
+    """sha256 (and optionally md5) and size of a byte stream, fed chunk by chunk."""
+
+    def __init__(self, *, with_md5: bool) -> None:
+        self.sha = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
+        self.size = 0
+
+    def __call__(self, chunk: bytes) -> None:
+        self.sha.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)
+        self.size += len(chunk)
+
+    def digests(self) -> Digests:
+        return Digests(self.sha.hexdigest(), self.md5.hexdigest() if self.md5 else None, self.size)
+
+
+def local_digests(path: Path, *, with_md5: bool = True) -> Digests:
+    """sha256, md5 and size of a local file in one read."""
+    hasher = Hasher(with_md5=with_md5)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(READ_CHUNK):
+                hasher(chunk)
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return hasher.digests()
+
+
+def remote_digests(rclone: Rclone, remote_path: str) -> Digests:
+    """Read the remote copy back (`rclone cat`) and hash it."""
+    hasher = Hasher(with_md5=False)
+    rclone.cat_remote(remote_path, hasher)
+    return hasher.digests()
+
+
+@dataclass(frozen=True)
 class RemoteCheck:
     ok: bool
-    mode: str
+    mode: str  # the mode used: sha256 | md5 | download (or the one asked for, when it could not be used)
     detail: str
-    md5: str | None = None
+    md5: str | None = None  # the local MD5 compared with the remote's, for the ledger
 
-
-@dataclass
-class Target:
-    """One archive to check: where it is locally and what its manifest promises."""
-
-    name: str
-    path: Path
-    relative_path: str
-    sha256: str
-    bytes: int
-    lines: int | None
-
-
-@dataclass
-class Result:
-    target: Target
-    local: str = "-"  # ok | missing | the problem
-    remote: str = "-"
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    def describe(self) -> str:
+        return f"{'ok' if self.ok else 'FAIL'} ({self.mode})"
 
 
 def check_remote(
@@ -69,154 +97,249 @@ def check_remote(
     *,
     sha256: str,
     size: int,
-    local: Path | None,
     mode: str = "auto",
-    known_md5: str | None = None,
+    local_md5: str | None = None,
 ) -> RemoteCheck:
-    """Is the remote copy the bytes the manifest describes? Never trusts a name or a size alone."""
-    if mode not in VERIFY_MODES:
-        raise VerifyError(f"unknown verify mode {mode!r}; use one of {', '.join(VERIFY_MODES)}")
-    stat = rclone.stat(remote_path)
-    if stat is None:
+    """Is the remote copy exactly the bytes the manifest describes? Never a name or a size alone.
+
+    `local_md5` must be the MD5 of bytes whose sha256 equals `sha256` (computed in the same read), so an MD5
+    match proves the remote copy is the manifest's file.
+    """
+    entry = rclone.remote_entry(remote_path)
+    if entry is None:
         return RemoteCheck(False, mode, "missing on the remote")
-    if stat["size"] != size:
-        return RemoteCheck(False, mode, f"remote size {stat['size']} != manifest {size}")
-    hashes = stat["hashes"]
-    if mode in ("auto", "sha256") and hashes.get("sha256"):
-        ok = hashes["sha256"] == sha256
+    if entry.size != size:
+        return RemoteCheck(False, mode, f"remote size {entry.size} != manifest {size}")
+    remote_sha, remote_md5 = entry.hashes.get("sha256"), entry.hashes.get("md5")
+    if mode in ("auto", "sha256") and remote_sha:
+        ok = remote_sha == sha256
         return RemoteCheck(ok, "sha256", "remote sha256 matches" if ok else "remote sha256 differs")
-    if mode in ("auto", "md5") and hashes.get("md5"):
-        md5 = known_md5 or (md5_of(local) if local is not None and local.exists() else None)
-        if md5 is not None:
-            ok = hashes["md5"] == md5
-            return RemoteCheck(
-                ok, "md5", "remote md5 matches the local file's" if ok else "remote md5 differs", md5
-            )
-    if mode in ("sha256", "md5"):
-        return RemoteCheck(
-            False, mode, f"the backend does not report {mode} here; use --verify-mode download"
-        )
-    remote_sha, remote_size = rclone.sha256_of_remote(remote_path)
-    ok = remote_sha == sha256 and remote_size == size
+    if mode in ("auto", "md5") and remote_md5 and local_md5:
+        ok = remote_md5 == local_md5
+        return RemoteCheck(ok, "md5", "remote md5 matches" if ok else "remote md5 differs", local_md5)
+    if mode == "sha256":
+        return RemoteCheck(False, mode, "the remote reports no SHA-256 (use --verify-mode md5 or download)")
+    if mode == "md5":
+        why = "no local MD5 to compare with" if remote_md5 else "the remote reports no MD5"
+        return RemoteCheck(False, mode, f"{why} (use --verify-mode download)")
+    got = remote_digests(rclone, remote_path)
+    if got.bytes != size:
+        return RemoteCheck(False, "download", f"downloaded {got.bytes} bytes, manifest says {size}")
+    ok = got.sha256 == sha256
     return RemoteCheck(
-        ok, "download", "downloaded copy's sha256 matches" if ok else "downloaded copy differs"
+        ok, "download", "downloaded copy matches" if ok else "downloaded copy's sha256 differs"
     )
 
 
-def check_local(target: Target) -> list[str]:
-    """Problems with the local archive against its manifest (empty when it verifies)."""
-    problems = []
-    sha, size = file_digest(target.path)
-    if size != target.bytes:
-        problems.append(f"bytes {size} != manifest {target.bytes}")
-    if sha != target.sha256:
-        problems.append("sha256 differs from the manifest")
-    lines = bad_json = bad_payload = 0
-    try:
-        for line in iter_gzip_lines(target.path):
-            lines += 1
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                bad_json += 1
-                continue
-            if isinstance(row, dict) and row.get("record_type") == "ws_frame" and not payload_matches(row):
-                bad_payload += 1
-    except ArchiveError as exc:
-        problems.append(str(exc))
-    if bad_json:
-        problems.append(f"{bad_json} lines are not JSON")
-    if bad_payload:
-        problems.append(f"{bad_payload} envelopes whose payload_sha256 differs")
-    if target.lines is not None and lines != target.lines and not any("gzip" in p for p in problems):
-        problems.append(f"lines {lines} != manifest {target.lines}")
-    return problems
+# --- what to verify -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One archive to check: where it is locally and what its manifest promises."""
+
+    path: Path
+    relative_path: str  # under upload.source locally, under the remote root remotely
+    sha256: str
+    bytes: int
+    lines: int | None
+    manifest: Path
 
 
 def targets_from_manifest_dir(manifest_dir: Path, source: Path) -> list[Target]:
     """Every archive described by a per-file manifest (`pmws run`)."""
     if not manifest_dir.is_dir():
         raise VerifyError(f"{manifest_dir}: no such manifest directory")
-    return [_target(read_manifest(p), source) for p in sorted(manifest_dir.glob("*.manifest.json"))]
+    return [_file_target(p, source) for p in sorted(manifest_dir.glob("*.manifest.json"))]
 
 
 def targets_for_paths(paths: list[Path], manifest_dir: Path, source: Path) -> list[Target]:
-    out = []
+    """Archives named on the command line (their manifests found by name), or manifests themselves."""
+    out: list[Target] = []
     for path in paths:
-        manifest = manifest_dir / f"{path.name}.manifest.json"
-        if not manifest.exists():
-            raise VerifyError(f"{path}: no manifest {manifest}")
-        target = _target(read_manifest(manifest), source)
-        target.path = path
-        out.append(target)
+        if path.name.endswith(".manifest.json"):
+            out.append(_file_target(path, source))
+        elif path.name.endswith(".json"):
+            out += targets_from_sample(path, source)
+        else:
+            manifest = manifest_dir / f"{path.name}.manifest.json"
+            if not manifest.exists():
+                raise VerifyError(f"{path}: no manifest {manifest}")
+            target = _file_target(manifest, source)
+            target.path = path
+            out.append(target)
     return out
 
 
-def targets_from_sample(manifest_path: Path) -> list[Target]:
-    """The outputs of a `pmws sample` (checkpoint 010b) manifest."""
+def targets_from_sample(manifest_path: Path, source: Path = Path(".")) -> list[Target]:
+    """The outputs of a `pmws sample` (checkpoint 010b) manifest; remotely, at their path under source."""
     manifest = read_manifest(manifest_path)
     outputs = manifest.get("outputs")
-    if not isinstance(outputs, list):
-        raise VerifyError(f"{manifest_path}: no outputs list")
+    if not isinstance(outputs, list) or not outputs:
+        raise VerifyError(f"{manifest_path}: not a sample manifest (no outputs list)")
     out = []
     for record in outputs:
         path = resolve_output(manifest_path, record)
-        session = str(manifest.get("session_id", ""))
-        kind = str(record.get("kind"))
-        out.append(
-            Target(
-                path.name,
-                path,
-                f"ws_sample/{kind}/{session}/{path.name}",
-                str(record.get("sha256")),
-                int(record.get("bytes", -1)),
-                record.get("lines"),
-            )
-        )
+        try:
+            relative = path.resolve().relative_to(source.resolve()).as_posix()
+        except ValueError:
+            relative = f"{record.get('kind', 'output')}/{path.name}"
+        out.append(_target(record, path, relative, manifest_path))
     return out
 
 
-def _target(manifest: dict[str, Any], source: Path) -> Target:
-    relative = str(manifest.get("relative_path") or manifest.get("file"))
-    recorded = Path(str(manifest.get("path", "")))
-    path = recorded if recorded.exists() else source / relative
-    return Target(
-        str(manifest.get("file")),
-        path,
-        relative,
-        str(manifest.get("sha256")),
-        int(manifest.get("bytes", -1)),
-        manifest.get("lines"),
-    )
+def _file_target(manifest_path: Path, source: Path) -> Target:
+    manifest = read_manifest(manifest_path)
+    relative = str(manifest.get("relative_path") or manifest.get("file") or manifest_path.name)
+    under_source = source / relative
+    recorded = Path(str(manifest.get("path") or under_source))
+    path = under_source if under_source.exists() or not recorded.exists() else recorded
+    return _target(manifest, path, relative, manifest_path)
+
+
+def _target(record: dict[str, Any], path: Path, relative: str, manifest_path: Path) -> Target:
+    sha, size, lines = record.get("sha256"), record.get("bytes"), record.get("lines")
+    if not isinstance(sha, str) or not isinstance(size, int):
+        raise VerifyError(f"{manifest_path}: no sha256/bytes for {path.name}")
+    return Target(path, relative, sha, size, lines if isinstance(lines, int) else None, manifest_path)
+
+
+# --- checking -------------------------------------------------------------------------------------------
+
+
+def check_local(target: Target, *, with_md5: bool = False) -> tuple[list[str], Digests | None]:
+    """Problems with the local archive against its manifest (none when it verifies), and its digests."""
+    try:
+        digests = local_digests(target.path, with_md5=with_md5)
+    except ArchiveError as exc:
+        return [str(exc)], None
+    problems = []
+    if digests.bytes != target.bytes:
+        problems.append(f"bytes {digests.bytes} != manifest {target.bytes}")
+    if digests.sha256 != target.sha256:
+        problems.append("sha256 differs from the manifest")
+    return problems + check_lines(target), digests
+
+
+def check_lines(target: Target) -> list[str]:
+    """Read the gzip stream to its end: JSON lines, line count, each envelope's payload_sha256."""
+    lines = not_json = bad_payload = 0
+    try:
+        for line in iter_gzip_lines(target.path):
+            lines += 1
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                not_json += 1
+                continue
+            if not isinstance(row, dict):
+                not_json += 1
+            elif row.get("record_type") == "ws_frame" and not payload_matches(row):
+                bad_payload += 1
+    except ArchiveError as exc:
+        return [str(exc).removeprefix(f"{target.path}: ")]
+    problems = []
+    if not_json:
+        problems.append(f"{not_json} lines are not JSON objects")
+    if bad_payload:
+        problems.append(f"{bad_payload} envelopes whose payload_sha256 does not match")
+    if target.lines is not None and lines != target.lines:
+        problems.append(f"lines {lines} != manifest {target.lines}")
+    return problems
+
+
+@dataclass
+class FileResult:
+    target: Target
+    local: str = "-"  # ok | FAIL | missing | shipped (…)
+    remote: str = "-"  # ok (mode) | FAIL (mode) | - when not asked; the reasons are in `problems`
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class VerifyReport:
+    results: list[FileResult]
+    remote: str | None = None
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and not self.failed
 
 
 def verify(
-    targets: list[Target], *, rclone: Rclone | None = None, remote: str | None = None, mode: str = "auto"
-) -> list[Result]:
-    """Check every target locally (if present) and on the remote (if given)."""
+    paths: list[Path],
+    *,
+    manifest_dir: Path,
+    remote: str | None = None,
+    sample_manifest: Path | None = None,
+    source: Path = Path("."),
+    rclone: Rclone | None = None,
+    mode: str = "auto",
+    ledger_path: Path | None = None,
+) -> VerifyReport:
+    """Check the given archives (or every manifest in manifest_dir, or a sample's outputs).
+
+    A file `pmws upload` deleted after its remote copy verified (the ledger says so, same sha256) is not a
+    local failure; with `remote`, its remote copy is checked like any other (MD5 from the ledger on S3).
+    """
+    check_mode(mode)
+    if sample_manifest is not None and paths:
+        raise ConfigError("give archive paths or --manifest, not both")
+    if sample_manifest is not None:
+        targets = targets_from_sample(sample_manifest, source)
+    elif paths:
+        targets = targets_for_paths(paths, manifest_dir, source)
+    else:
+        targets = targets_from_manifest_dir(manifest_dir, source)
+    if not targets:
+        raise VerifyError(f"nothing to verify: no *.manifest.json in {manifest_dir}")
+    ledger = Ledger(ledger_path) if ledger_path is not None else None
+    shipped = deleted_locally(ledger) if ledger else {}
+    md5s = known_md5(ledger) if ledger and remote else {}
+    if remote is not None and rclone is None:
+        rclone = Rclone()
     results = []
     for target in targets:
-        result = Result(target)
-        if target.path.exists():
-            problems = check_local(target)
-            result.local = "ok" if not problems else "; ".join(problems)
-            result.problems += [f"local: {p}" for p in problems]
-        elif remote is None:
-            result.local = "missing"
-            result.problems.append("local: file is missing")
-        else:
-            result.local = "not here (shipped)"
+        result = FileResult(target)
+        local_md5 = _check_local_copy(target, result, shipped, with_md5=remote is not None)
         if remote is not None and rclone is not None:
             check = check_remote(
                 rclone,
                 join_remote(remote, target.relative_path),
                 sha256=target.sha256,
                 size=target.bytes,
-                local=target.path,
                 mode=mode,
+                local_md5=local_md5 or md5s.get(target.sha256),
             )
-            result.remote = f"{'ok' if check.ok else 'FAIL'} ({check.mode}: {check.detail})"
+            result.remote = check.describe()
             if not check.ok:
                 result.problems.append(f"remote: {check.detail}")
         results.append(result)
-    return results
+    return VerifyReport(results, rclone.redact(remote) if rclone and remote else remote)
+
+
+def _check_local_copy(
+    target: Target, result: FileResult, shipped: dict[str, str], *, with_md5: bool
+) -> str | None:
+    """Fill in the local column; return the local MD5 when the file matches its manifest."""
+    if not target.path.exists():
+        if shipped.get(target.relative_path) == target.sha256:
+            result.local = "shipped (deleted after verify)"
+        else:
+            result.local = "missing"
+            result.problems.append(f"local: {target.path} is missing")
+        return None
+    problems, digests = check_local(target, with_md5=with_md5)
+    result.local = "FAIL" if problems else "ok"
+    result.problems += [f"local: {p}" for p in problems]
+    if digests is not None and digests.sha256 == target.sha256:
+        return digests.md5
+    return None

@@ -1,11 +1,14 @@
-"""`pmws upload` / `pmws verify` with the real rclone: a local-directory remote and S3 (moto) on loopback."""
+"""`pmws upload` / `pmws verify` with the real rclone: a local-directory remote, and S3 (moto) on loopback.
+
+Archives are written by the project's own writer and manifest code, exactly as `pmws run` leaves them.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import socket
 import stat
 import time
 from collections.abc import Iterator
@@ -13,42 +16,52 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from pmws.archive import GzipJsonlFile
-from pmws.cli import app
-from pmws.envelope import ConnectionContext, TrackedToken, build_envelope
-from pmws.manifest import write_manifest
+from pmws.cli_transfer import upload_command, verify_command
+from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
+from pmws.manifest import file_record, write_manifest
+from pmws.rclone import Rclone
 from pmws.rotating import file_manifest
 
 SECRET = "SUPERSECRETKEY123"
-SOURCE = Path("rec")
-MANIFESTS = Path("manifests")
-LEDGER = Path("ledger.jsonl")
+SOURCE, MANIFESTS, LEDGER = Path("rec"), Path("manifests"), Path("state/ledger.jsonl")
 CONTEXT = ConnectionContext("S", 1, "wss://x", (TrackedToken("m", "0xc", "111", "Up", "t"),))
+HOUR = "ws_raw/date=2026-11-24/hour={}"
+
+app = typer.Typer()
+app.command("upload")(upload_command)
+app.command("verify")(verify_command)
 
 
-def archive(name: str, hour: str, frames: int = 20, *, closed: bool = True, old: bool = True) -> Path:
-    """A real recorder archive (envelopes) with its manifest, like `pmws run` leaves them."""
-    directory = SOURCE / "ws_raw" / "date=2026-11-24" / f"hour={hour}"
-    final = directory / name
-    lines = [
-        build_envelope(
-            json.dumps({"event_type": "book", "asset_id": "111", "n": i}).encode(),
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+
+
+def envelopes(frames: int) -> list[bytes]:
+    lines = [record_line({"record_type": "lifecycle", "event": "connected", "session_id": "S"})]
+    for i in range(1, frames + 1):
+        payload = json.dumps({"event_type": "book", "asset_id": "111", "n": i}).encode()
+        line, _ = build_envelope(
+            payload,
             binary=False,
             context=CONTEXT,
-            received_ns=1_790_000_000_000_000_000 + i,
+            received_ns=1_795_000_000_000_000_000 + i,
             message_sequence=i,
             global_sequence=i,
-        )[0]
-        for i in range(1, frames + 1)
-    ]
-    writer = GzipJsonlFile(final, open_path=directory / f".{name}.open")
-    writer.write_lines(lines, sync_flush=True)
-    if not closed:
-        writer.abandon()
-        return directory / f".{name}.open"
+        )
+        lines.append(line)
+    return lines
+
+
+def archive(name: str, hour: int, *, lines: list[bytes] | None = None, old: bool = True) -> Path:
+    """A closed archive under SOURCE and its manifest in MANIFESTS, like the recorder writes them."""
+    directory = SOURCE / HOUR.format(f"{hour:02d}")
+    writer = GzipJsonlFile(directory / name, open_path=directory / f".{name}.open")
+    writer.write_lines(lines or envelopes(20), sync_flush=True)
     summary = writer.close()
     manifest = file_manifest(
         kind="ws_raw",
@@ -57,26 +70,29 @@ def archive(name: str, hour: str, frames: int = 20, *, closed: bool = True, old:
         session_id="S",
         shard=None,
         period_start=None,
-        interval=None,
+        interval=3600,
         first_ns=None,
         last_ns=None,
         first_sequence=1,
-        last_sequence=frames,
-        frames=frames,
-        events={},
-        records={},
+        last_sequence=20,
+        frames=20,
+        events={"book": 20},
+        records={"ws_frame": 20, "lifecycle": 1},
         counters={},
         recovered=False,
     )
     write_manifest(MANIFESTS / f"{name}.manifest.json", manifest)
     if old:
-        past = time.time() - 3600
-        os.utime(final, (past, past))
-    return final
+        age(summary.path)
+    return summary.path
 
 
-def config(tmp_path: Path, remote: str, rclone_conf: Path, **upload: Any) -> Path:
-    path = tmp_path / "upload.yaml"
+def age(path: Path) -> None:
+    past = time.time() - 3600
+    os.utime(path, (past, past))
+
+
+def write_config(remote: str, rclone_conf: Path, **upload: Any) -> Path:
     settings = {
         "source": str(SOURCE),
         "manifest_dir": str(MANIFESTS),
@@ -86,227 +102,336 @@ def config(tmp_path: Path, remote: str, rclone_conf: Path, **upload: Any) -> Pat
         "min_age_seconds": 60,
         **upload,
     }
-    path.write_text(json.dumps({"upload": settings}))
+    path = Path(f"upload-{len(list(Path().glob('upload-*.yaml')))}.yaml")
+    path.write_text(json.dumps({"upload": settings}))  # JSON is YAML
     return path
 
 
-def invoke(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "300"})
+def ledger() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in LEDGER.read_text().splitlines()] if LEDGER.exists() else []
 
 
-def ledger_events() -> list[tuple[str, str]]:
-    return [(r["event"], r["relative_path"]) for r in map(json.loads, LEDGER.read_text().splitlines())]
+def events(event: str) -> list[str]:
+    return [r["relative_path"] for r in ledger() if r["event"] == event]
+
+
+def remote_files(root: Path) -> list[str]:
+    return (
+        sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        if root.exists()
+        else []
+    )
+
+
+def rel(name: str, hour: int) -> str:
+    return f"{HOUR.format(f'{hour:02d}')}/{name}"
 
 
 @pytest.fixture
 def local_remote(tmp_path: Path) -> tuple[str, Path, Path]:
-    target = tmp_path / "remote-root"
+    """(remote, its directory, rclone.conf) for an rclone `local` remote defined in a temporary config."""
     conf = tmp_path / "rclone.conf"
     conf.write_text("[localarch]\ntype = local\n")
-    return f"localarch:{target}", target, conf
+    root = tmp_path / "remote-root"
+    return f"localarch:{root}", root, conf
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[int]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        yield port
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
     finally:
         server.stop()
 
 
 @pytest.fixture
-def s3_remote(tmp_path: Path, s3_server: int) -> tuple[str, Path]:
+def s3_remote(tmp_path: Path, s3_endpoint: str) -> tuple[str, Path]:
     conf = tmp_path / "rclone.conf"
     conf.write_text(
-        "[s3test]\ntype = s3\nprovider = Other\naccess_key_id = testing\n"
-        f"secret_access_key = {SECRET}\nendpoint = http://127.0.0.1:{s3_server}\nregion = us-east-1\n"
-        "force_path_style = true\n"
+        f"[s3test]\ntype = s3\nprovider = Other\nendpoint = {s3_endpoint}\naccess_key_id = testing\n"
+        f"secret_access_key = {SECRET}\nregion = us-east-1\nforce_path_style = true\n"
     )
-    bucket = f"b{int(time.time() * 1000) % 10**9}"
-    from pmws.rclone import Rclone
-
-    Rclone(config=str(conf)).run("mkdir", f"s3test:{bucket}")
+    bucket = f"bucket-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+    Rclone(config=str(conf)).mkdir(f"s3test:{bucket}")
     return f"s3test:{bucket}/orderbooks", conf
 
 
-def test_only_closed_old_manifested_files_go_and_dry_run_changes_nothing(
-    tmp_path: Path, local_remote: Any
-) -> None:
-    remote, root, conf = local_remote
-    good = archive("a.jsonl.gz", "01")
-    archive("open.jsonl.gz", "02", closed=False)
-    archive("recent.jsonl.gz", "03", old=False)
-    orphan = SOURCE / "ws_raw" / "date=2026-11-24" / "hour=04" / "nomanifest.jsonl.gz"
-    orphan.parent.mkdir(parents=True)
-    orphan.write_bytes(good.read_bytes())
-    os.utime(orphan, (time.time() - 3600,) * 2)
-    cfg = config(tmp_path, remote, conf)
-    dry = invoke("upload", "--config", str(cfg), "--dry-run", "--cleanup-after-verify")
-    assert dry.exit_code == 0, dry.output
-    assert "would upload" in dry.output and not root.exists() and not LEDGER.exists() and good.exists()
-    result = invoke("upload", "--config", str(cfg))
-    assert result.exit_code == 0, result.output
-    shipped = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    assert shipped == ["manifests/a.jsonl.gz.manifest.json", "ws_raw/date=2026-11-24/hour=01/a.jsonl.gz"]
-    assert good.exists()  # no cleanup asked
-    assert ("verified", "ws_raw/date=2026-11-24/hour=01/a.jsonl.gz") in ledger_events()
-    for reason in ("hidden", "modified", "no manifest"):
-        assert reason in result.output
-
-
-def test_cleanup_deletes_only_verified_files_and_reruns_are_idempotent(
-    tmp_path: Path, local_remote: Any
-) -> None:
-    remote, root, conf = local_remote
-    first, second = archive("a.jsonl.gz", "01"), archive("b.jsonl.gz", "02")
-    cfg = config(tmp_path, remote, conf)
-    result = invoke("upload", "--config", str(cfg), "--cleanup-after-verify")
-    assert result.exit_code == 0, result.output
-    assert not first.exists() and not second.exists()
-    assert (MANIFESTS / "a.jsonl.gz.manifest.json").exists()  # the record of what was shipped stays
-    events = [e for e, _ in ledger_events()]
-    assert events.count("uploaded") == 2 and events.count("verified") == 2 and events.count("deleted") == 2
-    assert all(
-        json.loads(line).get("verify_mode") == "sha256"
-        for line in LEDGER.read_text().splitlines()
-        if '"verified"' in line
+def flaky_rclone(
+    tmp_path: Path, *, fail_copy: int, stderr: str = "echo 'ERROR : network is unreachable'"
+) -> str:
+    """A wrapper around the real rclone that fails the `fail_copy`-th `copyto` (and every later one)."""
+    real, counter, script = shutil.which("rclone"), tmp_path / "copies", tmp_path / "flaky-rclone"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" copyto "*)\n'
+        f"  n=$(($(cat {counter} 2>/dev/null || echo 0) + 1)); echo $n > {counter}\n"
+        f'  if [ "$n" -ge {fail_copy} ]; then {stderr} >&2; exit 1; fi;;\n'
+        "esac\n"
+        f'exec {real} "$@"\n'
     )
-    again = invoke("upload", "--config", str(cfg), "--cleanup-after-verify")
-    assert again.exit_code == 0 and [e for e, _ in ledger_events()].count("uploaded") == 2
-    verified = invoke("verify", "--config", str(cfg), "--remote", remote)
-    assert verified.exit_code == 0, verified.output
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
 
 
-def test_a_corrupted_or_truncated_remote_copy_is_caught_and_blocks_deletion(
-    tmp_path: Path, local_remote: Any
-) -> None:
+def test_only_closed_old_manifested_archives_go_and_a_dry_run_changes_nothing(local_remote: Any) -> None:
     remote, root, conf = local_remote
-    local = archive("a.jsonl.gz", "01")
-    cfg = config(tmp_path, remote, conf)
-    assert invoke("upload", "--config", str(cfg)).exit_code == 0
-    copy = root / "ws_raw/date=2026-11-24/hour=01/a.jsonl.gz"
-    data = bytearray(copy.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    copy.write_bytes(bytes(data))
-    result = invoke("verify", "--config", str(cfg), "--remote", remote)
-    assert result.exit_code == 1 and "remote sha256 differs" in result.output
-    cleanup = invoke("upload", "--config", str(cfg), "--cleanup-after-verify")
-    assert cleanup.exit_code == 1 and local.exists()
-    healed = invoke("upload", "--config", str(cfg))  # the failure made the next run upload it again
-    assert healed.exit_code == 0 and "ok (sha256)" in healed.output
-    copy.write_bytes(bytes(data[:100]))  # truncated
-    result = invoke("verify", "--config", str(cfg), "--remote", remote)
-    assert result.exit_code == 1 and "remote size" in result.output
-    blocked = invoke("upload", "--config", str(cfg), "--cleanup-after-verify")
-    assert blocked.exit_code == 1 and local.exists()
+    good = archive("a.jsonl.gz", 1)
+    archive("recent.jsonl.gz", 2, old=False)
+    hour3 = SOURCE / HOUR.format("03")
+    writer = GzipJsonlFile(hour3 / "x.jsonl.gz", open_path=hour3 / ".x.jsonl.gz.open")
+    writer.write_lines(envelopes(3), sync_flush=True)
+    writer.abandon()  # as if still being written: it keeps its hidden `.open` name
+    age(writer.path)
+    orphan = SOURCE / HOUR.format("04") / ".y.jsonl.gz.open.salvaged"
+    no_manifest = SOURCE / HOUR.format("04") / "nomanifest.jsonl.gz"
+    no_manifest.parent.mkdir(parents=True)
+    for path in (orphan, no_manifest):
+        path.write_bytes(good.read_bytes())
+        age(path)
+    config = write_config(remote, conf)
+
+    dry = invoke("upload", "--config", str(config), "--dry-run", "--cleanup-after-verify")
+    assert dry.exit_code == 0, dry.output
+    assert "would upload" in dry.output and "dry run: nothing was uploaded, written or deleted" in dry.output
+    assert remote_files(root) == [] and not LEDGER.exists() and good.exists()
+
+    result = invoke("upload", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert remote_files(root) == ["manifests/a.jsonl.gz.manifest.json", rel("a.jsonl.gz", 1)]
+    assert (root / rel("a.jsonl.gz", 1)).read_bytes() == good.read_bytes()
+    assert good.exists()  # no cleanup asked
+    assert [r["event"] for r in ledger()] == ["uploaded", "verified"]
+    assert ledger()[1]["verify_mode"] == "sha256"  # the local backend reports SHA-256
+    for reason in (
+        "recent.jsonl.gz (modified",
+        ".x.jsonl.gz.open (open (still being written))",
+        ".y.jsonl.gz.open.salvaged (salvaged orphan",
+        "nomanifest.jsonl.gz (no manifest)",
+    ):
+        assert reason in result.output
+    assert "ok (sha256)" in result.output
+
+
+def test_cleanup_deletes_verified_archives_and_reruns_are_idempotent(local_remote: Any) -> None:
+    remote, root, conf = local_remote
+    first, second = archive("a.jsonl.gz", 1), archive("b.jsonl.gz", 2)
+    config = write_config(remote, conf)
+    kept = invoke("upload", "--config", str(config))
+    assert kept.exit_code == 0 and first.exists() and second.exists()
+
+    again = invoke("upload", "--config", str(config), "--cleanup-after-verify")
+    assert again.exit_code == 0, again.output
+    assert not first.exists() and not second.exists()
+    assert len(events("uploaded")) == 2  # not sent again: re-verified remotely, then deleted
+    assert len(events("verified")) == 4 and len(events("deleted")) == 2
+    assert (MANIFESTS / "a.jsonl.gz.manifest.json").exists()  # the record of what was shipped stays
+
+    third = invoke("upload", "--config", str(config), "--cleanup-after-verify")
+    assert third.exit_code == 0 and "0 eligible files" in third.output and len(ledger()) == 8
+
+    checked = invoke("verify", "--config", str(config), "--remote", remote)
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.count("shipped (deleted after verify)") == 2 and "ok (sha256)" in checked.output
+    local_only = invoke("verify", "--config", str(config))
+    assert local_only.exit_code == 0, local_only.output
+
+
+def test_shipped_manifests_move_when_asked(local_remote: Any) -> None:
+    remote, root, conf = local_remote
+    archive("a.jsonl.gz", 1)
+    config = write_config(remote, conf, shipped_manifest_dir="shipped")
+    assert invoke("upload", "--config", str(config), "--cleanup-after-verify").exit_code == 0
+    assert not (MANIFESTS / "a.jsonl.gz.manifest.json").exists()
+    assert Path("shipped/a.jsonl.gz.manifest.json").exists()
+
+
+def test_a_corrupted_or_truncated_remote_copy_is_caught_and_blocks_deletion(local_remote: Any) -> None:
+    remote, root, conf = local_remote
+    local = archive("a.jsonl.gz", 1)
+    config = write_config(remote, conf)
+    assert invoke("upload", "--config", str(config)).exit_code == 0
+    copy = root / rel("a.jsonl.gz", 1)
+    original = copy.read_bytes()
+    corrupted = bytearray(original)
+    corrupted[len(corrupted) // 2] ^= 0xFF
+    modified_ns = copy.stat().st_mtime_ns
+    copy.write_bytes(bytes(corrupted))
+    os.utime(copy, ns=(modified_ns, modified_ns))  # same size, same time: only the bytes differ
+
+    caught = invoke("verify", "--config", str(config), "--remote", remote)
+    assert caught.exit_code == 1 and "remote sha256 differs" in caught.output
+    blocked = invoke("upload", "--config", str(config), "--cleanup-after-verify")
+    assert blocked.exit_code == 1 and local.exists() and "remote sha256 differs" in blocked.output
+    assert events("failed") == [rel("a.jsonl.gz", 1)] and events("deleted") == []
+    resent = invoke("upload", "--config", str(config))  # the failure makes the next run send it again
+    assert resent.exit_code == 0 and "ok (sha256)" in resent.output and copy.read_bytes() == original
+
+    copy.write_bytes(original[:100])  # truncated
+    truncated = invoke("verify", "--config", str(config), "--remote", remote, "--verify-mode", "download")
+    assert truncated.exit_code == 1 and f"remote size 100 != manifest {len(original)}" in truncated.output
+    blocked = invoke("upload", "--config", str(config), "--cleanup-after-verify")
+    assert blocked.exit_code == 1 and local.exists() and "remote size 100" in blocked.output
+
+    healed = invoke("upload", "--config", str(config), "--cleanup-after-verify")
+    assert healed.exit_code == 0, healed.output
+    assert copy.read_bytes() == original and not local.exists()
+    assert len(events("uploaded")) == 3 and events("deleted") == [rel("a.jsonl.gz", 1)]
 
 
 def test_rclone_failing_midway_deletes_nothing_and_a_rerun_completes(
     tmp_path: Path, local_remote: Any
 ) -> None:
     remote, root, conf = local_remote
-    files = [archive(f"{c}.jsonl.gz", f"0{i}") for i, c in enumerate("abc")]
-    real = shutil.which("rclone")
-    counter = tmp_path / "calls"
-    flaky = tmp_path / "flaky-rclone"
-    flaky.write_text(
-        "#!/bin/sh\n"
-        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}\n"
-        'case " $* " in *" copyto "*) if [ "$n" -ge 5 ]; then\n'
-        '  echo "ERROR : network down" >&2; exit 1; fi;;\n'
-        "esac\n"
-        f'exec {real} "$@"\n'
+    files = [archive(f"{c}.jsonl.gz", i) for i, c in enumerate("abc", start=1)]
+    flaky = flaky_rclone(tmp_path, fail_copy=3)  # a, a's manifest, then b fails
+    failed = invoke(
+        "upload", "--config", str(write_config(remote, conf, rclone_binary=flaky)), "--cleanup-after-verify"
     )
-    flaky.chmod(flaky.stat().st_mode | stat.S_IEXEC)
-    cfg = config(tmp_path, remote, conf, rclone_binary=str(flaky))
-    result = invoke("upload", "--config", str(cfg), "--cleanup-after-verify")
-    assert result.exit_code == 1 and "network down" in result.output
-    assert all(f.exists() for f in files)  # nothing deleted after a failure
-    fixed = config(tmp_path, remote, conf)
-    rerun = invoke("upload", "--config", str(fixed), "--cleanup-after-verify")
+    assert failed.exit_code == 1, failed.output
+    assert "network is unreachable" in failed.output and "not attempted" in failed.output
+    assert "nothing deleted: a failure occurred in this run" in failed.output
+    assert all(f.exists() for f in files)
+    assert events("verified") == [rel("a.jsonl.gz", 1)] and events("failed") == [rel("b.jsonl.gz", 2)]
+
+    elsewhere = invoke(
+        "upload", "--config", str(write_config("nosuchremote:x", conf)), "--cleanup-after-verify"
+    )
+    assert elsewhere.exit_code == 1 and "didn't find section in config file" in elsewhere.output
+    assert all(f.exists() for f in files) and "Traceback" not in elsewhere.output
+
+    rerun = invoke("upload", "--config", str(write_config(remote, conf)), "--cleanup-after-verify")
     assert rerun.exit_code == 0, rerun.output
     assert not any(f.exists() for f in files)
+    assert sorted(events("uploaded")) == [rel(f"{c}.jsonl.gz", i) for i, c in enumerate("abc", start=1)]
+    assert len(remote_files(root)) == 6
 
 
-def test_a_local_file_changed_after_its_manifest_is_refused(tmp_path: Path, local_remote: Any) -> None:
+def test_a_local_file_changed_after_its_manifest_is_refused(local_remote: Any) -> None:
     remote, root, conf = local_remote
-    changed = archive("a.jsonl.gz", "01")
+    changed, fine = archive("a.jsonl.gz", 1), archive("b.jsonl.gz", 2)
     data = changed.read_bytes()
     changed.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
-    os.utime(changed, (time.time() - 3600,) * 2)
-    result = invoke("upload", "--config", str(config(tmp_path, remote, conf)), "--cleanup-after-verify")
-    assert result.exit_code == 1 and "refused" in result.output
-    assert changed.exists() and not root.exists()
-    assert ledger_events() == [("refused", "ws_raw/date=2026-11-24/hour=01/a.jsonl.gz")]
+    age(changed)
+    config = write_config(remote, conf)
+    dry = invoke("upload", "--config", str(config), "--dry-run")
+    assert dry.exit_code == 1 and "refused" in dry.output and not LEDGER.exists()
+
+    result = invoke("upload", "--config", str(config), "--cleanup-after-verify")
+    assert result.exit_code == 1 and "sha256 does not match its manifest" in result.output
+    assert changed.exists() and not fine.exists()  # a refusal does not hold back the others' cleanup
+    assert remote_files(root) == ["manifests/b.jsonl.gz.manifest.json", rel("b.jsonl.gz", 2)]
+    assert events("refused") == [rel("a.jsonl.gz", 1)] and events("deleted") == [rel("b.jsonl.gz", 2)]
 
 
 def test_s3_verifies_by_md5_or_download_and_never_shows_a_credential(tmp_path: Path, s3_remote: Any) -> None:
     remote, conf = s3_remote
-    first = archive("a.jsonl.gz", "01")
-    cfg = config(tmp_path, remote, conf)
-    result = invoke("upload", "--config", str(cfg), "--cleanup-after-verify")
-    assert result.exit_code == 0, result.output
-    assert "ok (md5)" in result.output and not first.exists()
-    archive("b.jsonl.gz", "02")
-    download = invoke("upload", "--config", str(cfg), "--verify-mode", "download")
+    first = archive("a.jsonl.gz", 1)
+    config = write_config(remote, conf)
+    outputs = []
+
+    md5 = invoke("upload", "--config", str(config), "--cleanup-after-verify")
+    outputs.append(md5.output)
+    assert md5.exit_code == 0, md5.output
+    assert "ok (md5)" in md5.output and not first.exists()
+    assert ledger()[1]["verify_mode"] == "md5" and len(ledger()[1]["md5"]) == 32
+
+    second = archive("b.jsonl.gz", 2)
+    download = invoke("upload", "--config", str(config), "--verify-mode", "download")
+    outputs.append(download.output)
     assert download.exit_code == 0 and "ok (download)" in download.output
-    remote_check = invoke("verify", "--config", str(cfg), "--remote", remote)
-    assert remote_check.exit_code == 0, remote_check.output
-    bad = config(tmp_path, "s3test:no-such-bucket-here/x", conf)
-    archive("c.jsonl.gz", "03")
-    failing = invoke("upload", "--config", str(bad))
-    assert failing.exit_code == 1
-    for text in (result.output, download.output, remote_check.output, failing.output, LEDGER.read_text()):
+
+    checked = invoke("verify", "--config", str(config), "--remote", remote)
+    outputs.append(checked.output)
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.count("ok (md5)") == 2  # a's MD5 from the ledger, b's from the local file
+
+    tampered = tmp_path / "tampered"
+    data = bytearray(second.read_bytes())
+    data[40] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    Rclone(config=str(conf)).copy_file(tampered, f"{remote}/{rel('b.jsonl.gz', 2)}")
+    caught = invoke("verify", "--config", str(config), "--remote", remote)
+    outputs.append(caught.output)
+    assert caught.exit_code == 1 and "remote md5 differs" in caught.output
+
+    archive("c.jsonl.gz", 3)
+    leak = f"grep secret {conf} | sed 's/^/ERROR : bad line: /'"  # an rclone that prints its config
+    leaky = flaky_rclone(tmp_path, fail_copy=1, stderr=leak)
+    failing = invoke("upload", "--config", str(write_config(remote, conf, rclone_binary=leaky)))
+    outputs.append(failing.output)
+    assert failing.exit_code == 1 and "secret_access_key = ***" in failing.output
+    for text in [*outputs, LEDGER.read_text()]:
         assert SECRET not in text
 
 
-def test_verify_local_archives_and_a_sample_manifest(tmp_path: Path) -> None:
-    good = archive("a.jsonl.gz", "01")
-    result = invoke("verify", "--manifest-dir", str(MANIFESTS), "--config", str(tmp_path / "none.yaml"))
-    assert result.exit_code == 2  # a missing config file is a config error
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(json.dumps({"upload": {"source": str(SOURCE), "manifest_dir": str(MANIFESTS)}}))
-    assert invoke("verify", "--config", str(cfg)).exit_code == 0
-    sample = tmp_path / "sample.json"
-    sample.write_text(
-        json.dumps(
-            {
-                "session_id": "S",
-                "outputs": [
-                    {
-                        "kind": "ws_raw",
-                        "path": str(good),
-                        "bytes": good.stat().st_size,
-                        "sha256": json.loads((MANIFESTS / "a.jsonl.gz.manifest.json").read_text())["sha256"],
-                        "lines": 20,
-                    }
-                ],
-            }
-        )
-    )
-    assert invoke("verify", "--manifest", str(sample)).exit_code == 0
-    good.write_bytes(good.read_bytes()[:-5])
-    broken = invoke("verify", "--manifest", str(sample))
-    assert broken.exit_code == 1 and "FAIL" in broken.output
+def test_verify_checks_gzip_json_lines_and_payload_hashes(local_remote: Any) -> None:
+    good = archive("a.jsonl.gz", 1)
+    tampered_lines = envelopes(20)
+    tampered_lines[5] = tampered_lines[5].replace(b'\\"n\\": 5', b'\\"n\\": 6')
+    assert tampered_lines[5] != envelopes(20)[5]
+    tampered = archive("b.jsonl.gz", 2, lines=tampered_lines)  # its manifest matches: only the payload lies
+    config = write_config("unused:", local_remote[2])
 
-
-def test_missing_rclone_and_missing_remote_are_clear_errors(tmp_path: Path, local_remote: Any) -> None:
-    remote, _, conf = local_remote
-    archive("a.jsonl.gz", "01")
-    missing = invoke(
-        "upload", "--config", str(config(tmp_path, remote, conf, rclone_binary="no-such-rclone"))
-    )
+    result = invoke("verify", "--config", str(config), "--manifest-dir", str(MANIFESTS))
+    assert result.exit_code == 1
     assert (
-        missing.exit_code == 1 and "rclone not found" in missing.output and "Traceback" not in missing.output
+        "1 envelopes whose payload_sha256 does not match" in result.output
+        and "2 archives, 1 failed" in result.output
     )
-    no_remote = invoke("upload", "--config", str(config(tmp_path, "", conf)))
+    assert invoke("verify", "--config", str(config), str(good)).exit_code == 0
+    assert invoke("verify", "--config", str(config), str(tampered)).exit_code == 1
+
+    good.write_bytes(good.read_bytes()[:-12])
+    cut = invoke("verify", "--config", str(config), str(good))
+    assert cut.exit_code == 1 and "gzip stream is truncated" in cut.output and "bytes" in cut.output
+
+
+def test_verify_a_sample_manifest(local_remote: Any) -> None:
+    ws_raw = archive("polymarket_ws_raw_S.jsonl.gz", 1)
+    manifest_path = Path("data/manifests/checkpoint_010b_ws_raw_sample.json")
+    summary = GzipJsonlFile(Path("data/ws_sample/rest.jsonl.gz"))
+    summary.write_lines([record_line({"record_type": "rest_checkpoint", "n": 1})], sync_flush=False)
+    rest = summary.close()
+    manifest = json.loads((MANIFESTS / "polymarket_ws_raw_S.jsonl.gz.manifest.json").read_text())
+    recorded = {k: manifest[k] for k in ("bytes", "sha256", "lines")}
+    outputs = [
+        {
+            "kind": "ws_raw",
+            "path": str(ws_raw),
+            "path_from_manifest": os.path.relpath(ws_raw, manifest_path.parent),
+        }
+        | recorded,
+        file_record(rest, kind="rest_checkpoints", manifest_path=manifest_path),
+    ]
+    write_manifest(manifest_path, {"session_id": "S", "outputs": outputs})
+
+    result = invoke("verify", "--manifest", str(manifest_path))
+    assert result.exit_code == 0, result.output
+    assert "2 archives, 0 failed" in result.output
+    as_argument = invoke("verify", str(manifest_path))
+    assert as_argument.exit_code == 0, as_argument.output
+
+    rest.path.write_bytes(rest.path.read_bytes()[:-5])
+    broken = invoke("verify", "--manifest", str(manifest_path))
+    assert broken.exit_code == 1 and "FAIL" in broken.output and "1 failed" in broken.output
+
+
+def test_clear_errors_for_missing_rclone_remote_mode_and_manifests(local_remote: Any) -> None:
+    remote, _, conf = local_remote
+    archive("a.jsonl.gz", 1)
+    missing = invoke("upload", "--config", str(write_config(remote, conf, rclone_binary="no-such-rclone")))
+    assert missing.exit_code == 1 and "rclone not found: no-such-rclone" in missing.output
+    assert "Traceback" not in missing.output and not LEDGER.exists()
+    no_remote = invoke("upload", "--config", str(write_config("", conf)))
     assert no_remote.exit_code == 2 and "upload.remote is not set" in no_remote.output
+    bad_mode = invoke("upload", "--config", str(write_config(remote, conf)), "--verify-mode", "crc")
+    assert (
+        bad_mode.exit_code == 2
+        and "upload.verify_mode must be one of auto, sha256, md5, download" in bad_mode.output
+    )
+    no_manifests = invoke("verify", "--manifest-dir", "nowhere")
+    assert no_manifests.exit_code == 1 and "nowhere: no such manifest directory" in no_manifests.output
