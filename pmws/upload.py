@@ -26,12 +26,13 @@ from enum import StrEnum
 from itertools import groupby
 from pathlib import Path
 
+from pmws.archive import Digests, local_digests
 from pmws.config import Upload
 from pmws.errors import ArchiveError, ConfigError, UploadError
 from pmws.ledger import Ledger, already_verified
 from pmws.manifest import read_manifest
 from pmws.rclone import Rclone, join_remote, split_remote
-from pmws.verify import Digests, check_mode, check_remote, local_digests
+from pmws.verify import check_mode, check_remote
 
 ARCHIVE_SUFFIX = ".jsonl.gz"
 

@@ -9,14 +9,13 @@ remote copy read back (`rclone cat`) and hashed. The mode used is always reporte
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from pmws.archive import READ_CHUNK, iter_gzip_lines
+from pmws.archive import Digests, Hasher, iter_gzip_lines, local_digests
 from pmws.envelope import payload_matches
 from pmws.errors import ArchiveError, ConfigError, VerifyError
 from pmws.ledger import Ledger, deleted_locally, known_md5
@@ -34,43 +33,6 @@ def check_mode(mode: str) -> str:
 
 
 # --- digests and the remote check ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Digests:
-    sha256: str
-    md5: str | None
-    bytes: int
-
-
-class Hasher:
-    """sha256 (and optionally md5) and size of a byte stream, fed chunk by chunk."""
-
-    def __init__(self, *, with_md5: bool) -> None:
-        self.sha = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
-        self.size = 0
-
-    def __call__(self, chunk: bytes) -> None:
-        self.sha.update(chunk)
-        if self.md5 is not None:
-            self.md5.update(chunk)
-        self.size += len(chunk)
-
-    def digests(self) -> Digests:
-        return Digests(self.sha.hexdigest(), self.md5.hexdigest() if self.md5 else None, self.size)
-
-
-def local_digests(path: Path, *, with_md5: bool = True) -> Digests:
-    """sha256, md5 and size of a local file in one read."""
-    hasher = Hasher(with_md5=with_md5)
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(READ_CHUNK):
-                hasher(chunk)
-    except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return hasher.digests()
 
 
 def remote_digests(rclone: Rclone, remote_path: str) -> Digests:
