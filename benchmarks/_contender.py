@@ -47,13 +47,15 @@ async def floor(url: str, tokens: list[TrackedToken], seconds: float) -> dict[st
     return {"frames": frames, "seconds": elapsed, "cpu_seconds": cpu() - c0}
 
 
-async def record(url: str, tokens: list[TrackedToken], seconds: float, out: Path) -> dict[str, float]:
+async def record(
+    url: str, tokens: list[TrackedToken], seconds: float, out: Path, read_batch_ms: float = 0.0
+) -> dict[str, float]:
     """pmws's hot path: the same Link + envelope + gzip writer `sample` and `run` use."""
     latency = LatencyStats()
     writer = ArchiveWriter(GzipJsonlFile(out / "bench.jsonl.gz"), flush_interval=1.0, latency=latency)
     handler = SampleHandler(writer, frozenset(t.token_id for t in tokens))
     stop = asyncio.Event()
-    settings = Websocket(stale_after_seconds=3600, ping_interval_seconds=10)
+    settings = Websocket(stale_after_seconds=3600, ping_interval_seconds=10, read_batch_ms=read_batch_ms)
     link = Link(
         slot=0,
         url=url,
@@ -92,12 +94,13 @@ def main() -> None:
     parser.add_argument("--tokens-file", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path("."))
+    parser.add_argument("--read-batch-ms", type=float, default=0.0, help="websocket.read_batch_ms")
     args = parser.parse_args()
     tokens = [TrackedToken(**t) for t in json.loads(args.tokens_file.read_text())]
     if args.mode == "floor":
         result = asyncio.run(floor(args.ws_url, tokens, args.seconds))
     else:
-        result = asyncio.run(record(args.ws_url, tokens, args.seconds, args.out))
+        result = asyncio.run(record(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms))
     result["rss_mb"] = rss_mb()
     print(json.dumps(result))
     sys.stdout.flush()

@@ -111,6 +111,10 @@ class BookState:
     recent_hashes: deque[str] = field(default_factory=lambda: deque(maxlen=256))
     _fragments: dict[bool, dict[float, str]] = field(default_factory=lambda: {True: {}, False: {}})
     _side_json: dict[bool, str | None] = field(default_factory=lambda: {True: None, False: None})
+    #: `{"market":…,"asset_id":…,"timestamp":` (market and asset never change)
+    _prefix: str = field(default="", repr=False)
+    #: the text after the asks, and the (min_order_size, tick_size, neg_risk, ltp) it was built from
+    _suffix: tuple[tuple[str, str, bool, str], str] | None = field(default=None, repr=False)
 
     def load_snapshot(
         self, bids: list[Level], asks: list[Level], *, timestamp: str, tick_size: str | None = None
@@ -130,12 +134,13 @@ class BookState:
 
     def apply_change(self, *, price: str, size: str, side: str, timestamp: str) -> None:
         """Apply one `price_change` entry: `size` is the new aggregate, "0" deletes (§3.2)."""
-        if not _is_number(price):
-            raise ValueError(f"price {price!r} is not a number")
-        is_bid = side.upper() == "BUY"
+        try:
+            key = float(price)
+        except (TypeError, ValueError):
+            raise ValueError(f"price {price!r} is not a number") from None
+        is_bid = side == "BUY" or side.upper() == "BUY"
         levels = self.bids if is_bid else self.asks
         fragments = self._fragments[is_bid]
-        key = _key(price)
         if _is_zero(size):
             levels.pop(key, None)
             fragments.pop(key, None)
@@ -163,37 +168,47 @@ class BookState:
         cached = self._side_json[is_bid]
         if cached is None:
             fragments = self._fragments[is_bid]
-            cached = "[" + ",".join(fragments[k] for k in sorted(fragments, reverse=not is_bid)) + "]"
+            cached = "[" + ",".join([fragments[k] for k in sorted(fragments, reverse=not is_bid)]) + "]"
             self._side_json[is_bid] = cached
         return cached
 
     def hash(self, *, last_trade_price: str | None = None, timestamp: str | None = None) -> str:
-        """The 10-field hash of the current state (optionally with another ltp or timestamp)."""
-        text = (
-            '{"market":'
-            + _text(self.market)
-            + ',"asset_id":'
-            + _text(self.asset_id)
-            + ',"timestamp":'
-            + _text(self.timestamp if timestamp is None else timestamp)
-            + ',"hash":"","bids":'
-            + self._side(True)
-            + ',"asks":'
-            + self._side(False)
-            + ',"min_order_size":'
-            + _text(self.min_order_size)
-            + ',"tick_size":'
-            + _text(self.tick_size)
-            + ',"neg_risk":'
-            + ("true" if self.neg_risk else "false")
-            + ',"last_trade_price":'
-            + _text(self.last_trade_price if last_trade_price is None else last_trade_price)
-            + "}"
-        )
+        """The 10-field hash of the current state (optionally with another ltp or timestamp).
+
+        Same bytes as `book_hash`; the fields that rarely change are kept as ready-made text."""
+        ltp = self.last_trade_price if last_trade_price is None else last_trade_price
+        stamp = self.timestamp if timestamp is None else timestamp
+        key = (self.min_order_size, self.tick_size, self.neg_risk, ltp)
+        suffix = self._suffix
+        if suffix is None or suffix[0] != key:
+            suffix = self._suffix = (key, _suffix_text(*key))
+        prefix = self._prefix or self._build_prefix()
+        stamp_text = f'"{stamp}"' if stamp.isdigit() else _text(stamp)
+        bids, asks = self._side(True), self._side(False)
+        text = f'{prefix}{stamp_text},"hash":"","bids":{bids},"asks":{asks}{suffix[1]}'
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def _build_prefix(self) -> str:
+        market, asset = _text(self.market), _text(self.asset_id)
+        self._prefix = f'{{"market":{market},"asset_id":{asset},"timestamp":'
+        return self._prefix
 
     def top_of_book(self) -> dict[str, str | None]:
         return {"best_bid": self.best_bid(), "best_ask": self.best_ask()}
+
+
+def _suffix_text(min_order_size: str, tick_size: str, neg_risk: bool, last_trade_price: str) -> str:
+    return (
+        ',"min_order_size":'
+        + _text(min_order_size)
+        + ',"tick_size":'
+        + _text(tick_size)
+        + ',"neg_risk":'
+        + ("true" if neg_risk else "false")
+        + ',"last_trade_price":'
+        + _text(last_trade_price)
+        + "}"
+    )
 
 
 def _is_number(text: str) -> bool:

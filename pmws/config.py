@@ -57,6 +57,7 @@ class Websocket:
     reconnect_max_seconds: float = 60.0
     max_frame_bytes: int = 64 * 1024 * 1024
     user_agent: str = "pmws/0.1 (+market-data recorder)"
+    read_batch_ms: float = 0.0
 
 
 @dataclass

@@ -137,19 +137,19 @@ def build_envelope(
             b'{"record_type":"ws_frame","envelope_version":1,"received_at_utc":"',
             utc_text(received_ns).encode(),
             b'","received_at_ns":',
-            str(received_ns).encode(),
+            b"%d" % received_ns,
             b",",
             context._head,
             b'"message_sequence":',
-            str(message_sequence).encode(),
+            b"%d" % message_sequence,
             b',"global_message_sequence":',
-            str(global_sequence).encode(),
+            b"%d" % global_sequence,
             context._middle,
             b'"tokens_tracked":',
             context.tokens_json(classified.asset_ids),
             b',"opcode":"binary"' if binary else b',"opcode":"text"',
             b',"payload_length_bytes":',
-            str(len(payload)).encode(),
+            b"%d" % len(payload),
             b',"payload_sha256":"',
             hashlib.sha256(payload).hexdigest().encode(),
             b'",',
@@ -161,11 +161,23 @@ def build_envelope(
             b',"frame_shape":"',
             classified.shape.value.encode(),
             b'","classified_event_types":',
-            orjson.dumps(list(classified.event_types)),
+            _types_json(classified.event_types),
             b"}\n",
         )
     )
     return line, classified
+
+
+_types_cache: dict[tuple[str, ...], bytes] = {}
+
+
+def _types_json(types_: tuple[str, ...]) -> bytes:
+    cached = _types_cache.get(types_)
+    if cached is None:
+        cached = orjson.dumps(list(types_))
+        if len(_types_cache) < 1024:  # event types come from the server: bound the cache
+            _types_cache[types_] = cached
+    return cached
 
 
 def _classify(payload: bytes, binary: bool) -> Classified:

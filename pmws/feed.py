@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -226,6 +228,8 @@ class Link:
         """The hot path: receive, stamp, envelope, hand over; then wait if the writer is behind."""
         handler = self.handler
         next_message = self.sequencer.next_message
+        pause = self.settings.read_batch_ms / 1000
+        idle = _idle_probe(ws) if pause > 0 else None
         while True:
             message = await ws.recv()
             received_ns = time.time_ns()
@@ -250,6 +254,8 @@ class Link:
             elif classified.shape is FrameShape.CONTROL:
                 self._last_pong = now
             await handler.wait_for_room()
+            if idle is not None and idle():
+                await _batch_pause(ws, pause)
 
     async def _pinger(self, ws: ClientConnection) -> None:
         self._last_pong = time.monotonic()
@@ -314,6 +320,41 @@ class Link:
         except ConnectionClosed:
             self._close_reason = "resubscribe_failed"
             await _abort(ws)  # the run loop reconnects with the new list
+
+
+def _idle_probe(ws: ClientConnection) -> Callable[[], bool] | None:
+    """A check that nothing is waiting to be processed: no frame queued in websockets, no byte in the
+    kernel's socket buffer. None where that cannot be seen (then reads are never paused)."""
+    frames = getattr(getattr(ws, "recv_messages", None), "frames", None)
+    sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
+    if frames is None or sock is None or not hasattr(frames, "__len__"):
+        return None
+    fd = sock.fileno()
+    buffer = bytearray(4)
+
+    def idle() -> bool:
+        if len(frames):
+            return False
+        try:
+            fcntl.ioctl(fd, termios.FIONREAD, buffer)
+        except OSError:
+            return False
+        return buffer == b"\0\0\0\0"
+
+    return idle
+
+
+async def _batch_pause(ws: ClientConnection, seconds: float) -> None:
+    """Stop reading for `seconds` so that frames arriving meanwhile are read and processed together."""
+    transport = ws.transport
+    if not transport.is_reading():  # websockets' own flow control holds it: leave that alone
+        return
+    transport.pause_reading()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        if not transport.is_closing():
+            transport.resume_reading()
 
 
 def _fresh_backoff(settings: Websocket) -> Iterator[float]:

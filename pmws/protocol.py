@@ -76,28 +76,48 @@ class Classified:
 _CONTROL = Classified(FrameShape.CONTROL, None, None, (), (), ())
 
 
+_CONTROL_BYTES = frozenset(t.encode() for t in CONTROL_TEXTS)
+_CONTROL_MAX = max(len(t) for t in _CONTROL_BYTES) + 64  # room for surrounding whitespace
+
+
 def classify_text(payload: bytes) -> Classified:
     """Parse a text frame once and say what it is. Never raises."""
-    if payload in (b"PONG", b"NO NEW ASSETS") or payload.strip() in (b"PONG", b"NO NEW ASSETS"):
+    if len(payload) <= _CONTROL_MAX and payload.strip() in _CONTROL_BYTES:
         return _CONTROL
     try:
         parsed = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         return Classified(FrameShape.TEXT, None, str(exc), (), (), ())
-    if isinstance(parsed, dict):
-        batch = [parsed]
-        shape = FrameShape.OBJECT
-    elif isinstance(parsed, list) and all(isinstance(e, dict) for e in parsed):
-        batch = parsed
-        shape = FrameShape.ARRAY
-    else:
-        return Classified(FrameShape.JSON_OTHER, parsed, None, (), (), ())
-    events = tuple((str(e.get("event_type", "<missing>")), tuple(event_asset_ids(e))) for e in batch)
+    if type(parsed) is dict:  # the common case, one event: no intermediate collections
+        kind, ids = _event_type(parsed), tuple(event_asset_ids(parsed))
+        market = parsed.get("market")
+        return Classified(
+            FrameShape.OBJECT,
+            parsed,
+            None,
+            (kind,),
+            ids,
+            (market,) if type(market) is str else (),
+            ((kind, ids),),
+            kind in MARKET_DATA_EVENTS,
+        )
+    if isinstance(parsed, list) and all(type(e) is dict for e in parsed):
+        return _classify_array(parsed)
+    return Classified(FrameShape.JSON_OTHER, parsed, None, (), (), ())
+
+
+def _classify_array(batch: list[dict[str, Any]]) -> Classified:
+    events = tuple((_event_type(e), tuple(event_asset_ids(e))) for e in batch)
     types_ = tuple(dict.fromkeys(t for t, _ in events))
     assets = tuple(dict.fromkeys(a for _, ids in events for a in ids))
     markets = tuple(dict.fromkeys(m for e in batch if isinstance(m := e.get("market"), str)))
     market_data = any(t in MARKET_DATA_EVENTS for t in types_)
-    return Classified(shape, parsed, None, types_, assets, markets, events, market_data)
+    return Classified(FrameShape.ARRAY, batch, None, types_, assets, markets, events, market_data)
+
+
+def _event_type(event: dict[str, Any]) -> str:
+    kind = event.get("event_type", "<missing>")
+    return kind if type(kind) is str else str(kind)
 
 
 def event_asset_ids(event: dict[str, Any]) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
-from pmws.protocol import MARKET_DATA_EVENTS, Classified, FrameShape
+from pmws.protocol import KNOWN_EVENTS, MARKET_DATA_EVENTS, Classified, FrameShape
 
 
 @dataclass
@@ -37,8 +37,8 @@ class FeedStats:
     def observe(self, classified: Classified, received_ns: int, tracked: Container[str]) -> None:
         """Count one frame."""
         self.frames += 1
-        self.shapes[classified.shape.value] += 1
         shape = classified.shape
+        self.shapes[shape] += 1  # a StrEnum member: the same key as its text, without `.value`
         if shape is FrameShape.BINARY:
             self.binary_frames += 1
             return
@@ -54,8 +54,9 @@ class FeedStats:
             return
         if classified.is_market_data:
             self.market_data_messages += 1
-        for event_type in classified.unknown_event_types:
-            self.unknown_event_types[event_type] += 1
+        if not KNOWN_EVENTS.issuperset(classified.event_types):
+            for event_type in classified.unknown_event_types:
+                self.unknown_event_types[event_type] += 1
         events, tokens = self.events, self.tokens
         for event_type, assets in classified.events:
             events[event_type] += 1
@@ -87,7 +88,7 @@ class FeedStats:
             "market_data_messages": self.market_data_messages,
             "json_errors": self.json_errors,
             "unknown_shapes": self.unknown_shapes,
-            "frame_shapes": dict(self.shapes),
+            "frame_shapes": {str(shape): n for shape, n in self.shapes.items()},
             "events_by_type": dict(self.events),
             "unknown_event_types": dict(self.unknown_event_types),
             "untracked_asset_events": self.untracked_asset_events,
