@@ -59,7 +59,7 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return cpu, rss
 
 
-def run_config(tmp: Path, endpoints: dict[str, Any], **run: Any) -> Path:
+def run_config(tmp: Path, endpoints: dict[str, Any], read_batch_ms: float = 0.0, **run: Any) -> Path:
     config = {
         "endpoints": endpoints,
         "run": {
@@ -72,7 +72,7 @@ def run_config(tmp: Path, endpoints: dict[str, Any], **run: Any) -> Path:
         },
         "metrics": {"host": "127.0.0.1", "port": 0},
         "discovery": {"lookahead_seconds": 86400},
-        "websocket": {"stale_after_seconds": 600},
+        "websocket": {"stale_after_seconds": 600, "read_batch_ms": read_batch_ms},
     }
     path = tmp / "run.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -108,10 +108,10 @@ def stop_run(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(next(line for line in output.splitlines()[::-1] if line.startswith("{")))
 
 
-def measure_run(rate: float, warmup: float, seconds: float) -> dict[str, Any]:
+def measure_run(rate: float, warmup: float, seconds: float, read_batch_ms: float = 0.0) -> dict[str, Any]:
     """`pmws run` against the simulator at `rate` (0 = full speed): frames, CPU and RSS over a window."""
     with SimProcess(rate=rate, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_run(run_config(Path(tmp), sim.endpoints))
+        proc, port = start_run(run_config(Path(tmp), sim.endpoints, read_batch_ms))
         time.sleep(warmup)
         f0, (c0, rss0), t0 = metric(port, "pmws_frames_total"), proc_stats(proc.pid), time.monotonic()
         time.sleep(seconds)
