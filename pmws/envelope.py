@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from binascii import b2a_hex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,7 @@ class TrackedToken:
 #: envelope (the list is in the stream's `subscribe`/`subscription_state` lifecycle records), so an
 #: envelope's size and cost do not grow with the number of tracked tokens.
 SUBSCRIPTION_LIST_MAX_ASSETS = 20
+TOKENS_CACHE_MAX = 4096  # distinct asset-id combinations remembered per connection
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class ConnectionContext:
     _head: bytes = field(init=False, repr=False, compare=False)
     _middle: bytes = field(init=False, repr=False, compare=False)
     _token_json: dict[str, bytes] = field(init=False, repr=False, compare=False)
+    _tokens_cache: dict[tuple[str, ...], bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         head = orjson.dumps({"session_id": self.session_id, "connection_sequence": self.connection_sequence})
@@ -80,6 +83,7 @@ class ConnectionContext:
         object.__setattr__(self, "_head", head[1:-1] + b",")
         object.__setattr__(self, "_middle", b"," + orjson.dumps(context)[1:-1] + b",")
         object.__setattr__(self, "_token_json", {t.token_id: orjson.dumps(t.to_json()) for t in self.tokens})
+        object.__setattr__(self, "_tokens_cache", {})
 
     @property
     def assets_ids(self) -> tuple[str, ...]:
@@ -87,8 +91,13 @@ class ConnectionContext:
 
     def tokens_json(self, asset_ids: tuple[str, ...]) -> bytes:
         """`[...]` of the tracked tokens among `asset_ids` (the tokens a frame concerns)."""
-        known = self._token_json
-        return b"[" + b",".join(known[a] for a in asset_ids if a in known) + b"]"
+        cached = self._tokens_cache.get(asset_ids)
+        if cached is None:
+            known = self._token_json
+            cached = b"[" + b",".join([known[a] for a in asset_ids if a in known]) + b"]"
+            if len(self._tokens_cache) < TOKENS_CACHE_MAX:  # ids come from the server: bound the cache
+                self._tokens_cache[asset_ids] = cached
+        return cached
 
     def with_tokens(self, tokens: tuple[TrackedToken, ...]) -> ConnectionContext:
         """Same connection, new subscription (after a dynamic subscribe/unsubscribe)."""
@@ -97,7 +106,15 @@ class ConnectionContext:
         )
 
 
+_FRAME = (
+    b'{"record_type":"ws_frame","envelope_version":1,"received_at_utc":"%b","received_at_ns":%d,%b'
+    b'"message_sequence":%d,"global_message_sequence":%d%b"tokens_tracked":%b,"opcode":"%b",'
+    b'"payload_length_bytes":%d,"payload_sha256":"%b",%b,"json":%b,"json_error":%b,"frame_shape":"%b",'
+    b'"classified_event_types":%b}\n'
+)
+_SHAPES = {shape: shape.value.encode() for shape in FrameShape}
 _second_cache: tuple[int, str] = (-1, "")
+_second_bytes: tuple[int, bytes] = (-1, b"")
 
 
 def utc_text(received_ns: int) -> str:
@@ -109,6 +126,15 @@ def utc_text(received_ns: int) -> str:
         stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _second_cache = (seconds, stamp)
     return f"{stamp}.{nanos // 1000:06d}Z"
+
+
+def utc_bytes(received_ns: int) -> bytes:
+    """`utc_text` as bytes, the form the envelope needs (the second part is cached)."""
+    global _second_bytes
+    seconds, nanos = divmod(received_ns, 1_000_000_000)
+    if seconds != _second_bytes[0]:
+        _second_bytes = (seconds, utc_text(received_ns)[:-8].encode())
+    return b"%b.%06dZ" % (_second_bytes[1], nanos // 1000)
 
 
 def build_envelope(
@@ -132,38 +158,22 @@ def build_envelope(
         raw = b'"raw_text":' + orjson.dumps(payload.decode("utf-8"))
         json_part = _json_value(payload, classified)
         error = b"null" if classified.json_error is None else orjson.dumps(classified.json_error)
-    line = b"".join(
-        (
-            b'{"record_type":"ws_frame","envelope_version":1,"received_at_utc":"',
-            utc_text(received_ns).encode(),
-            b'","received_at_ns":',
-            b"%d" % received_ns,
-            b",",
-            context._head,
-            b'"message_sequence":',
-            b"%d" % message_sequence,
-            b',"global_message_sequence":',
-            b"%d" % global_sequence,
-            context._middle,
-            b'"tokens_tracked":',
-            context.tokens_json(classified.asset_ids),
-            b',"opcode":"binary"' if binary else b',"opcode":"text"',
-            b',"payload_length_bytes":',
-            b"%d" % len(payload),
-            b',"payload_sha256":"',
-            hashlib.sha256(payload).hexdigest().encode(),
-            b'",',
-            raw,
-            b',"json":',
-            json_part,
-            b',"json_error":',
-            error,
-            b',"frame_shape":"',
-            classified.shape.value.encode(),
-            b'","classified_event_types":',
-            _types_json(classified.event_types),
-            b"}\n",
-        )
+    line = _FRAME % (
+        utc_bytes(received_ns),
+        received_ns,
+        context._head,
+        message_sequence,
+        global_sequence,
+        context._middle,
+        context.tokens_json(classified.asset_ids),
+        b"binary" if binary else b"text",
+        len(payload),
+        b2a_hex(hashlib.sha256(payload).digest()),
+        raw,
+        json_part,
+        error,
+        _SHAPES[classified.shape],
+        _types_json(classified.event_types),
     )
     return line, classified
 
@@ -188,12 +198,10 @@ def _classify(payload: bytes, binary: bool) -> Classified:
 
 def _json_value(payload: bytes, classified: Classified) -> bytes:
     """The received JSON bytes when safe to splice into one line, else a re-serialisation or null."""
-    if classified.json_error is not None or classified.shape in (
-        FrameShape.CONTROL,
-        FrameShape.TEXT,
-    ):
+    shape = classified.shape
+    if shape is FrameShape.CONTROL or shape is FrameShape.TEXT or classified.json_error is not None:
         return b"null"
-    if b"\n" in payload or b"\r" in payload:
+    if payload.find(b"\n") >= 0 or payload.find(b"\r") >= 0:
         return orjson.dumps(classified.parsed)
     return payload.strip()
 
