@@ -166,3 +166,33 @@ def test_context_with_tokens_changes_subscription_only() -> None:
     )
     env = json.loads(line)
     assert env["subscription"]["assets_ids"] == ["111"] and env["connection_sequence"] == 3
+
+
+def test_envelope_bytes_are_stable() -> None:
+    # The archive format is a contract with every reader: the hot path may change, these bytes may not.
+    frame = (
+        b'{"event_type":"price_change","market":"0xabc","price_changes":'
+        b'[{"asset_id":"111","price":"0.5","size":"10","side":"BUY","hash":"h"}]}'
+    )
+    line, _ = build_envelope(
+        frame,
+        binary=False,
+        context=CONTEXT,
+        received_ns=1764000000123456789,
+        message_sequence=7,
+        global_sequence=42,
+    )
+    raw = orjson.dumps(frame.decode()).decode()
+    assert line.decode() == (
+        '{"record_type":"ws_frame","envelope_version":1,"received_at_utc":"2025-11-24T16:00:00.123456Z",'
+        '"received_at_ns":1764000000123456789,"session_id":"20261124T000000Z-abcdef","connection_sequence":3,'
+        '"message_sequence":7,"global_message_sequence":42,"websocket":{"url":"wss://example/ws/market"},'
+        '"subscription":{"assets_count":2,'
+        '"assets_sha256":"9b1cf1e3acc00ff21cd15978c90b7396c816fbea04a67cb08209cfafd3aacdbd",'
+        '"assets_ids":["111","222"]},"tokens_tracked":[{"market_slug":"btc-updown-5m-1773307200",'
+        '"condition_id":"0xabc","token_id":"111","outcome":"Up","end_time_utc":"2026-03-12T09:25:00Z"}],'
+        '"opcode":"text","payload_length_bytes":133,'
+        '"payload_sha256":"0dc806e6a6a5bfafe11a1c85f7fed28a717ac59e40578c4fb9c3d0d983410490",'
+        f'"raw_text":{raw},"json":{frame.decode()},"json_error":null,"frame_shape":"object",'
+        '"classified_event_types":["price_change"]}\n'
+    )
