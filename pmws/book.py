@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 Level = tuple[str, str]  # (price, size) exactly as on the wire
@@ -86,16 +88,58 @@ def levels_of(raw: Any) -> list[Level]:
     return out
 
 
-def _key(price: str) -> float:
-    return float(price)
+class Side:
+    """One side's levels in ascending price order, each with its JSON fragment, and the side's joined text.
+
+    Kept as parallel sorted lists (bisect), not dicts keyed by float: a change touches one position, and
+    the text is one join, with no float hashing or sorting per change.
+    """
+
+    __slots__ = ("keys", "levels", "fragments", "descending", "_text")
+
+    def __init__(self, levels: list[Level], *, descending: bool) -> None:
+        by_price = {float(p): (p, s) for p, s in levels if _is_number(p)}  # a repeated price: last wins
+        self.keys = sorted(by_price)
+        self.levels = [by_price[k] for k in self.keys]
+        self.fragments = [_level_json(p, s) for p, s in self.levels]
+        self.descending = descending
+        self._text: str | None = None
+
+    def set(self, key: float, price: str, size: str) -> None:
+        """Set the level at `key` to `size` ("0" deletes it)."""
+        keys = self.keys
+        i = bisect_left(keys, key)
+        found = i < len(keys) and keys[i] == key
+        if _is_zero(size):
+            if found:
+                del keys[i], self.levels[i], self.fragments[i]
+        elif found:
+            self.levels[i] = (price, size)
+            self.fragments[i] = _level_json(price, size)
+        else:
+            keys.insert(i, key)
+            self.levels.insert(i, (price, size))
+            self.fragments.insert(i, _level_json(price, size))
+        self._text = None
+
+    def wire(self) -> list[Level]:
+        """Levels in wire order: bids ascending, asks descending (best last)."""
+        return self.levels[::-1] if self.descending else list(self.levels)
+
+    def text(self) -> str:
+        text = self._text
+        if text is None:
+            fragments = reversed(self.fragments) if self.descending else self.fragments
+            text = self._text = "[" + ",".join(fragments) + "]"
+        return text
 
 
 @dataclass
 class BookState:
     """One token's L2 book as rebuilt from the feed, plus what the hash needs beyond levels.
 
-    The hash is recomputed after every change, so each side keeps its levels' JSON fragments and the joined
-    side text, rebuilt only when that side changes (the same bytes `book_hash` would produce).
+    The hash is recomputed after every change: each side keeps its text ready (see `Side`), and the
+    fields around the levels are kept as text until they change (the same bytes `book_hash` produces).
     """
 
     market: str
@@ -105,12 +149,10 @@ class BookState:
     tick_size: str = ""
     last_trade_price: str = ""
     timestamp: str = ""
-    bids: dict[float, Level] = field(default_factory=dict)
-    asks: dict[float, Level] = field(default_factory=dict)
+    bids: Side = field(default_factory=lambda: Side([], descending=False))
+    asks: Side = field(default_factory=lambda: Side([], descending=True))
     synced: bool = False
     recent_hashes: deque[str] = field(default_factory=lambda: deque(maxlen=256))
-    _fragments: dict[bool, dict[float, str]] = field(default_factory=lambda: {True: {}, False: {}})
-    _side_json: dict[bool, str | None] = field(default_factory=lambda: {True: None, False: None})
     #: `{"market":…,"asset_id":…,"timestamp":` (market and asset never change)
     _prefix: str = field(default="", repr=False)
     #: the text after the asks, and the (min_order_size, tick_size, neg_risk, ltp) it was built from
@@ -120,13 +162,8 @@ class BookState:
         self, bids: list[Level], asks: list[Level], *, timestamp: str, tick_size: str | None = None
     ) -> None:
         """Replace every level from a `book` event or REST summary."""
-        self.bids = {_key(p): (p, s) for p, s in bids if _is_number(p)}
-        self.asks = {_key(p): (p, s) for p, s in asks if _is_number(p)}
-        self._fragments = {
-            True: {k: _level_json(*v) for k, v in self.bids.items()},
-            False: {k: _level_json(*v) for k, v in self.asks.items()},
-        }
-        self._side_json = {True: None, False: None}
+        self.bids = Side(bids, descending=False)
+        self.asks = Side(asks, descending=True)
         self.timestamp = timestamp
         if tick_size:
             self.tick_size = tick_size
@@ -138,39 +175,27 @@ class BookState:
             key = float(price)
         except (TypeError, ValueError):
             raise ValueError(f"price {price!r} is not a number") from None
+        if not isfinite(key):
+            raise ValueError(f"price {price!r} is not a number")
         is_bid = side == "BUY" or side.upper() == "BUY"
-        levels = self.bids if is_bid else self.asks
-        fragments = self._fragments[is_bid]
-        if _is_zero(size):
-            levels.pop(key, None)
-            fragments.pop(key, None)
-        else:
-            levels[key] = (price, size)
-            fragments[key] = _level_json(price, size)
-        self._side_json[is_bid] = None
+        (self.bids if is_bid else self.asks).set(key, price, size)
         self.timestamp = timestamp
 
     def wire_bids(self) -> list[Level]:
         """Bids ascending, as on the wire."""
-        return [self.bids[k] for k in sorted(self.bids)]
+        return self.bids.wire()
 
     def wire_asks(self) -> list[Level]:
         """Asks descending, as on the wire."""
-        return [self.asks[k] for k in sorted(self.asks, reverse=True)]
+        return self.asks.wire()
 
     def best_bid(self) -> str | None:
-        return self.bids[max(self.bids)][0] if self.bids else None
+        levels = self.bids.levels
+        return levels[-1][0] if levels else None
 
     def best_ask(self) -> str | None:
-        return self.asks[min(self.asks)][0] if self.asks else None
-
-    def _side(self, is_bid: bool) -> str:
-        cached = self._side_json[is_bid]
-        if cached is None:
-            fragments = self._fragments[is_bid]
-            cached = "[" + ",".join([fragments[k] for k in sorted(fragments, reverse=not is_bid)]) + "]"
-            self._side_json[is_bid] = cached
-        return cached
+        levels = self.asks.levels
+        return levels[0][0] if levels else None
 
     def hash(self, *, last_trade_price: str | None = None, timestamp: str | None = None) -> str:
         """The 10-field hash of the current state (optionally with another ltp or timestamp).
@@ -184,7 +209,7 @@ class BookState:
             suffix = self._suffix = (key, _suffix_text(*key))
         prefix = self._prefix or self._build_prefix()
         stamp_text = f'"{stamp}"' if stamp.isdigit() else _text(stamp)
-        bids, asks = self._side(True), self._side(False)
+        bids, asks = self.bids.text(), self.asks.text()
         text = f'{prefix}{stamp_text},"hash":"","bids":{bids},"asks":{asks}{suffix[1]}'
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
@@ -213,10 +238,9 @@ def _suffix_text(min_order_size: str, tick_size: str, neg_risk: bool, last_trade
 
 def _is_number(text: str) -> bool:
     try:
-        float(text)
+        return isfinite(float(text))
     except (TypeError, ValueError):
         return False
-    return True
 
 
 def _is_zero(text: str) -> bool:

@@ -206,9 +206,11 @@ class Recorder:
             self._follow_events(classified, received_ns)
 
     def _follow_events(self, classified: Classified, received_ns: int) -> None:
-        for event in iter_events(classified.parsed):
+        verify = self.config.run.verify_book_hashes
+        parsed = classified.parsed
+        for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
             kind = event.get("event_type")
-            if self.config.run.verify_book_hashes:
+            if verify:
                 for divergence in self.tracker.observe(event):
                     self._write_record(divergence.to_record(), received_ns)
             if kind == "market_resolved" and isinstance(event.get("market"), str):

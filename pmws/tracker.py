@@ -87,7 +87,8 @@ class BookTracker:
                 return self._check_deferred(asset)
         elif kind == "price_change":
             self._on_price_change(event)
-            return [d for a in _assets_of(event) for d in self._check_deferred(a)]
+            if self._deferred:  # a REST summary waits for the feed to catch up (rare)
+                return [d for a in _assets_of(event) for d in self._check_deferred(a)]
         elif kind == "last_trade_price":
             self._on_trade(event)
         elif kind == "tick_size_change":
