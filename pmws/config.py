@@ -165,7 +165,21 @@ def load_config(
     for dotted, value in (overrides or {}).items():
         if value is not None:
             set_dotted(config, dotted, value, source="command line")
+    check_ranges(config)
     return config
+
+
+#: Keys whose values only make sense within bounds: (low, high), inclusive.
+RANGES = {"websocket.read_batch_ms": (0.0, 1000.0)}
+
+
+def check_ranges(config: Config) -> None:
+    """Raise ConfigError for a value outside its bounds."""
+    for dotted, (low, high) in RANGES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(config, section), key)
+        if not low <= value <= high:
+            raise ConfigError(f"'{dotted}' must be between {low:g} and {high:g}, got {value!r}")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

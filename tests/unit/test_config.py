@@ -75,3 +75,9 @@ def test_list_from_env() -> None:
         "5m",
         "15m",
     ]
+
+
+def test_read_batch_ms_out_of_range_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"websocket.read_batch_ms' must be between 0 and 1000"):
+        load_config(env={"PMWS_WEBSOCKET__READ_BATCH_MS": "5000"})
+    assert load_config(env={"PMWS_WEBSOCKET__READ_BATCH_MS": "20"}).websocket.read_batch_ms == 20
