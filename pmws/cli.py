@@ -293,9 +293,15 @@ def simulate(
         float | None, typer.Option(help="Fault: Retry-After seconds with 429.")
     ] = None,
     books_delay_seconds: Annotated[float, typer.Option(help="Fault: delay /books answers (timeouts).")] = 0.0,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate: serve the websocket as wss:// (Gamma/CLOB stay http)."),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert.")] = None,
     debug: DebugOption = False,
 ) -> None:
     """Run the local Polymarket simulator (Gamma, CLOB /books, market websocket) until Ctrl-C."""
+    from pmws.errors import ConfigError
     from pmws.sim import Faults, SimConfig, serve_forever
 
     faults = Faults(
@@ -320,12 +326,23 @@ def simulate(
         sys.stdout.flush()
 
     def action() -> None:
+        if tls_key is not None and tls_cert is None:
+            raise ConfigError("--tls-key needs --tls-cert")
+        if tls_cert is not None:
+            from pmws.sim.tls import server_context
+
+            try:
+                server_context(tls_cert, tls_key)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise ConfigError(f"--tls-cert/--tls-key: {exc}") from None
         with contextlib.suppress(KeyboardInterrupt):
             sim_config = SimConfig(
                 rate_per_second=rate,
                 markets_per_window=markets_per_window,
                 record_frames=record,
                 faults=faults,
+                tls_cert=None if tls_cert is None else str(tls_cert),
+                tls_key=None if tls_key is None else str(tls_key),
             )
             asyncio.run(serve_forever(sim_config, host, port, ws_port, on_ready))
 

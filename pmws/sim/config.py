@@ -38,6 +38,8 @@ class SimConfig:
     record_frames: bool = True  # keep `Simulator.sent_frames`
     max_recorded_frames: int = 2_000_000  # stop recording beyond this (benchmarks)
     faults: Faults = field(default_factory=Faults)
+    tls_cert: str | None = None  # PEM certificate chain: serve the websocket as wss:// (HTTP stays plain)
+    tls_key: str | None = None  # its PEM private key (None: the key is inside tls_cert)
 
 
 class SentFrame(NamedTuple):

@@ -16,6 +16,7 @@ from pmws.sim.config import Faults, SentFrame, SimConfig
 from pmws.sim.engine import Engine
 from pmws.sim.http import HttpServer
 from pmws.sim.rest import RestApi
+from pmws.sim.tls import server_context
 from pmws.sim.ws import DATA, JUNK_BINARY, MarketChannel
 
 T = TypeVar("T")
@@ -58,19 +59,24 @@ class Simulator:
         self.config.faults = value
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, ws_port: int = 0) -> None:
-        """Bind both ports (0 = any free port) and start streaming to subscribers."""
+        """Bind both ports (0 = any free port) and start streaming to subscribers.
+
+        With `config.tls_cert` the websocket is served over TLS and `ws_url` is `wss://…`.
+        """
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         await self._http.start(host, port)
         self._channel = MarketChannel(self)
         try:
-            await self._channel.start(host, ws_port)
+            tls = server_context(self.config.tls_cert, self.config.tls_key) if self.config.tls_cert else None
+            await self._channel.start(host, ws_port, tls=tls)
         except BaseException:
             await self._http.close()
             raise
         base = f"http://{_url_host(host)}:{self._http.port}"
         self.gamma_url, self.clob_url = f"{base}/gamma", f"{base}/clob"
-        self.ws_url = f"ws://{_url_host(host)}:{self._channel.port}/ws/market"
+        scheme = "wss" if tls is not None else "ws"
+        self.ws_url = f"{scheme}://{_url_host(host)}:{self._channel.port}/ws/market"
 
     async def stop(self) -> None:
         """Close every server, connection and task (well under a second)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -95,8 +96,9 @@ class MarketChannel:
         self._tasks: list[asyncio.Task[None]] = []
         self._drained = asyncio.Event()
 
-    async def start(self, host: str, port: int) -> None:
-        """Bind the websocket port and start the stream."""
+    async def start(self, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> None:
+        """Bind the websocket port (TLS with `tls`) and start the stream."""
+        extra: dict[str, Any] = {} if tls is None else {"ssl": tls}
         self.server = await serve(
             self._handle,
             host,
@@ -108,6 +110,7 @@ class MarketChannel:
             max_queue=1024,
             write_limit=2**17,
             server_header="cloudflare",
+            **extra,
         )
         self.port = self.server.sockets[0].getsockname()[1]
         self._tasks = [asyncio.create_task(self._generate()), asyncio.create_task(self._housekeeping())]
@@ -299,7 +302,10 @@ class MarketChannel:
         conn.queue.clear()
         transport = conn.ws.transport
         with contextlib.suppress(Exception):
-            transport.write_eof()
+            if transport.can_write_eof():
+                transport.write_eof()
+            else:  # TLS has no half-close: close() flushes, sends close_notify, then ends the socket
+                transport.close()
         asyncio.get_running_loop().call_later(DROP_GRACE_SECONDS, transport.abort)
         self._refresh_active()
 
