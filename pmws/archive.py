@@ -1,8 +1,8 @@
 """Gzip JSONL archives: written off the event loop, flushed often, closed atomically, read strictly.
 
 Writing: lines are buffered on the event loop and handed in batches to one worker thread that
-compresses (zlib releases the GIL) and writes. Every `flush_interval_seconds` the deflate stream gets a
-Z_SYNC_FLUSH, so a killed process leaves a file readable up to its last complete line. A file is
+compresses (zlib-ng, which releases the GIL) and writes. Every `flush_interval_seconds` the deflate
+stream gets a Z_SYNC_FLUSH, so a killed process leaves a file readable up to its last complete line. A file is
 written under its hidden `.open` name (if given), then flushed, fsynced and renamed on close. The
 buffer is bounded: when the writer falls behind, `wait_for_room()` blocks the receiver (TCP then
 pushes back) instead of growing memory.
@@ -14,17 +14,20 @@ import asyncio
 import hashlib
 import os
 import time
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from zlib_ng import zlib_ng as zlib  # zlib's API and gzip format, ~2x faster both ways
 
 from pmws.errors import ArchiveError
 
+#: zlib_ng.error (its stub declares an instance, not a class)
+ZLIB_ERROR = cast(type[Exception], zlib.error)
 READ_CHUNK = 1 << 20
 WAKE_BYTES = 256 * 1024
 
@@ -43,7 +46,7 @@ class FileSummary:
 class GzipJsonlFile:
     """A gzip member written incrementally; every method may run in a worker thread."""
 
-    def __init__(self, final_path: Path, *, open_path: Path | None = None, compresslevel: int = 6):
+    def __init__(self, final_path: Path, *, open_path: Path | None = None, compresslevel: int = 7):
         self.final_path = final_path
         self.path = open_path or final_path
         try:
@@ -299,7 +302,7 @@ def iter_gzip_lines(path: Path) -> Iterator[bytes]:
                 pending += data
                 *complete, pending = pending.split(b"\n")
                 yield from complete
-    except zlib.error as exc:
+    except ZLIB_ERROR as exc:
         raise ArchiveError(f"{path}: corrupt gzip ({exc})") from None
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
@@ -363,10 +366,10 @@ def salvage_lines(path: Path) -> tuple[list[bytes], int, str | None]:
     problem: str | None = None
     for start in range(0, len(data), 64 * 1024):
         chunk = data[start : start + 64 * 1024]
-        before = decomp.copy()
+        before = decomp.copy()  # type: ignore[attr-defined]  # the stub omits it; the object has it
         try:
             out += decomp.decompress(chunk)
-        except zlib.error as exc:
+        except ZLIB_ERROR as exc:
             out += _decompress_until_error(before, chunk)  # keep every byte before the damage
             problem = f"corrupt gzip ({exc})"
             break
@@ -387,6 +390,6 @@ def _decompress_until_error(decomp: Any, chunk: bytes) -> bytes:
     for i in range(len(chunk)):
         try:
             out += decomp.decompress(chunk[i : i + 1])
-        except zlib.error:
+        except ZLIB_ERROR:
             break
     return bytes(out)

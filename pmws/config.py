@@ -88,7 +88,7 @@ class Archive:
     """How raw gzip JSONL is written."""
 
     flush_interval_seconds: float = 1.0
-    compresslevel: int = 6
+    compresslevel: int = 7  # zlib-ng: smaller than zlib's level 6 at about half its CPU
     max_buffered_bytes: int = 64 * 1024 * 1024
 
 
