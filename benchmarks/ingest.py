@@ -42,6 +42,7 @@ def discover_tokens(gamma_url: str, count: int) -> list[TrackedToken]:
         return got.objects
 
     markets = filter_live(asyncio.run(fetch()), datetime.now(UTC)).markets
+    markets.sort(key=lambda m: m.end_time_utc, reverse=True)  # the longest-lived first: none ends mid-run
     tokens = [
         TrackedToken(m.market_slug, m.condition_id, t.token_id, t.outcome, m.end_time_utc)
         for m in markets

@@ -53,7 +53,7 @@ RECORDS = {
     "floor": "nothing (frames discarded)",
     "pmws": (
         "an envelope per frame: raw text + sha256, parsed JSON, receive time, sequences, subscription, "
-        "tracked tokens, event types; gzip JSONL (level 6), sync-flushed every 1 s"
+        "tracked tokens, event types; gzip JSONL (zlib-ng level 7), sync-flushed every 1 s"
     ),
     "cryptofeed": "`<receive time>: <raw frame text>` per frame, uncompressed, fsync every 10 000 lines",
 }

@@ -8,7 +8,8 @@
    `websocket.read_batch_ms` 0 (the default) and 20.
 3. re-read: `pmws gate` and `pmws verify` in MB/s of JSONL vs gunzip + sha256 + JSON parse of the same file.
 4. discovery of 5 000 Gamma markets; one REST checkpoint of 500 tokens.
-The cryptofeed comparison (5) is `benchmarks/peer_cryptofeed.py`, run separately (it builds its own venv).
+5. side by side with cryptofeed's raw-data recorder over wss:// (`benchmarks/peer_cryptofeed.py`; it builds
+   cryptofeed's venv from PyPI on first use).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _simproc import SimProcess  # noqa: E402
-from ingest import discover_tokens, table  # noqa: E402
+from ingest import contender, discover_tokens, table  # noqa: E402
 
 from pmws.gamma import fetch_btc_markets  # noqa: E402
 from pmws.markets import filter_live  # noqa: E402
@@ -139,6 +140,14 @@ def measure_run(rate: float, warmup: float, seconds: float, read_batch_ms: float
         "hash_verified": counters["book_hash_verified"],
         "hash_mismatched": counters["book_hash_mismatched"],
     }
+
+
+def floor_at(rate: float, seconds: float) -> dict[str, Any]:
+    """The bare receive loop at a fixed rate: what receiving alone costs at that rate on this machine."""
+    with SimProcess(rate=rate, markets_per_window=2) as sim:
+        tokens = discover_tokens(sim.endpoints["gamma_url"], 16)  # what `pmws run` subscribes to here
+        got = contender("floor", sim.endpoints["ws_url"], tokens, seconds)
+    return {**got, "cpu_percent": got["cpu_seconds"] / got["seconds"] * 100}
 
 
 def reread(seconds: float) -> dict[str, Any]:
@@ -248,10 +257,26 @@ def discovery_and_rest() -> dict[str, Any]:
         return asyncio.run(go())
 
 
+def peer_section(seconds: float, rounds: int) -> dict[str, Any]:
+    """Section 5; a cryptofeed that cannot be installed here is reported, not fatal."""
+    import peer_cryptofeed
+
+    try:
+        python = peer_cryptofeed.cryptofeed_python()
+    except SystemExit as exc:
+        print(f"not measured: {exc}")
+        return {}
+    with tempfile.TemporaryDirectory(prefix="pmws-peer-") as tmp:
+        measured = peer_cryptofeed.measure(seconds, 4, rounds, python, Path(tmp))
+    print(f"4 tokens, {seconds:g} s per run, median of {rounds} rounds\n")
+    print(peer_cryptofeed.table(measured))
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short durations (a smoke run, not the figures)")
-    parser.add_argument("--only", default="1,2,3,4", help="sections to run, e.g. 3,4")
+    parser.add_argument("--only", default="1,2,3,4,5", help="sections to run, e.g. 3,4")
     args = parser.parse_args()
     only = set(args.only.split(","))
     seconds, sustain = (2.0, 10.0) if args.quick else (8.0, 60.0)
@@ -285,6 +310,12 @@ def main() -> None:
                 f"| {batch:g} | {s['cpu_percent']:.1f} | {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB "
                 f"| {s['p50_ms']:.0f} / {s['p99_ms']:.0f} ms | {s['frames_per_s']:.0f} |"
             )
+        bare = floor_at(1000, min(sustain, 20.0))
+        sustained["floor"] = bare
+        print(
+            f"\nfloor: a bare receive loop at the same rate uses {bare['cpu_percent']:.1f} % of one core "
+            f"({bare['cpu_seconds'] / bare['frames'] * 1e6:.0f} µs per frame)"
+        )
     if "3" in only:
         print("\n## 3. Gate re-read\n")
         r = reread(seconds)
@@ -301,8 +332,14 @@ def main() -> None:
             f"REST checkpoint of {d['rest_tokens']} tokens in {d['rest_s'] * 1000:.0f} ms "
             f"({d['rest_books']} books)"
         )
+    peer: dict[str, Any] = {}
+    if "5" in only:
+        print("\n## 5. Side by side with cryptofeed's raw recorder (wss://)\n")
+        peer = peer_section(seconds, rounds=1 if args.quick else 3)
     print(
-        json.dumps({"run": full, "sustained": sustained, "reread": r, "discovery": d}, default=str),
+        json.dumps(
+            {"run": full, "sustained": sustained, "reread": r, "discovery": d, "peer": peer}, default=str
+        ),
         file=sys.stderr,
     )
 
