@@ -25,6 +25,10 @@ from pmws.sample import SampleHandler
 
 
 def rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM: ru_maxrss would carry over a big parent's peak across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -73,6 +73,15 @@ def disk_usage(directory: Path) -> tuple[int, int]:
     return size, lines
 
 
+def peak_rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM: ru_maxrss would carry over a big parent's peak across exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ws-url", required=True)
@@ -118,7 +127,7 @@ def main() -> None:
     result.update(
         bytes_on_disk=size,
         lines=lines,
-        rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        rss_mb=peak_rss_mb(),
         loop=type(loop).__module__.split(".")[0],
         max_queue=args.max_queue,
         cryptofeed=version("cryptofeed"),

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,13 +109,71 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "polymarket" / "examples"
+
+
+def real_frames() -> list[bytes]:
+    """Captured Polymarket market-channel events (../shared/polymarket/examples), one compact frame each."""
+    frames = []
+    for path in sorted(EXAMPLES.glob("*ws_*.json")):
+        data = json.loads(path.read_text())
+        events = data if isinstance(data, list) else [data]
+        frames += [json.dumps(e, separators=(",", ":")).encode() for e in events if isinstance(e, dict)]
+    return frames
+
+
+def envelope_cost(token_counts: list[int], repeats: int = 5) -> list[dict[str, Any]]:
+    """Envelope build time and size for the same real frames with 1/200/1000 tracked tokens (pure CPU)."""
+    from pmws.envelope import ConnectionContext, build_envelope
+
+    frames = real_frames()
+    ids: list[str] = []
+    for frame in frames:
+        event = json.loads(frame)
+        ids += [str(c.get("asset_id")) for c in event.get("price_changes") or []]
+        ids += [str(event["asset_id"])] if "asset_id" in event else []
+    ids = list(dict.fromkeys(ids))
+    rows = []
+    for count in token_counts:
+        # the same one real token concerned in every case, the rest subscribed but silent
+        wanted = ids[:1] + [f"filler-{i}" for i in range(count - 1)]
+        tokens = tuple(
+            TrackedToken("btc-updown-5m-1", "0xc", t, "Up", "2026-11-25T00:00:00Z") for t in wanted
+        )
+        context = ConnectionContext("bench", 1, "wss://example/ws/market", tokens)
+        best, size = float("inf"), 0
+        for _ in range(repeats):
+            start = time.perf_counter()
+            lines = [
+                build_envelope(
+                    f, binary=False, context=context, received_ns=i, message_sequence=i, global_sequence=i
+                )[0]
+                for i, f in enumerate(frames * 20)
+            ]
+            best = min(best, (time.perf_counter() - start) / len(lines))
+            size = sum(map(len, lines)) // len(lines)
+        rows.append(
+            {"tokens": count, "us_per_envelope": best * 1e6, "bytes_per_line": size, "frames": len(frames)}
+        )
+    return rows
+
+
+def envelope_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| tracked tokens | µs per envelope | bytes per line |", "|---|---|---|"]
+    lines += [f"| {r['tokens']} | {r['us_per_envelope']:.1f} | {r['bytes_per_line']:,} |" for r in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tokens", default="4,200,1000")
     args = parser.parse_args()
-    rows = measure(args.seconds, [int(t) for t in args.tokens.split(",")])
+    counts = [int(t) for t in args.tokens.split(",")]
+    rows = measure(args.seconds, counts)
     print(table(rows))
+    print(f"\nThe same {len(real_frames())} captured frames enveloped with each token count:\n")
+    print(envelope_table(envelope_cost(counts)))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,14 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _simproc import SimProcess  # noqa: E402
-from ingest import contender, discover_tokens, table  # noqa: E402
+from ingest import (  # noqa: E402
+    contender,
+    discover_tokens,
+    envelope_cost,
+    envelope_table,
+    real_frames,
+    table,
+)
 
 from pmws.gamma import fetch_btc_markets  # noqa: E402
 from pmws.markets import filter_live  # noqa: E402
@@ -293,6 +300,8 @@ def main() -> None:
     if "1" in only:
         print("## 1. Ingest (hot path vs bare receive loop)\n")
         print(table(measure(seconds, [1, 200, 1000])))
+        print(f"\nThe same {len(real_frames())} captured frames enveloped with each token count:\n")
+        print(envelope_table(envelope_cost([1, 200, 1000])))
         full = measure_run(0, 2, seconds)
         print(
             f"\n`pmws run` end to end: {full['frames_per_s']:,.0f} frames/s, "
