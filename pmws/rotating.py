@@ -42,6 +42,8 @@ class Period:
     frames: int = 0
     events: Counter[str] = field(default_factory=Counter)
     records: Counter[str] = field(default_factory=Counter)
+    start_ns: int = 0  # the period's bounds, [start_ns, end_ns)
+    end_ns: int = 0
 
 
 class RotatingArchive:
@@ -111,8 +113,11 @@ class RotatingArchive:
         if self.errors:
             raise ArchiveError(self.errors[0])
         now_ns = time.time_ns() if now_ns is None else now_ns
+        current = self.current
+        if current is not None and current.start_ns <= now_ns < current.end_ns:  # per line: two compares
+            return False
         start = period_start(now_ns / 1e9, self.interval)
-        if self.current is not None and self.current.name.start == start:
+        if current is not None and current.name.start == start:
             return False
         old = self.current
         name = archive_name(self.root, self.kind, self.session_id, start, self.interval)
@@ -122,7 +127,9 @@ class RotatingArchive:
             max_buffered_bytes=self.settings.max_buffered_bytes,
             latency=self.latency,
         )
-        self.current = Period(name, writer, self.counters())
+        self.current = Period(
+            name, writer, self.counters(), start_ns=start * 10**9, end_ns=(start + self.interval) * 10**9
+        )
         if old is not None:
             task = asyncio.create_task(self._close(old, rotated_to=name.final.name))
             self._closing.add(task)
