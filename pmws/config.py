@@ -133,7 +133,6 @@ class Upload:
     verify_mode: str = "auto"
     ledger_path: str = "/var/lib/orderbooks/upload_ledger.jsonl"
     shipped_manifest_dir: str = ""
-    transfers: int = 4
 
 
 @dataclass
