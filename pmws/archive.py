@@ -15,16 +15,17 @@ import hashlib
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 from zlib_ng import zlib_ng as zlib  # zlib's API and gzip format, ~2x faster both ways
 
-from pmws.errors import ArchiveError
+from pmws.errors import ArchiveError, ArchiveUnreadable
 
 #: zlib_ng.error (its stub declares an instance, not a class)
 ZLIB_ERROR = cast(type[Exception], zlib.error)
@@ -284,32 +285,51 @@ class ArchiveWriter:
 # --- reading back -------------------------------------------------------------------------------
 
 
-def iter_gzip_lines(path: Path) -> Iterator[bytes]:
-    """Every line of a gzip JSONL file (without newline). ArchiveError if the gzip is corrupt or cut."""
+def iter_gzip_lines(path: Path, *, on_chunk: Callable[[bytes], None] | None = None) -> Iterator[bytes]:
+    """Every line of a gzip JSONL file (without newline). ArchiveError if the gzip is corrupt or cut.
+
+    `on_chunk` sees every byte of the file, as read (e.g. a `Hasher`), even past a corrupt spot, so one
+    read both checks the stream and digests the file.
+    """
     decomp = zlib.decompressobj(47)
     pending = b""
     try:
         with open(path, "rb") as fh:
-            while True:
-                chunk = fh.read(READ_CHUNK)
-                if not chunk:
-                    break
-                data = decomp.decompress(chunk)
-                while decomp.eof and decomp.unused_data:
-                    rest = decomp.unused_data
-                    decomp = zlib.decompressobj(47)
-                    data += decomp.decompress(rest)
-                pending += data
-                *complete, pending = pending.split(b"\n")
-                yield from complete
-    except ZLIB_ERROR as exc:
-        raise ArchiveError(f"{path}: corrupt gzip ({exc})") from None
+            try:
+                while chunk := fh.read(READ_CHUNK):
+                    if on_chunk is not None:
+                        on_chunk(chunk)
+                    data = decomp.decompress(chunk)
+                    while decomp.eof and decomp.unused_data:
+                        rest = decomp.unused_data
+                        decomp = zlib.decompressobj(47)
+                        data += decomp.decompress(rest)
+                    pending += data
+                    *complete, pending = pending.split(b"\n")
+                    yield from complete
+            except ZLIB_ERROR as exc:
+                while on_chunk is not None and (chunk := fh.read(READ_CHUNK)):
+                    on_chunk(chunk)
+                raise ArchiveError(f"{path}: corrupt gzip ({exc})") from None
     except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise ArchiveUnreadable(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not decomp.eof:
         raise ArchiveError(f"{path}: gzip stream is truncated (no end-of-stream marker)")
     if pending:
         yield pending
+
+
+def iter_gzip_rows(
+    path: Path, *, on_chunk: Callable[[bytes], None] | None = None
+) -> Iterator[dict[str, Any] | None]:
+    """Each line of a gzip JSONL file as a JSON object, or None where the line is not one."""
+    for line in iter_gzip_lines(path, on_chunk=on_chunk):
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            yield None
+            continue
+        yield row if isinstance(row, dict) else None
 
 
 def file_digest(path: Path) -> tuple[str, int]:

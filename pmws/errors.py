@@ -49,6 +49,10 @@ class ArchiveError(PmwsError):
     exit_code = 1
 
 
+class ArchiveUnreadable(ArchiveError):
+    """The file itself could not be read (missing, permissions, I/O error), as opposed to a bad stream."""
+
+
 class UploadError(PmwsError):
     """rclone is missing or failed, or a remote copy does not verify."""
 

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from pmws.archive import file_digest, iter_gzip_lines
+from pmws.archive import Hasher, iter_gzip_rows
 from pmws.checks import FileCheck, GateCheck, GateFacts, Verdict, checks_as_json, evaluate
 from pmws.envelope import payload_matches, payload_of
 from pmws.errors import ArchiveError
@@ -87,22 +85,19 @@ def _check_file(
         check.error = "file is missing"
         return check
     check.exists = True
+    hasher = Hasher(with_md5=False)  # the file's digest from the same read that checks its lines
     try:
-        check.sha256, check.bytes = file_digest(path)
-        for line in iter_gzip_lines(path):
+        for row in iter_gzip_rows(path, on_chunk=hasher):
             check.lines += 1
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                check.unparseable_lines += 1
-                continue
-            if not isinstance(row, dict):
+            if row is None:
                 check.unparseable_lines += 1
                 continue
             _observe_row(kind, row, check, facts, tracked)
         check.gzip_ok = True
     except ArchiveError as exc:
         check.error = str(exc)
+    digests = hasher.digests()
+    check.sha256, check.bytes = digests.sha256, digests.bytes
     check.sha256_matches = check.sha256 == record.get("sha256")
     check.bytes_match = check.bytes == record.get("bytes")
     check.lines_match = check.gzip_ok and check.lines == record.get("lines")

@@ -9,15 +9,14 @@ remote copy read back (`rclone cat`) and hashed. The mode used is always reporte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from pmws.archive import Digests, Hasher, iter_gzip_lines, local_digests
+from pmws.archive import Digests, Hasher, iter_gzip_rows
 from pmws.envelope import payload_matches
-from pmws.errors import ArchiveError, ConfigError, VerifyError
+from pmws.errors import ArchiveError, ArchiveUnreadable, ConfigError, VerifyError
 from pmws.ledger import Ledger, deleted_locally, known_md5
 from pmws.manifest import read_manifest, resolve_output
 from pmws.rclone import Rclone, join_remote
@@ -170,34 +169,37 @@ def _target(record: dict[str, Any], path: Path, relative: str, manifest_path: Pa
 
 
 def check_local(target: Target, *, with_md5: bool = False) -> tuple[list[str], Digests | None]:
-    """Problems with the local archive against its manifest (none when it verifies), and its digests."""
+    """Problems with the local archive against its manifest (none when it verifies), and its digests.
+
+    One read: the file is digested while its gzip stream, lines and payload hashes are checked."""
+    hasher = Hasher(with_md5=with_md5)
     try:
-        digests = local_digests(target.path, with_md5=with_md5)
-    except ArchiveError as exc:
+        line_problems = check_lines(target, on_chunk=hasher)
+    except ArchiveUnreadable as exc:
         return [str(exc)], None
+    digests = hasher.digests()
     problems = []
     if digests.bytes != target.bytes:
         problems.append(f"bytes {digests.bytes} != manifest {target.bytes}")
     if digests.sha256 != target.sha256:
         problems.append("sha256 differs from the manifest")
-    return problems + check_lines(target), digests
+    return problems + line_problems, digests
 
 
-def check_lines(target: Target) -> list[str]:
-    """Read the gzip stream to its end: JSON lines, line count, each envelope's payload_sha256."""
+def check_lines(target: Target, *, on_chunk: Callable[[bytes], None] | None = None) -> list[str]:
+    """Read the gzip stream to its end: JSON lines, line count, each envelope's payload_sha256.
+
+    Raises ArchiveUnreadable when the file cannot be read at all."""
     lines = not_json = bad_payload = 0
     try:
-        for line in iter_gzip_lines(target.path):
+        for row in iter_gzip_rows(target.path, on_chunk=on_chunk):
             lines += 1
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                not_json += 1
-                continue
-            if not isinstance(row, dict):
+            if row is None:
                 not_json += 1
             elif row.get("record_type") == "ws_frame" and not payload_matches(row):
                 bad_payload += 1
+    except ArchiveUnreadable:
+        raise
     except ArchiveError as exc:
         return [str(exc).removeprefix(f"{target.path}: ")]
     problems = []

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import hashlib
 import time
 from pathlib import Path
 
 import pytest
 
-from pmws.archive import ArchiveWriter, GzipJsonlFile, iter_gzip_lines
+from pmws.archive import ArchiveWriter, GzipJsonlFile, Hasher, iter_gzip_lines, iter_gzip_rows, local_digests
 from pmws.errors import ArchiveError
 
 
@@ -81,3 +83,20 @@ def test_never_overwrites_an_existing_archive(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError, match="refusing to overwrite"):
         GzipJsonlFile(tmp_path / "d.jsonl.gz")
     assert (tmp_path / "d.jsonl.gz").read_bytes() == b"precious"
+
+
+def test_one_read_digests_the_whole_file_even_past_a_corrupt_spot(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl.gz"
+    pads = (hashlib.sha256(b"%d" % i).hexdigest().encode() for i in range(100_000))
+    lines = [b'{"n":%d,"pad":"%s"}' % (i, pad) for i, pad in enumerate(pads)]
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    data = bytearray(path.read_bytes())
+    assert len(data) > 3 * (1 << 20)  # several read chunks
+    spot = len(data) // 3
+    data[spot : spot + 4096] = bytes(4096)  # early damage: the chunks after it must still be digested
+    path.write_bytes(bytes(data))
+    hasher = Hasher(with_md5=True)
+    with pytest.raises(ArchiveError, match="corrupt gzip"):
+        for _ in iter_gzip_rows(path, on_chunk=hasher):
+            pass
+    assert hasher.digests() == local_digests(path)  # every byte seen, though decoding stopped early
