@@ -127,6 +127,7 @@ class Side:
         return self.levels[::-1] if self.descending else list(self.levels)
 
     def text(self) -> str:
+        """`[{"price":…,"size":…},…]` in wire order, as the hash needs it (rebuilt only after a change)."""
         text = self._text
         if text is None:
             fragments = reversed(self.fragments) if self.descending else self.fragments
