@@ -113,28 +113,23 @@ _FRAME = (
     b'"classified_event_types":%b}\n'
 )
 _SHAPES = {shape: shape.value.encode() for shape in FrameShape}
-_second_cache: tuple[int, str] = (-1, "")
-_second_bytes: tuple[int, bytes] = (-1, b"")
+_second_cache: tuple[int, bytes] = (-1, b"")
 
 
-def utc_text(received_ns: int) -> str:
-    """Epoch nanoseconds → `2026-11-24T01:50:00.123456Z` (the date part is cached per second)."""
+def utc_bytes(received_ns: int) -> bytes:
+    """Epoch nanoseconds → `2026-11-24T01:50:00.123456Z` as bytes (the date part is cached per second)."""
     global _second_cache
     seconds, nanos = divmod(received_ns, 1_000_000_000)
     cached_second, stamp = _second_cache
     if seconds != cached_second:
-        stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S").encode()
         _second_cache = (seconds, stamp)
-    return f"{stamp}.{nanos // 1000:06d}Z"
+    return b"%b.%06dZ" % (stamp, nanos // 1000)
 
 
-def utc_bytes(received_ns: int) -> bytes:
-    """`utc_text` as bytes, the form the envelope needs (the second part is cached)."""
-    global _second_bytes
-    seconds, nanos = divmod(received_ns, 1_000_000_000)
-    if seconds != _second_bytes[0]:
-        _second_bytes = (seconds, utc_text(received_ns)[:-8].encode())
-    return b"%b.%06dZ" % (_second_bytes[1], nanos // 1000)
+def utc_text(received_ns: int) -> str:
+    """`utc_bytes` as text, for records other than frames."""
+    return utc_bytes(received_ns).decode()
 
 
 def build_envelope(
