@@ -17,27 +17,21 @@ Rounds run the contenders in turn; the table shows each contender's median round
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _simproc import SimProcess  # noqa: E402
+from ingest import discover_tokens  # noqa: E402
 
-from pmws.envelope import TrackedToken  # noqa: E402
-from pmws.gamma import fetch_btc_markets  # noqa: E402
-from pmws.markets import filter_live  # noqa: E402
 from pmws.sim.tls import self_signed_cert  # noqa: E402
 
 #: Newest cryptofeed that installs on Python 3.11 (2.5.0 needs 3.12, 3.x needs 3.13).
@@ -90,38 +84,6 @@ def cryptofeed_python() -> Path:
     return python
 
 
-def lasting_tokens(gamma_url: str, count: int) -> list[TrackedToken]:
-    """`count` live tokens from the markets that end last, so no window closes during the rounds.
-
-    (ingest.py takes the first tokens, of the 5-minute window ending soonest: fine for one short run, not for
-    several minutes of rounds.)
-    """
-    markets = asyncio.run(fetch_markets(gamma_url))
-    live = filter_live(markets, datetime.now(UTC)).markets
-    live.sort(key=lambda m: m.end_time_utc, reverse=True)
-    tokens = [
-        TrackedToken(m.market_slug, m.condition_id, t.token_id, t.outcome, m.end_time_utc)
-        for m in live
-        for t in m.tokens
-    ]
-    if len(tokens) < count:
-        raise SystemExit(f"simulator offers {len(tokens)} tokens, {count} asked")
-    return tokens[:count]
-
-
-async def fetch_markets(gamma_url: str) -> list[Any]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        got = await fetch_btc_markets(
-            client,
-            gamma_url,
-            now=datetime.now(UTC),
-            windows=["5m", "15m", "1h", "4h"],
-            lookahead_seconds=86400 * 30,
-            max_pages=200,
-        )
-    return list(got.objects)
-
-
 def run_json(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run one contender process; its last stdout line is its JSON result."""
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
@@ -149,7 +111,7 @@ def measure(seconds: float, count: int, rounds: int, cf_python: Path, workdir: P
     with SimProcess(rate=0, extra=["--tls-cert", str(cert), "--tls-key", str(key)]) as sim:
         ws_url = sim.endpoints["ws_url"]
         assert ws_url.startswith("wss://"), ws_url
-        tokens = lasting_tokens(sim.endpoints["gamma_url"], count)
+        tokens = discover_tokens(sim.endpoints["gamma_url"], count)  # longest-lived markets first
         tokens_file = workdir / "tokens.json"
         tokens_file.write_text(json.dumps([t.to_json() for t in tokens]))
         for round_no in range(rounds):
