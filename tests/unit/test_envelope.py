@@ -42,15 +42,24 @@ SEED_FIELDS = {
 }
 
 
-def envelope(payload: bytes, binary: bool = False) -> dict:
+RECEIVED_NS = 1_790_000_000_123_456_789
+
+
+def envelope_line(payload: bytes, binary: bool = False, received_ns: int = RECEIVED_NS) -> bytes:
+    """The envelope of `payload` on CONTEXT as message 7, global 42."""
     line, _ = build_envelope(
         payload,
         binary=binary,
         context=CONTEXT,
-        received_ns=1_790_000_000_123_456_789,
+        received_ns=received_ns,
         message_sequence=7,
         global_sequence=42,
     )
+    return line
+
+
+def envelope(payload: bytes, binary: bool = False) -> dict:
+    line = envelope_line(payload, binary)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     parsed = json.loads(line)  # the standard library agrees it is one JSON object
     assert set(orjson.loads(line)) == set(parsed)  # and so does orjson (numbers beyond 64 bits may differ)
@@ -174,14 +183,7 @@ def test_envelope_bytes_are_stable() -> None:
         b'{"event_type":"price_change","market":"0xabc","price_changes":'
         b'[{"asset_id":"111","price":"0.5","size":"10","side":"BUY","hash":"h"}]}'
     )
-    line, _ = build_envelope(
-        frame,
-        binary=False,
-        context=CONTEXT,
-        received_ns=1764000000123456789,
-        message_sequence=7,
-        global_sequence=42,
-    )
+    line = envelope_line(frame, received_ns=1764000000123456789)
     raw = orjson.dumps(frame.decode()).decode()
     assert line.decode() == (
         '{"record_type":"ws_frame","envelope_version":1,"received_at_utc":"2025-11-24T16:00:00.123456Z",'
