@@ -109,11 +109,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "polymarket" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 
 def real_frames() -> list[bytes]:
-    """Captured Polymarket market-channel events (../shared/polymarket/examples), one compact frame each."""
+    """Captured Polymarket market-channel events (tests/fixtures), one compact frame each."""
     frames = []
     for path in sorted(EXAMPLES.glob("*ws_*.json")):
         data = json.loads(path.read_text())

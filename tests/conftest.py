@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "polymarket" / "examples"
-if not EXAMPLES.is_dir():  # CI: ../shared beside the clone
-    EXAMPLES = Path(os.environ.get("PMWS_SHARED", "../shared")).resolve() / "polymarket" / "examples"
+#: Captured Polymarket payloads the tests read (copies, with their sources in SOURCES.md there).
+EXAMPLES = Path(__file__).resolve().parent / "fixtures"
 
 #: Multiply timeouts by this on slow machines (PMWS_TEST_TIME_FACTOR=3).
 TIME_FACTOR = float(os.environ.get("PMWS_TEST_TIME_FACTOR", "1"))
