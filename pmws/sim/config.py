@@ -31,6 +31,7 @@ class SimConfig:
     windows: list[str] = field(default_factory=lambda: ["5m", "15m", "1h", "4h"])
     markets_per_window: int = 3  # the current window and the following ones
     past_markets_per_window: int = 1  # ended windows still listed active/closed=false ("zombies", §6.4)
+    filler_markets: int = 0  # extra open non-BTC markets ending over the next 24 h (big listings, §6.1)
     batch_array_every: int = 5  # every Nth data frame is a JSON array of 2 events
     trade_every: int = 7  # every Nth action is a trade: last_trade_price, price_change, book
     tick_change_every: int = 0  # 0 = never; else every Nth action toggles the tick 0.01 <-> 0.001
