@@ -169,7 +169,11 @@ def load_config(
 
 
 #: Keys whose values only make sense within bounds: (low, high), inclusive.
-RANGES = {"websocket.read_batch_ms": (0.0, 1000.0)}
+RANGES = {
+    "websocket.read_batch_ms": (0.0, 1000.0),
+    "discovery.page_limit": (1, 100),  # /markets/keyset serves at most 100 a page (PROTOCOL.md §6.1)
+    "rest.batch_size": (1, 500),  # POST /books takes at most 500 items (PROTOCOL.md §4.1)
+}
 
 
 def check_ranges(config: Config) -> None:

@@ -63,12 +63,14 @@ async def checkpoint_books(
     max_attempts: int = 3,
     retry_max_seconds: float = 30.0,
     timeout: float = 10.0,
+    batch_size: int = MAX_BOOKS_PER_REQUEST,
 ) -> Checkpoint:
-    """POST {clob_url}/books for the tokens (≤ 500 per request), retrying transient failures."""
+    """POST {clob_url}/books for the tokens, `batch_size` (≤ 500) per request, retrying transient failures."""
     result = Checkpoint()
     books: list[dict[str, Any]] = []
-    for start in range(0, len(token_ids), MAX_BOOKS_PER_REQUEST):
-        chunk = token_ids[start : start + MAX_BOOKS_PER_REQUEST]
+    size = max(1, min(batch_size, MAX_BOOKS_PER_REQUEST))
+    for start in range(0, len(token_ids), size):
+        chunk = token_ids[start : start + size]
         got = await _post_with_retries(
             client,
             clob_url,

@@ -283,6 +283,7 @@ async def _rest_loop(
                 max_attempts=config.rest.max_attempts,
                 retry_max_seconds=min(config.rest.retry_max_seconds, interval),
                 timeout=config.rest.timeout_seconds,
+                batch_size=config.rest.batch_size,
             )
             for row in checkpoint.rows:
                 writer.append(record_line(row))
