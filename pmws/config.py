@@ -39,7 +39,7 @@ class Discovery:
     windows: list[str] = field(default_factory=lambda: ["5m", "15m", "1h", "4h"])
     lookahead_seconds: int = 86400
     page_limit: int = 100
-    max_pages: int = 50
+    max_pages: int = 100
     request_timeout_seconds: float = 10.0
 
 

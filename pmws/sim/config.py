@@ -18,6 +18,8 @@ class Faults:
     send_unknown_event_every: int | None = None  # an extra `settlement_preview` event every N data frames
     books_status: int | None = None  # POST /books and GET /book answer this HTTP status
     books_retry_after: float | None = None  # Retry-After seconds sent with books_status 429
+    books_retry_after_body: float | None = None  # `retry_after_seconds` in the 429 body (§4.4)
+    gamma_wrong_shape: bool = False  # /markets/keyset answers 200 with a bare JSON list instead of a page
     books_delay_seconds: float = 0.0  # sleep before answering /books and /book
     ws_reject_status: int | None = None  # answer the websocket upgrade with this HTTP status
 

@@ -81,6 +81,8 @@ class RestApi:
             chosen, cursor = gamma.select_keyset(listing, request.params, "markets")
         except gamma.QueryError as exc:
             return json_response(422, {"error": str(exc)})
+        if self.faults().gamma_wrong_shape:
+            return json_response(200, self.market_objects(chosen))
         return json_response(200, _keyset_page("markets", self.market_objects(chosen), cursor))
 
     def events_keyset(self, request: Request) -> Response:
@@ -121,9 +123,12 @@ class RestApi:
         if faults.books_status is None:
             return None
         headers = []
+        body: dict[str, Any] = {"error": "simulated failure"}
         if faults.books_status == 429 and faults.books_retry_after is not None:
             headers.append(("retry-after", f"{faults.books_retry_after:g}"))
-        return json_response(faults.books_status, {"error": "simulated failure"}, headers)
+        if faults.books_status == 429 and faults.books_retry_after_body is not None:
+            body["retry_after_seconds"] = faults.books_retry_after_body
+        return json_response(faults.books_status, body, headers)
 
     async def books(self, request: Request) -> Response:
         """POST /books `[{"token_id": …}]` → summaries of the known tokens, in request order (§4.1)."""

@@ -226,6 +226,9 @@ def test_books_faults_status_retry_after_and_delay() -> None:
             sim.faults.books_status, sim.faults.books_retry_after = 429, 1.5
             limited = await client.post("/books", json=[{"token_id": tokens[0]}])
             assert limited.status_code == 429 and limited.headers["retry-after"] == "1.5"
+            sim.faults.books_retry_after, sim.faults.books_retry_after_body = None, 2.5
+            hinted = await client.post("/books", json=[{"token_id": tokens[0]}])
+            assert "retry-after" not in hinted.headers and hinted.json()["retry_after_seconds"] == 2.5
             sim.faults.books_status, sim.faults.books_retry_after = 500, None
             assert (await client.get("/book", params={"token_id": tokens[0]})).status_code == 500
             sim.faults.books_status, sim.faults.books_delay_seconds = None, 0.5
