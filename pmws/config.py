@@ -80,7 +80,7 @@ class Sample:
     output_dir: str = "data/ws_sample/polymarket"
     manifest_path: str = "data/manifests/checkpoint_010b_ws_raw_sample.json"
     report_path: str = "reports/checkpoints/checkpoint_010b_ws_raw_sample.md"
-    live_refresh_seconds: float = 1.0
+    live_refresh_seconds: float = 5.0  # plain status line cadence off a terminal
 
 
 @dataclass

@@ -40,6 +40,7 @@ class GammaFetch:
     failed_pages: int = 0  # requests given up on (after the retries) or answered with the wrong shape
     pages: int = 0  # keyset listing pages received
     errors: list[str] = field(default_factory=list)
+    timeout: Any = httpx.USE_CLIENT_DEFAULT  # per-request timeout
 
 
 async def fetch_btc_markets(
@@ -50,14 +51,16 @@ async def fetch_btc_markets(
     windows: list[str],
     lookahead_seconds: int,
     page_limit: int = 100,
-    max_pages: int = 50,
+    max_pages: int = 100,
+    request_timeout: float | None = None,
 ) -> GammaFetch:
     """Market objects from both passes.
 
     Raises RestError when Gamma cannot be reached at all, DiscoveryError when any page failed (the listing
     would be incomplete) or the listing is longer than `max_pages` pages of `page_limit` (≤ 100) markets.
+    `request_timeout` (seconds) overrides the client's timeout for every Gamma request.
     """
-    fetch = GammaFetch()
+    fetch = GammaFetch(timeout=httpx.USE_CLIENT_DEFAULT if request_timeout is None else request_timeout)
     slugs = predicted_slugs(windows, now, lookahead_seconds)
     for start in range(0, len(slugs), SLUGS_PER_REQUEST):
         params: list[tuple[str, str | int | float | bool | None]] = [
@@ -170,7 +173,7 @@ async def _get_json(
         fetch.requests += 1
         retry_after: float | None = None
         try:
-            response = await client.get(url, params=params)
+            response = await client.get(url, params=params, timeout=fetch.timeout)
         except httpx.HTTPError as exc:
             error = describe_network_error(url, exc)
         else:

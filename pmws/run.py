@@ -278,6 +278,7 @@ class Recorder:
             lookahead_seconds=cfg.run.subscribe_ahead_seconds + 14400,
             page_limit=cfg.discovery.page_limit,
             max_pages=cfg.discovery.max_pages,
+            request_timeout=cfg.discovery.request_timeout_seconds,
         )
         horizon = now + timedelta(seconds=cfg.run.subscribe_ahead_seconds)
         markets = filter_live(fetch.objects, now, windows=cfg.discovery.windows).markets

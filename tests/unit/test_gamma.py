@@ -142,3 +142,12 @@ def test_429_waits_for_the_body_hint_and_the_header(monkeypatch: pytest.MonkeyPa
     result = fetch()
     assert slept == [7, 9]
     assert (result.failed_requests, result.failed_pages) == (2, 0)
+
+
+@respx.mock
+def test_request_timeout_applies_to_every_gamma_request() -> None:
+    slugs = respx.get(f"{URL}/markets").mock(return_value=httpx.Response(200, json=[]))
+    listing = respx.get(f"{URL}/markets/keyset").mock(return_value=httpx.Response(200, json={"markets": []}))
+    fetch(request_timeout=2.5)
+    for call in (slugs.calls[0], listing.calls[0]):
+        assert call.request.extensions["timeout"] == {"connect": 2.5, "read": 2.5, "write": 2.5, "pool": 2.5}
