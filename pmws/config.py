@@ -39,7 +39,7 @@ class Discovery:
     windows: list[str] = field(default_factory=lambda: ["5m", "15m", "1h", "4h"])
     lookahead_seconds: int = 86400
     page_limit: int = 100
-    max_pages: int = 50
+    max_pages: int = 100
     request_timeout_seconds: float = 10.0
 
 
@@ -80,7 +80,7 @@ class Sample:
     output_dir: str = "data/ws_sample/polymarket"
     manifest_path: str = "data/manifests/checkpoint_010b_ws_raw_sample.json"
     report_path: str = "reports/checkpoints/checkpoint_010b_ws_raw_sample.md"
-    live_refresh_seconds: float = 1.0
+    live_refresh_seconds: float = 5.0  # plain status line cadence off a terminal
 
 
 @dataclass
@@ -169,7 +169,11 @@ def load_config(
 
 
 #: Keys whose values only make sense within bounds: (low, high), inclusive.
-RANGES = {"websocket.read_batch_ms": (0.0, 1000.0)}
+RANGES = {
+    "websocket.read_batch_ms": (0.0, 1000.0),
+    "discovery.page_limit": (1, 100),  # /markets/keyset serves at most 100 a page (PROTOCOL.md §6.1)
+    "rest.batch_size": (1, 500),  # POST /books takes at most 500 items (PROTOCOL.md §4.1)
+}
 
 
 def check_ranges(config: Config) -> None:

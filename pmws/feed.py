@@ -22,13 +22,11 @@ from typing import Any, Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from pmws.backoff import backoff, parse_retry_after
+from pmws.backoff import RETRY_AFTER_MAX_SECONDS, backoff, retry_after_hint, retry_delay
 from pmws.config import Websocket
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope
 from pmws.errors import FeedError, describe_network_error
 from pmws.protocol import PING, Classified, FrameShape, operation_message, subscribe_message
-
-RETRY_AFTER_MAX_SECONDS = 600.0
 
 
 class LinkState(StrEnum):
@@ -149,9 +147,8 @@ class Link:
                 break
             if served_data:
                 delays = _fresh_backoff(self.settings)
-            delay = next(delays)
-            if retry_after is not None:  # the server's word beats our backoff cap (bounded for sanity)
-                delay = max(delay, min(retry_after, RETRY_AFTER_MAX_SECONDS))
+            # the server's word beats our backoff cap (bounded for sanity)
+            delay = retry_delay(next(delays), retry_after, RETRY_AFTER_MAX_SECONDS)
             self.state = LinkState.BACKOFF
             self.handler.on_lifecycle("reconnect_scheduled", self, {"delay_seconds": round(delay, 3)})
             with contextlib.suppress(TimeoutError):
@@ -217,7 +214,7 @@ class Link:
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            retry = parse_retry_after(exc.response.headers.get("Retry-After"))
+            retry = retry_after_hint(exc.response.headers, exc.response.body)
             raise ConnectFailed(f"{self.url}: websocket upgrade refused with HTTP {status}", retry) from None
         except InvalidURI as exc:
             raise ConnectFailed(f"{self.url}: not a websocket URL ({exc})") from None

@@ -1,8 +1,13 @@
 """Fetch BTC up/down market objects from Gamma (PROTOCOL.md §6). The httpx client is an argument.
 
 Two passes, unioned: (1) the slugs the clock predicts for each window (§6.3), asked for directly with repeated
-`slug=` parameters — this finds the trading windows even if listings are capped; (2) offset pagination of
-`/markets?closed=false` bounded by `end_date_min/max`, `limit` ≤ 100 (§6.1), stopping on a short page.
+`slug=` parameters — this finds the trading windows even if listings lag; (2) keyset pagination of
+`/markets/keyset?closed=false` bounded by `end_date_min/max`, ordered by `endDate` (camelCase, §6.1), `limit`
+≤ 100, each page asked for with `after_cursor` = the previous page's `next_cursor` until a page has none.
+The legacy offset listing is deprecated and answers 422 past offset 2,000 (§6.1): not used for paging.
+
+A request that fails (after the retries) or answers with the wrong shape is a failed page: the fetch raises
+DiscoveryError naming it rather than hand back a partial listing that could replace a good one.
 """
 
 from __future__ import annotations
@@ -14,23 +19,28 @@ from typing import Any
 
 import httpx
 
-from pmws.backoff import backoff, parse_retry_after
+from pmws.backoff import backoff, retry_after_hint, retry_delay
 from pmws.errors import DiscoveryError, RestError, describe_network_error
 from pmws.markets import WINDOW_SECONDS, iso, slug_for_window, window_starts
 
 SLUGS_PER_REQUEST = 40
 PREDICTED_PER_WINDOW = 12
 MAX_ATTEMPTS = 3
+MAX_PAGE_LIMIT = 100  # /markets/keyset serves at most 100 markets a page (§6.1)
+RETRY_MAX_SECONDS = 30.0  # longest wait between attempts, whatever the server's hint
 
 
 @dataclass
 class GammaFetch:
-    """Raw market objects and how many requests it took."""
+    """Raw market objects, how many requests it took, and what went wrong."""
 
     objects: list[Any] = field(default_factory=list)
     requests: int = 0
-    failed_requests: int = 0
+    failed_requests: int = 0  # every failed attempt, retried or not
+    failed_pages: int = 0  # requests given up on (after the retries) or answered with the wrong shape
+    pages: int = 0  # keyset listing pages received
     errors: list[str] = field(default_factory=list)
+    timeout: Any = httpx.USE_CLIENT_DEFAULT  # per-request timeout
 
 
 async def fetch_btc_markets(
@@ -41,10 +51,16 @@ async def fetch_btc_markets(
     windows: list[str],
     lookahead_seconds: int,
     page_limit: int = 100,
-    max_pages: int = 50,
+    max_pages: int = 100,
+    request_timeout: float | None = None,
 ) -> GammaFetch:
-    """Market objects from both passes. Raises RestError when Gamma cannot be reached at all."""
-    fetch = GammaFetch()
+    """Market objects from both passes.
+
+    Raises RestError when Gamma cannot be reached at all, DiscoveryError when any page failed (the listing
+    would be incomplete) or the listing is longer than `max_pages` pages of `page_limit` (≤ 100) markets.
+    `request_timeout` (seconds) overrides the client's timeout for every Gamma request.
+    """
+    fetch = GammaFetch(timeout=httpx.USE_CLIENT_DEFAULT if request_timeout is None else request_timeout)
     slugs = predicted_slugs(windows, now, lookahead_seconds)
     for start in range(0, len(slugs), SLUGS_PER_REQUEST):
         params: list[tuple[str, str | int | float | bool | None]] = [
@@ -54,28 +70,78 @@ async def fetch_btc_markets(
         page = await _get_json(client, gamma_url, "/markets", params, fetch)
         if isinstance(page, list):
             fetch.objects.extend(page)
+        elif page is not None:
+            _wrong_shape(fetch, gamma_url, "/markets", "a JSON list of markets", page)
         elif fetch.requests == fetch.failed_requests:
             raise RestError(fetch.errors[-1])  # unreachable: fail once, not per chunk
-    limit = max(1, min(page_limit, 100))
-    for page_number in range(max_pages):
-        params = [
+    await _list_keyset(client, gamma_url, now, lookahead_seconds, page_limit, max_pages, fetch)
+    if fetch.requests == fetch.failed_requests:
+        raise RestError(fetch.errors[-1] if fetch.errors else f"cannot reach {gamma_url}")
+    if fetch.failed_pages:
+        raise DiscoveryError(
+            f"Gamma discovery incomplete: {fetch.failed_pages} request(s) failed after retries "
+            f"({fetch.failed_requests} failed attempts of {fetch.requests}); last: {fetch.errors[-1]}"
+        )
+    return fetch
+
+
+async def _list_keyset(
+    client: httpx.AsyncClient,
+    gamma_url: str,
+    now: datetime,
+    lookahead_seconds: int,
+    page_limit: int,
+    max_pages: int,
+    fetch: GammaFetch,
+) -> None:
+    """Open markets ending within the lookahead, page by page through `/markets/keyset` (§6.1)."""
+    limit = max(1, min(page_limit, MAX_PAGE_LIMIT))
+    cursor: str | None = None
+    for _ in range(max_pages):
+        params: list[tuple[str, str | int | float | bool | None]] = [
             ("closed", "false"),
             ("limit", str(limit)),
-            ("offset", str(page_number * limit)),
             ("end_date_min", iso(now)),
             ("end_date_max", iso(now + timedelta(seconds=lookahead_seconds))),
             ("order", "endDate"),
             ("ascending", "true"),
         ]
-        page = await _get_json(client, gamma_url, "/markets", params, fetch)
-        if not isinstance(page, list):
-            break
-        fetch.objects.extend(page)
-        if len(page) < limit:
-            break
-    if fetch.requests == fetch.failed_requests:
-        raise RestError(fetch.errors[-1] if fetch.errors else f"cannot reach {gamma_url}")
-    return fetch
+        if cursor is not None:
+            params.append(("after_cursor", cursor))
+        page = await _get_json(client, gamma_url, "/markets/keyset", params, fetch)
+        if page is None:  # counted in fetch.failed_pages
+            return
+        markets, cursor, problem = keyset_page(page)
+        if problem is not None:
+            _wrong_shape(fetch, gamma_url, "/markets/keyset", problem, page)
+            return
+        fetch.pages += 1
+        fetch.objects.extend(markets)
+        if cursor is None:
+            return
+    raise DiscoveryError(
+        f"Gamma listing has more than {max_pages} pages of {limit} markets; raise discovery.max_pages"
+    )
+
+
+def keyset_page(page: Any) -> tuple[list[Any], str | None, str | None]:
+    """(markets, next_cursor, None) from a keyset page `{"markets": [...], "next_cursor": "..."}`, or
+    ([], None, what was expected) when the page has another shape. The last page has no `next_cursor`."""
+    expected = 'an object {"markets": [...], "next_cursor": ...}'
+    if not isinstance(page, dict) or not isinstance(page.get("markets"), list):
+        return [], None, expected
+    cursor = page.get("next_cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        return [], None, expected + " with a string next_cursor"
+    return page["markets"], cursor or None, None
+
+
+def _wrong_shape(fetch: GammaFetch, gamma_url: str, path: str, expected: str, got: Any) -> None:
+    """Count a 200 whose JSON is not what the endpoint returns as a failed request, with the reason."""
+    fetch.failed_requests += 1
+    fetch.failed_pages += 1
+    what = type(got).__name__ if not isinstance(got, dict) else f"object with keys {sorted(got)[:5]}"
+    fetch.errors.append(f"{gamma_url.rstrip('/')}{path}: Gamma answered {what}, expected {expected}")
 
 
 def predicted_slugs(windows: list[str], now: datetime, lookahead_seconds: int) -> list[str]:
@@ -107,7 +173,7 @@ async def _get_json(
         fetch.requests += 1
         retry_after: float | None = None
         try:
-            response = await client.get(url, params=params)
+            response = await client.get(url, params=params, timeout=fetch.timeout)
         except httpx.HTTPError as exc:
             error = describe_network_error(url, exc)
         else:
@@ -116,14 +182,26 @@ async def _get_json(
                     return response.json()
                 except ValueError:
                     raise DiscoveryError(f"{url}: Gamma answered with something that is not JSON") from None
-            error = f"{url}: HTTP {response.status_code}"
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            error = f"{url}: HTTP {response.status_code}{_error_text(response)}"
+            retry_after = retry_after_hint(response.headers, response.content)
             if response.status_code < 500 and response.status_code != 429:
                 fetch.failed_requests += 1
                 fetch.errors.append(error)
+                fetch.failed_pages += 1
                 return None
         fetch.failed_requests += 1
         fetch.errors.append(error)
         if attempt < MAX_ATTEMPTS:
-            await asyncio.sleep(min(retry_after, 10.0) if retry_after is not None else next(delays))
+            await asyncio.sleep(retry_delay(next(delays), retry_after, RETRY_MAX_SECONDS))
+    fetch.failed_pages += 1
     return None
+
+
+def _error_text(response: httpx.Response) -> str:
+    """` (<error>)` from a JSON error body such as 422 `{"error": "offset too large, …"}`, else ''."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    message = body.get("error") if isinstance(body, dict) else None
+    return f" ({str(message)[:200]})" if message else ""

@@ -34,21 +34,28 @@ class FrameShape(StrEnum):
 
 
 def subscribe_message(asset_ids: list[str], *, custom_feature_enabled: bool = True) -> str:
-    """The first frame on a connection (PROTOCOL.md §2.1). Always text: orjson returns bytes."""
+    """The first frame on a connection (PROTOCOL.md §2.1). Always text: orjson returns bytes.
+
+    `initial_dump: true` is sent explicitly, as Polymarket's own client does: relying on the documented
+    default has been reported to leave some assets without a first `book` (§0 item 1).
+    """
     body = {
         "assets_ids": asset_ids,
         "type": "market",
+        "initial_dump": True,
         "custom_feature_enabled": custom_feature_enabled,
     }
     return orjson.dumps(body).decode()
 
 
 def operation_message(asset_ids: list[str], operation: str, *, custom_feature_enabled: bool = True) -> str:
-    """Dynamic subscribe/unsubscribe on an open connection (PROTOCOL.md §2.2)."""
+    """Dynamic subscribe/unsubscribe on an open connection (PROTOCOL.md §2.2); a subscribe asks for the
+    added assets' books with an explicit `initial_dump: true` (§2.1)."""
     if operation not in ("subscribe", "unsubscribe"):
         raise ValueError(f"unknown operation {operation!r}")
     body: dict[str, Any] = {"assets_ids": asset_ids, "operation": operation}
     if operation == "subscribe":
+        body["initial_dump"] = True
         body["custom_feature_enabled"] = custom_feature_enabled
     return orjson.dumps(body).decode()
 

@@ -1,6 +1,7 @@
 """REST `/books` checkpoints (PROTOCOL.md §4): one row per POST attempt, failures included.
 
-The client is an argument (tests inject transports). 429 honours Retry-After, 5xx/timeouts back off, each
+The client is an argument (tests inject transports). 429 honours Retry-After and the body's
+`retry_after_seconds`, 5xx/timeouts back off, each
 attempt is its own row. Only an allowlist of response headers is kept: never cookies or credentials.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from pmws.backoff import backoff, parse_retry_after
+from pmws.backoff import backoff, retry_after_hint, retry_delay
 from pmws.envelope import utc_text
 
 SAFE_RESPONSE_HEADERS = frozenset(
@@ -30,11 +31,8 @@ SAFE_RESPONSE_HEADERS = frozenset(
         "cf-ray",
         "server",
         "retry-after",
-        "x-ratelimit-limit",
-        "x-ratelimit-remaining",
-        "x-ratelimit-reset",
     }
-)
+)  # no `x-ratelimit-*` headers are documented for these endpoints (PROTOCOL.md §4.4)
 MAX_BOOKS_PER_REQUEST = 500  # PROTOCOL.md §4.1
 
 
@@ -65,12 +63,14 @@ async def checkpoint_books(
     max_attempts: int = 3,
     retry_max_seconds: float = 30.0,
     timeout: float = 10.0,
+    batch_size: int = MAX_BOOKS_PER_REQUEST,
 ) -> Checkpoint:
-    """POST {clob_url}/books for the tokens (≤ 500 per request), retrying transient failures."""
+    """POST {clob_url}/books for the tokens, `batch_size` (≤ 500) per request, retrying transient failures."""
     result = Checkpoint()
     books: list[dict[str, Any]] = []
-    for start in range(0, len(token_ids), MAX_BOOKS_PER_REQUEST):
-        chunk = token_ids[start : start + MAX_BOOKS_PER_REQUEST]
+    size = max(1, min(batch_size, MAX_BOOKS_PER_REQUEST))
+    for start in range(0, len(token_ids), size):
+        chunk = token_ids[start : start + size]
         got = await _post_with_retries(
             client,
             clob_url,
@@ -110,15 +110,14 @@ async def _post_with_retries(
             return books
         if attempt == max_attempts or not row.get("retryable", False):
             return None
-        delay = next(delays) if retry_after is None else min(retry_after, retry_max_seconds)
-        await asyncio.sleep(delay)
+        await asyncio.sleep(retry_delay(next(delays), retry_after, retry_max_seconds))
     return None
 
 
 async def post_books_once(
     client: httpx.AsyncClient, clob_url: str, token_ids: list[str], *, timeout: float
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None, float | None]:
-    """One POST: (row, books or None, Retry-After seconds or None). Never raises for HTTP trouble."""
+    """One POST: (row, books or None, the server's wait hint or None). Never raises for HTTP trouble."""
     url = clob_url.rstrip("/") + "/books"
     body = [{"token_id": t} for t in token_ids]
     started_ns = time.time_ns()
@@ -164,7 +163,7 @@ async def post_books_once(
         error=error,
         retryable=response.status_code in (408, 425, 429) or response.status_code >= 500,
     )
-    return row, None, parse_retry_after(response.headers.get("retry-after"))
+    return row, None, retry_after_hint(response.headers, content)
 
 
 def _failed(row: dict[str, Any], t0: float, error: str) -> dict[str, Any]:

@@ -278,6 +278,7 @@ class Recorder:
             lookahead_seconds=cfg.run.subscribe_ahead_seconds + 14400,
             page_limit=cfg.discovery.page_limit,
             max_pages=cfg.discovery.max_pages,
+            request_timeout=cfg.discovery.request_timeout_seconds,
         )
         horizon = now + timedelta(seconds=cfg.run.subscribe_ahead_seconds)
         markets = filter_live(fetch.objects, now, windows=cfg.discovery.windows).markets
@@ -351,6 +352,7 @@ class Recorder:
         self.link_tasks[slot] = asyncio.create_task(link.run(), name=f"pmws-link-{slot}")
 
     async def _retire_link(self, slot: int) -> None:
+        """Stop a link; past `run.shutdown_timeout_seconds` its task is cancelled (what it got is kept)."""
         link = self.links[slot]
         if link is None:
             return
@@ -358,7 +360,7 @@ class Recorder:
         task = self.link_tasks.pop(slot, None)
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=5)
+                await asyncio.wait_for(task, timeout=self.config.run.shutdown_timeout_seconds)
         for key, value in (
             ("reconnects", link.reconnects),
             ("stale_feed_events", link.stale_events),
@@ -413,6 +415,7 @@ class Recorder:
             max_attempts=cfg.rest.max_attempts,
             retry_max_seconds=min(cfg.rest.retry_max_seconds, cfg.run.rest_checkpoint_interval_seconds),
             timeout=cfg.rest.timeout_seconds,
+            batch_size=cfg.rest.batch_size,
         )
         for row in checkpoint.rows:
             row["shard"] = self.shard

@@ -166,9 +166,7 @@ async def run_sample(
     stopped_by = "duration"
     with (
         stop_on_signals(stop) as signalled,
-        LiveView(
-            snapshot, live=live, interval=max(settings.live_refresh_seconds, 5.0), console=console
-        ) as view,
+        LiveView(snapshot, live=live, interval=settings.live_refresh_seconds, console=console) as view,
     ):
         link_task = asyncio.create_task(link.run(), name="pmws-link")
         rest_task = asyncio.create_task(
@@ -283,6 +281,7 @@ async def _rest_loop(
                 max_attempts=config.rest.max_attempts,
                 retry_max_seconds=min(config.rest.retry_max_seconds, interval),
                 timeout=config.rest.timeout_seconds,
+                batch_size=config.rest.batch_size,
             )
             for row in checkpoint.rows:
                 writer.append(record_line(row))

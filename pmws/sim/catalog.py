@@ -97,13 +97,20 @@ def make_spec(
 class Catalog:
     """Every market the simulator has ever listed, and the listing at a given time."""
 
-    def __init__(self, windows: list[str], markets_per_window: int, past_markets_per_window: int) -> None:
+    def __init__(
+        self,
+        windows: list[str],
+        markets_per_window: int,
+        past_markets_per_window: int,
+        filler_markets: int = 0,
+    ) -> None:
         unknown = [w for w in windows if w not in WINDOW_SECONDS]
         if unknown:
             raise ValueError(f"unknown windows {unknown}; use {sorted(WINDOW_SECONDS)}")
         self.windows = list(windows)
         self.ahead = max(1, markets_per_window)
         self.past = max(0, past_markets_per_window)
+        self.filler = max(0, filler_markets)
         self.by_slug: dict[str, MarketSpec] = {}
         self.by_token: dict[str, MarketSpec] = {}
 
@@ -113,6 +120,7 @@ class Catalog:
         for window in self.windows:
             out.extend(self._btc_windows(window, now))
         out.extend(self._decoys(now))
+        out.extend(self._fillers(now))
         return out
 
     def lookup_token(self, token: str, now: float) -> MarketSpec | None:
@@ -192,6 +200,32 @@ class Catalog:
         ):
             spec = self.by_slug.get(slug) or self._remember(self._yes_no(slug, question, year))
             out.append(Listed(spec, closed=False, accepting_orders=spec.end > now))
+        return out
+
+    def _fillers(self, now: float) -> list[Listed]:
+        """`filler` open Yes/No markets ending evenly over the next 24 h (a listing as big as today's, §6.1).
+
+        Each is named by its end time, so the set rolls with the clock like the windows do.
+        """
+        if not self.filler:
+            return []
+        step = max(1, DAY // self.filler)
+        first = int(now) // step * step + step
+        out = []
+        for end in range(first, first + step * self.filler, step):
+            slug = f"filler-market-ending-{end}"
+            spec = self.by_slug.get(slug) or self._remember(
+                make_spec(
+                    slug=slug,
+                    kind="other",
+                    window=None,
+                    start=end - DAY,
+                    end=end,
+                    question=f"Filler market ending at {end}?",
+                    labels=("Yes", "No"),
+                )
+            )
+            out.append(Listed(spec, closed=False, accepting_orders=True))
         return out
 
     def _yes_no(self, slug: str, question: str, year: int) -> MarketSpec:

@@ -18,6 +18,8 @@ class Faults:
     send_unknown_event_every: int | None = None  # an extra `settlement_preview` event every N data frames
     books_status: int | None = None  # POST /books and GET /book answer this HTTP status
     books_retry_after: float | None = None  # Retry-After seconds sent with books_status 429
+    books_retry_after_body: float | None = None  # `retry_after_seconds` in the 429 body (§4.4)
+    gamma_wrong_shape: bool = False  # /markets/keyset answers 200 with a bare JSON list instead of a page
     books_delay_seconds: float = 0.0  # sleep before answering /books and /book
     ws_reject_status: int | None = None  # answer the websocket upgrade with this HTTP status
 
@@ -31,6 +33,7 @@ class SimConfig:
     windows: list[str] = field(default_factory=lambda: ["5m", "15m", "1h", "4h"])
     markets_per_window: int = 3  # the current window and the following ones
     past_markets_per_window: int = 1  # ended windows still listed active/closed=false ("zombies", §6.4)
+    filler_markets: int = 0  # extra open non-BTC markets ending over the next 24 h (big listings, §6.1)
     batch_array_every: int = 5  # every Nth data frame is a JSON array of 2 events
     trade_every: int = 7  # every Nth action is a trade: last_trade_price, price_change, book
     tick_change_every: int = 0  # 0 = never; else every Nth action toggles the tick 0.01 <-> 0.001

@@ -6,6 +6,8 @@ Market objects follow examples/gamma_market_btc_updown_5m_nautilus.json key for 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 from collections.abc import Callable
@@ -20,7 +22,9 @@ IMAGE = "https://polymarket-upload.s3.us-east-2.amazonaws.com/BTC+fullsize.png"
 CHAINLINK = "https://data.chain.link/streams/btc-usd"
 BINANCE = "https://www.binance.com/en/trade/BTC_USDT"  # hourly windows resolve on the 1h candle (§6.3)
 MAX_LIMIT = {"markets": 100, "events": 500}  # /markets caps limit at 100 (§6.1, [S26])
-MAX_OFFSET = 10000  # offset > 10000 -> 422 (§6.1)
+MAX_OFFSET = 2000  # the legacy listings answer 422 past this offset (§6.1, [P7])
+#: Headers of the deprecated offset listings (§6.1, [P7]).
+DEPRECATION_HEADERS = [("deprecation", "true"), ("sunset", "Fri, 01 May 2026 00:00:00 GMT")]
 
 #: (best_bid, best_ask, last_trade_price, tick) of the first outcome's token, as numbers.
 Quote = tuple[float, float, float | None, float]
@@ -290,30 +294,25 @@ def _time(params: list[tuple[str, str]], name: str) -> float | None:
 
 
 def _sort_key(field_name: str) -> Callable[[Listed], Any]:
-    """The sort key for an `order` field."""
+    """The sort key for an `order` field: camelCase names only, like live Gamma (§6.1)."""
     keys: dict[str, Callable[[Listed], Any]] = {
         "id": lambda i: int(i.spec.market_id),
         "endDate": lambda i: i.spec.end,
-        "end_date": lambda i: i.spec.end,
         "startDate": lambda i: i.spec.created,
-        "start_date": lambda i: i.spec.created,
         "eventStartTime": lambda i: i.spec.start,
         "slug": lambda i: i.spec.slug,
         "volume": lambda i: _stats(i.spec).uniform(2000, 60000),
         "liquidity": lambda i: _stats(i.spec).uniform(2000, 60000),
     }
     if field_name not in keys:
-        raise QueryError(f"cannot order by {field_name}")
+        raise QueryError("order fields are not valid")
     return keys[field_name]
 
 
-def select(items: list[Listed], params: list[tuple[str, str]], kind: str) -> list[Listed]:
-    """Filter, order and page a listing like Gamma; raises QueryError for a 422."""
-    limit = min(_int(params, "limit", MAX_LIMIT[kind]), MAX_LIMIT[kind])
-    offset = _int(params, "offset", 0)
-    if offset > MAX_OFFSET:
-        raise QueryError(f"offset must be at most {MAX_OFFSET}")
+def _filtered(items: list[Listed], params: list[tuple[str, str]]) -> list[Listed]:
+    """Filter and order a listing like Gamma (ties broken by slug); `closed` defaults to false (§6.1)."""
     closed, active = _bool(params, "closed"), _bool(params, "active")
+    closed = False if closed is None else closed
     end_min, end_max = _time(params, "end_date_min"), _time(params, "end_date_max")
     slugs = {v for k, v in params if k in ("slug", "slug[]")}
     keys = [_sort_key(f.strip()) for f in (_one(params, "order") or "id").split(",") if f.strip()]
@@ -321,11 +320,77 @@ def select(items: list[Listed], params: list[tuple[str, str]], kind: str) -> lis
     chosen = [
         item
         for item in items
-        if (closed is None or item.closed == closed)
+        if item.closed == closed
         and (active is None or active)  # every listed market is active=true
         and (not slugs or item.spec.slug in slugs)
         and (end_min is None or item.spec.end >= end_min)
         and (end_max is None or item.spec.end <= end_max)
     ]
-    chosen.sort(key=lambda i: tuple(k(i) for k in keys), reverse=ascending is False)
-    return chosen[offset : offset + limit]
+    chosen.sort(key=lambda i: (*(k(i) for k in keys), i.spec.slug), reverse=ascending is False)
+    return chosen
+
+
+def select(items: list[Listed], params: list[tuple[str, str]], kind: str) -> list[Listed]:
+    """The legacy offset listing (`/markets`, `/events`); raises QueryError for a 422.
+
+    Past offset 2,000 live Gamma answers 422 and points at the keyset endpoint (§6.1, [P7]).
+    """
+    limit = min(_int(params, "limit", MAX_LIMIT[kind]), MAX_LIMIT[kind])
+    offset = _int(params, "offset", 0)
+    if offset > MAX_OFFSET:
+        raise QueryError(f"offset too large, use /{kind}/keyset for deeper pagination")
+    return _filtered(items, params)[offset : offset + limit]
+
+
+def select_keyset(
+    items: list[Listed], params: list[tuple[str, str]], kind: str
+) -> tuple[list[Listed], str | None]:
+    """A keyset page (`/markets/keyset`) and the `next_cursor` (None on the last page); QueryError → 422.
+
+    `after_cursor` continues after the previous page; `offset` is refused; `cursor=` is ignored, as live
+    (§6.1, [S27][I22]). The cursor names the last item's position, so markets listed or delisted between
+    pages neither repeat nor shift the rest.
+    """
+    if _one(params, "offset") is not None:
+        raise QueryError("offset is not allowed on keyset endpoints, use after_cursor")
+    limit = min(_int(params, "limit", MAX_LIMIT[kind]), MAX_LIMIT[kind])
+    keys = [_sort_key(f.strip()) for f in (_one(params, "order") or "id").split(",") if f.strip()]
+    descending = _bool(params, "ascending") is False
+    chosen = _filtered(items, params)
+    after = _one(params, "after_cursor")
+    if after:
+        last = _decode_cursor(after)
+        try:
+            chosen = [i for i in chosen if _after(_position(i, keys), last, descending=descending)]
+        except TypeError:  # a cursor from another `order`
+            raise QueryError("invalid after_cursor") from None
+    page = chosen[:limit]
+    if len(chosen) <= limit or not page:
+        return page, None
+    return page, _encode_cursor(_position(page[-1], keys))
+
+
+def _position(item: Listed, keys: list[Callable[[Listed], Any]]) -> list[Any]:
+    """Where an item sits in an ordered listing: its sort keys, then its slug (unique)."""
+    return [*(k(item) for k in keys), item.spec.slug]
+
+
+def _after(position: list[Any], last: list[Any], *, descending: bool) -> bool:
+    """Whether `position` comes after the cursor's `last` in the listing's direction."""
+    return position < last if descending else position > last
+
+
+def _encode_cursor(position: list[Any]) -> str:
+    """An opaque cursor: the sort position of the last item served."""
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list[Any]:
+    """The position inside a cursor; QueryError for anything we did not hand out."""
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise QueryError("invalid after_cursor") from None
+    if not isinstance(position, list) or not position:
+        raise QueryError("invalid after_cursor")
+    return position

@@ -34,6 +34,8 @@ class RestApi:
         routes: dict[tuple[str, str], Callable[[Request], Any]] = {
             ("GET", "/gamma/markets"): self.markets,
             ("GET", "/gamma/events"): self.events,
+            ("GET", "/gamma/markets/keyset"): self.markets_keyset,
+            ("GET", "/gamma/events/keyset"): self.events_keyset,
             ("POST", "/clob/books"): self.books,
             ("GET", "/clob/book"): self.book,
         }
@@ -57,20 +59,40 @@ class RestApi:
         return ((bid or 0) / 1000, (ask or 1000) / 1000, ltp, token.tick_mills / 1000)
 
     def markets(self, request: Request) -> Response:
-        """GET /markets: filter, order, page (§6.1)."""
+        """GET /markets: filter, order, page by offset; deprecated, 422 past offset 2,000 (§6.1)."""
         try:
             chosen = gamma.select(self.catalog.listing(self.clock()), request.params, "markets")
         except gamma.QueryError as exc:
-            return json_response(422, {"error": str(exc)})
-        return json_response(200, self.market_objects(chosen))
+            return json_response(422, {"error": str(exc)}, list(gamma.DEPRECATION_HEADERS))
+        return json_response(200, self.market_objects(chosen), list(gamma.DEPRECATION_HEADERS))
 
     def events(self, request: Request) -> Response:
-        """GET /events: one event per market, each with its `markets` list (§6.1)."""
+        """GET /events: one event per market, each with its `markets` list; deprecated like /markets."""
         try:
             chosen = gamma.select(self.catalog.listing(self.clock()), request.params, "events")
         except gamma.QueryError as exc:
+            return json_response(422, {"error": str(exc)}, list(gamma.DEPRECATION_HEADERS))
+        return json_response(200, [self._event(item) for item in chosen], list(gamma.DEPRECATION_HEADERS))
+
+    def markets_keyset(self, request: Request) -> Response:
+        """GET /markets/keyset → `{"markets": [...], "next_cursor": "..."}`, no cursor on the last page."""
+        try:
+            listing = self.catalog.listing(self.clock())
+            chosen, cursor = gamma.select_keyset(listing, request.params, "markets")
+        except gamma.QueryError as exc:
             return json_response(422, {"error": str(exc)})
-        return json_response(200, [self._event(item) for item in chosen])
+        if self.faults().gamma_wrong_shape:
+            return json_response(200, self.market_objects(chosen))
+        return json_response(200, _keyset_page("markets", self.market_objects(chosen), cursor))
+
+    def events_keyset(self, request: Request) -> Response:
+        """GET /events/keyset → `{"events": [...], "next_cursor": "..."}`."""
+        try:
+            listing = self.catalog.listing(self.clock())
+            chosen, cursor = gamma.select_keyset(listing, request.params, "events")
+        except gamma.QueryError as exc:
+            return json_response(422, {"error": str(exc)})
+        return json_response(200, _keyset_page("events", [self._event(i) for i in chosen], cursor))
 
     def _event(self, item: Listed) -> dict[str, Any]:
         """One /events object with its market embedded."""
@@ -101,9 +123,12 @@ class RestApi:
         if faults.books_status is None:
             return None
         headers = []
+        body: dict[str, Any] = {"error": "simulated failure"}
         if faults.books_status == 429 and faults.books_retry_after is not None:
             headers.append(("retry-after", f"{faults.books_retry_after:g}"))
-        return json_response(faults.books_status, {"error": "simulated failure"}, headers)
+        if faults.books_status == 429 and faults.books_retry_after_body is not None:
+            body["retry_after_seconds"] = faults.books_retry_after_body
+        return json_response(faults.books_status, body, headers)
 
     async def books(self, request: Request) -> Response:
         """POST /books `[{"token_id": …}]` → summaries of the known tokens, in request order (§4.1)."""
@@ -139,3 +164,11 @@ class RestApi:
         if book is None:
             return json_response(404, NO_BOOK)
         return json_response(200, book.summary())
+
+
+def _keyset_page(kind: str, objects: list[dict[str, Any]], cursor: str | None) -> dict[str, Any]:
+    """A keyset page body; `next_cursor` is absent on the last page (§6.1, [S27])."""
+    page: dict[str, Any] = {kind: objects}
+    if cursor is not None:
+        page["next_cursor"] = cursor
+    return page

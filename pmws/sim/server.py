@@ -36,7 +36,10 @@ class Simulator:
         self.config = config or SimConfig()
         self.clock = clock  # may be replaced on a running simulator; always read through self.clock
         self.catalog = Catalog(
-            self.config.windows, self.config.markets_per_window, self.config.past_markets_per_window
+            self.config.windows,
+            self.config.markets_per_window,
+            self.config.past_markets_per_window,
+            self.config.filler_markets,
         )
         self.engine = Engine(self.config, self.catalog, lambda: self.clock())
         self.rest = RestApi(self.catalog, self.engine, lambda: self.faults, lambda: self.clock())

@@ -434,3 +434,17 @@ def test_http_429_on_connect_honours_retry_after_and_never_gives_up(tmp_path: Pa
     assert delays and min(delays) >= 1.0  # the simulator's Retry-After: 1, over a 0.1 s backoff floor
     assert outcome.counters["connect_failures"] >= 1
     assert outcome.counters["market_data_messages"] > 0  # connected once the 429s stopped
+
+
+def test_wrong_shaped_gamma_answer_is_a_discovery_failed_line(tmp_path: Path, sim: Any) -> None:
+    def break_gamma_once_recording(holder: dict[str, Any]) -> None:
+        deadline = time.monotonic() + 10 * TIME_FACTOR
+        while not (holder.get("recorder") and holder["recorder"].tokens) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sim.sim.faults.gamma_wrong_shape = True
+
+    outcome, _ = record(run_config(tmp_path, sim), 2.5, sim=sim, during=break_gamma_once_recording)
+    assert outcome.error is None
+    failed = [r for r in ws_lines() if r.get("event") == "discovery_failed"]
+    assert failed and all("/markets/keyset: Gamma answered list" in r["reason"] for r in failed)
+    assert outcome.counters["discovery_failures"] == len(failed)

@@ -40,6 +40,12 @@ def failing_checks(manifest: dict[str, Any]) -> list[str]:
     return manifest["gate"]["failing_checks"]
 
 
+def test_live_refresh_seconds_sets_the_status_line_cadence(tmp_path: Path, sim: Any) -> None:
+    result = run_sample(tmp_path, sim, "--market-limit", "1", sample={"live_refresh_seconds": 0.5})
+    assert result.exit_code == 0, result.output
+    assert result.output.count("[pmws] t=") >= 3  # a 5 s floor (the old code) printed only the first
+
+
 def test_sample_passes_and_records_every_frame_with_the_seed_envelope(tmp_path: Path, sim: Any) -> None:
     result = run_sample(tmp_path, sim, "--market-limit", "2")
     assert result.exit_code == 0, result.output

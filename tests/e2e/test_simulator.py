@@ -104,9 +104,13 @@ def test_gamma_markets_pagination_cap_filters_and_shapes() -> None:
             (await get(sim, "/markets", params={"limit": "100", "offset": str(o)})).json() for o in (0, 100)
         ]
         ids = [m["id"] for page in pages for m in page]
-        assert len(ids) == len(set(ids)) == len(everything)
-        assert (await get(sim, "/markets", params={"offset": "10001"})).status_code == 422
-        assert (await get(sim, "/markets", params={"offset": "10000"})).json() == []
+        open_count = len([m for m in everything if not m["closed"]])
+        assert len(ids) == len(set(ids)) == open_count  # closed=false is the default
+        assert response.headers["deprecation"] == "true" and response.headers["sunset"]
+        deep = await get(sim, "/markets", params={"offset": "2001"})
+        assert deep.status_code == 422 and deep.headers["deprecation"] == "true"
+        assert deep.json() == {"error": "offset too large, use /markets/keyset for deeper pagination"}
+        assert (await get(sim, "/markets", params={"offset": "2000"})).json() == []
         slugs = [everything[5]["slug"], everything[9]["slug"]]
         chosen = (await get(sim, "/markets", params=[("slug", s) for s in slugs])).json()
         assert sorted(m["slug"] for m in chosen) == sorted(slugs)
@@ -131,6 +135,33 @@ def test_gamma_markets_pagination_cap_filters_and_shapes() -> None:
         assert any(not m["slug"].startswith(("btc-updown-", "bitcoin-up-or-down-")) for m in everything)
 
     run(SimConfig(markets_per_window=40), body)
+
+
+def test_gamma_keyset_pages_over_http() -> None:
+    async def body(sim: Simulator) -> None:
+        params = {"limit": "100", "order": "endDate", "ascending": "true"}
+        first = await get(sim, "/markets/keyset", params=params)
+        assert first.status_code == 200 and "deprecation" not in first.headers
+        page = first.json()
+        assert set(page) == {"markets", "next_cursor"} and len(page["markets"]) == 100
+        seen = [m["slug"] for m in page["markets"]]
+        while "next_cursor" in page:
+            following = {**params, "after_cursor": page["next_cursor"]}
+            page = (await get(sim, "/markets/keyset", params=following)).json()
+            seen += [m["slug"] for m in page["markets"]]
+        assert len(seen) == len(set(seen)) == len([m for m in sim.markets() if not m["closed"]])
+        assert len([s for s in seen if s.startswith("filler-")]) == 250
+        cursor = first.json()["next_cursor"]
+        again = (await get(sim, "/markets/keyset", params={**params, "cursor": cursor})).json()
+        assert [m["slug"] for m in again["markets"]] == seen[:100]  # `cursor=` is ignored: page 1 again
+        for bad in ({"offset": "0"}, {"order": "end_date"}, {"after_cursor": "junk"}):
+            refused = await get(sim, "/markets/keyset", params={**params, **bad})
+            assert refused.status_code == 422 and refused.json()["error"]
+        assert (await get(sim, "/markets", params={"order": "end_date"})).json() == {
+            "error": "order fields are not valid"
+        }
+
+    run(SimConfig(filler_markets=250), body)
 
 
 def test_gamma_events_and_time_filters() -> None:
@@ -195,6 +226,9 @@ def test_books_faults_status_retry_after_and_delay() -> None:
             sim.faults.books_status, sim.faults.books_retry_after = 429, 1.5
             limited = await client.post("/books", json=[{"token_id": tokens[0]}])
             assert limited.status_code == 429 and limited.headers["retry-after"] == "1.5"
+            sim.faults.books_retry_after, sim.faults.books_retry_after_body = None, 2.5
+            hinted = await client.post("/books", json=[{"token_id": tokens[0]}])
+            assert "retry-after" not in hinted.headers and hinted.json()["retry_after_seconds"] == 2.5
             sim.faults.books_status, sim.faults.books_retry_after = 500, None
             assert (await client.get("/book", params={"token_id": tokens[0]})).status_code == 500
             sim.faults.books_status, sim.faults.books_delay_seconds = None, 0.5
@@ -323,6 +357,25 @@ def test_dynamic_subscribe_and_unsubscribe() -> None:
         assert kinds == [("initial", first), ("subscribe", second), ("unsubscribe", first)]
 
     run(fast(), body)
+
+
+def test_initial_dump_false_sends_no_books_on_subscribe() -> None:
+    async def body(sim: Simulator) -> None:
+        tokens = await live_tokens(sim, 2)
+        first, second = tokens[:2], tokens[2:]
+        async with await connect(sim.ws_url, close_timeout=1) as ws:
+            await ws.send(json.dumps({"assets_ids": first, "type": "market", "initial_dump": False}))
+            opening = events_of(await frames_for(ws, 0.3))
+            assert not [e for e in opening if e["event_type"] == "book" and "tick_size" in e]
+            await ws.send(json.dumps({"assets_ids": second, "operation": "subscribe", "initial_dump": False}))
+            added = events_of(await frames_for(ws, 0.3))
+            assert not [e for e in added if e["event_type"] == "book" and e["asset_id"] in second]
+            await ws.send(json.dumps({"assets_ids": second, "operation": "subscribe", "initial_dump": True}))
+            again = events_of(await frames_for(ws, 0.3))
+            books = [e["asset_id"] for e in again if e["event_type"] == "book" and "tick_size" in e]
+            assert books[:2] == second
+
+    run(SimConfig(rate_per_second=5.0), body)
 
 
 def test_custom_features_only_for_custom_subscribers_and_lifecycle_events() -> None:

@@ -81,3 +81,18 @@ def test_read_batch_ms_out_of_range_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match=r"websocket.read_batch_ms' must be between 0 and 1000"):
         load_config(env={"PMWS_WEBSOCKET__READ_BATCH_MS": "5000"})
     assert load_config(env={"PMWS_WEBSOCKET__READ_BATCH_MS": "20"}).websocket.read_batch_ms == 20
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PMWS_DISCOVERY__PAGE_LIMIT", "101", "'discovery.page_limit' must be between 1 and 100"),
+        ("PMWS_DISCOVERY__PAGE_LIMIT", "0", "'discovery.page_limit' must be between 1 and 100"),
+        ("PMWS_REST__BATCH_SIZE", "501", "'rest.batch_size' must be between 1 and 500"),
+    ],
+)
+def test_page_limit_and_batch_size_stay_within_what_the_endpoints_take(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(env={variable: value})

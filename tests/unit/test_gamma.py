@@ -1,4 +1,4 @@
-"""Gamma fetching: predicted slugs, pagination, unreachable endpoints (respx)."""
+"""Gamma fetching: predicted slugs, keyset pagination, failures and wrong shapes (respx)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import httpx
 import pytest
 import respx
 
-from pmws.errors import RestError
+from pmws import gamma
+from pmws.errors import DiscoveryError, RestError
 from pmws.gamma import fetch_btc_markets, predicted_slugs
 
 NOW = datetime(2026, 3, 12, 9, 21, tzinfo=UTC)
@@ -36,22 +37,48 @@ def test_predicted_slugs_cover_the_current_and_coming_windows() -> None:
 
 
 @respx.mock
-def test_slug_pass_then_pagination_until_a_short_page() -> None:
-    pages = iter([[{"slug": "p0"}, {"slug": "p1"}], [{"slug": "last"}]])
+def test_slug_pass_then_keyset_pages_until_next_cursor_is_absent() -> None:
+    pages = {
+        None: {"markets": [{"slug": "p0"}, {"slug": "p1"}], "next_cursor": "c1"},
+        "c1": {"markets": [{"slug": "p2"}, {"slug": "p3"}], "next_cursor": "c2"},
+        "c2": {"markets": [{"slug": "last"}]},
+    }
     seen: list[httpx.QueryParams] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def listing(request: httpx.Request) -> httpx.Response:
         seen.append(request.url.params)
-        if "slug" in request.url.params:
-            return httpx.Response(200, json=[{"slug": "a"}])
-        return httpx.Response(200, json=next(pages))
+        return httpx.Response(200, json=pages[request.url.params.get("after_cursor")])
 
-    respx.get(f"{URL}/markets").mock(side_effect=answer)
+    respx.get(f"{URL}/markets").mock(return_value=httpx.Response(200, json=[{"slug": "a"}]))
+    slug_route = respx.routes[0]
+    respx.get(f"{URL}/markets/keyset").mock(side_effect=listing)
     result = fetch(page_limit=2)
-    assert [o["slug"] for o in result.objects] == ["a", "p0", "p1", "last"]
-    assert seen[0].get_list("slug") == predicted_slugs(["5m"], NOW, 600)
-    assert [p["offset"] for p in seen[1:]] == ["0", "2"]
-    assert all(p["closed"] == "false" and p["limit"] == "2" for p in seen[1:])
+    assert [o["slug"] for o in result.objects] == ["a", "p0", "p1", "p2", "p3", "last"]
+    assert slug_route.calls[0].request.url.params.get_list("slug") == predicted_slugs(["5m"], NOW, 600)
+    assert [p.get("after_cursor") for p in seen] == [None, "c1", "c2"]
+    assert all(
+        p["closed"] == "false" and p["limit"] == "2" and p["order"] == "endDate" and "offset" not in p
+        for p in seen
+    )
+    assert (result.requests, result.failed_requests, result.pages) == (4, 0, 3)
+
+
+@respx.mock
+def test_page_limit_is_capped_at_100() -> None:
+    respx.get(f"{URL}/markets").mock(return_value=httpx.Response(200, json=[]))
+    route = respx.get(f"{URL}/markets/keyset").mock(return_value=httpx.Response(200, json={"markets": []}))
+    fetch(page_limit=500)
+    assert route.calls[0].request.url.params["limit"] == "100"
+
+
+@respx.mock
+def test_more_pages_than_max_pages_is_an_error_not_a_silent_cut() -> None:
+    respx.get(f"{URL}/markets").mock(return_value=httpx.Response(200, json=[]))
+    respx.get(f"{URL}/markets/keyset").mock(
+        return_value=httpx.Response(200, json={"markets": [{"slug": "x"}], "next_cursor": "again"})
+    )
+    with pytest.raises(DiscoveryError, match=r"more than 3 pages .* raise discovery.max_pages"):
+        fetch(max_pages=3)
 
 
 @respx.mock
@@ -62,12 +89,65 @@ def test_unreachable_gamma_is_one_clear_error() -> None:
 
 
 @respx.mock
-def test_gamma_422_on_deep_offsets_stops_pagination_without_failing() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        if "slug" in request.url.params:
-            return httpx.Response(200, json=[])
-        return httpx.Response(422, json={"error": "offset"})
+def test_a_failed_listing_page_fails_the_discovery_with_the_reason() -> None:
+    respx.get(f"{URL}/markets").mock(return_value=httpx.Response(200, json=[]))
+    respx.get(f"{URL}/markets/keyset").mock(
+        return_value=httpx.Response(422, json={"error": "order fields are not valid"})
+    )
+    with pytest.raises(
+        DiscoveryError, match=r"1 request\(s\) failed .*HTTP 422 \(order fields are not valid\)"
+    ):
+        fetch()
 
-    respx.get(f"{URL}/markets").mock(side_effect=answer)
+
+@pytest.mark.parametrize(
+    ("slug_answer", "keyset_answer", "reason"),
+    [
+        (
+            {"markets": []},
+            {"markets": []},
+            r"/markets: Gamma answered object with keys \['markets'\], expected a JSON list",
+        ),
+        ([], [{"slug": "x"}], r"/markets/keyset: Gamma answered list, expected an object"),
+        ([], {"data": []}, r"/markets/keyset: Gamma answered object with keys \['data'\]"),
+        ([], {"markets": [], "next_cursor": 5}, r"with a string next_cursor"),
+    ],
+)
+@respx.mock
+def test_a_wrong_shaped_200_is_a_failed_request_with_the_reason(
+    slug_answer: object, keyset_answer: object, reason: str
+) -> None:
+    respx.get(f"{URL}/markets").mock(return_value=httpx.Response(200, json=slug_answer))
+    respx.get(f"{URL}/markets/keyset").mock(return_value=httpx.Response(200, json=keyset_answer))
+    with pytest.raises(DiscoveryError, match=reason):
+        fetch()
+
+
+@respx.mock
+def test_429_waits_for_the_body_hint_and_the_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(gamma.asyncio, "sleep", sleep)
+    respx.get(f"{URL}/markets").mock(
+        side_effect=[
+            httpx.Response(429, json={"error": "rate limited", "retry_after_seconds": 7}),
+            httpx.Response(429, headers={"retry-after": "9"}),
+            httpx.Response(200, json=[]),
+        ]
+    )
+    respx.get(f"{URL}/markets/keyset").mock(return_value=httpx.Response(200, json={"markets": []}))
     result = fetch()
-    assert result.objects == [] and result.failed_requests == 1
+    assert slept == [7, 9]
+    assert (result.failed_requests, result.failed_pages) == (2, 0)
+
+
+@respx.mock
+def test_request_timeout_applies_to_every_gamma_request() -> None:
+    slugs = respx.get(f"{URL}/markets").mock(return_value=httpx.Response(200, json=[]))
+    listing = respx.get(f"{URL}/markets/keyset").mock(return_value=httpx.Response(200, json={"markets": []}))
+    fetch(request_timeout=2.5)
+    for call in (slugs.calls[0], listing.calls[0]):
+        assert call.request.extensions["timeout"] == {"connect": 2.5, "read": 2.5, "write": 2.5, "pool": 2.5}

@@ -16,6 +16,7 @@ def test_subscription_is_text_json_with_plural_assets_ids() -> None:
     assert json.loads(text) == {
         "assets_ids": ["1", "2"],
         "type": "market",
+        "initial_dump": True,
         "custom_feature_enabled": True,
     }
 
@@ -25,7 +26,12 @@ def test_operations() -> None:
         "assets_ids": ["1"],
         "operation": "unsubscribe",
     }
-    assert json.loads(operation_message(["1"], "subscribe"))["operation"] == "subscribe"
+    assert json.loads(operation_message(["1"], "subscribe")) == {
+        "assets_ids": ["1"],
+        "operation": "subscribe",
+        "initial_dump": True,
+        "custom_feature_enabled": True,
+    }
     with pytest.raises(ValueError):
         operation_message(["1"], "resubscribe")
 

@@ -6,8 +6,10 @@ import asyncio
 import json
 
 import httpx
+import pytest
 import respx
 
+from pmws import rest
 from pmws.rest import checkpoint_books
 
 URL = "https://clob.example"
@@ -99,3 +101,47 @@ def test_more_than_500_tokens_are_split() -> None:
 
     result = asyncio.run(go())
     assert route.call_count == 3 and result.ok and len(result.books) == 3
+
+
+@respx.mock
+def test_batch_size_splits_the_tokens_into_requests_of_that_size() -> None:
+    route = respx.post(f"{URL}/books").respond(200, json=[BOOK])
+    result = run_tokens([str(i) for i in range(7)], batch_size=3)
+    sizes = [len(json.loads(call.request.content)) for call in route.calls]
+    assert sizes == [3, 3, 1] and result.ok
+    run_tokens([str(i) for i in range(1001)], batch_size=5000)  # never more than the documented 500
+    assert [len(json.loads(call.request.content)) for call in route.calls[3:]] == [500, 500, 1]
+
+
+@respx.mock
+def test_429_waits_for_the_body_hint_retry_after_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(rest.asyncio, "sleep", sleep)
+    respx.post(f"{URL}/books").mock(
+        side_effect=[
+            httpx.Response(429, json={"error": "Too Many Requests", "retry_after_seconds": 4}),
+            httpx.Response(200, json=[BOOK]),
+        ]
+    )
+    result = run(retry_max_seconds=10)
+    assert result.ok and slept == [4]
+
+
+@respx.mock
+def test_ratelimit_headers_are_not_kept() -> None:
+    respx.post(f"{URL}/books").respond(200, json=[BOOK], headers={"x-ratelimit-remaining": "3"})
+    assert "x-ratelimit-remaining" not in run().rows[0]["response_headers"]
+
+
+def run_tokens(tokens: list[str], **kwargs: object):  # type: ignore[no-untyped-def]
+    async def go():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient() as client:
+            return await checkpoint_books(
+                client, URL, tokens, session_id="S", checkpoint_sequence=1, **kwargs
+            )
+
+    return asyncio.run(go())

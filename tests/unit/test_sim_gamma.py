@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pmws.sim.catalog import Catalog, token_id
-from pmws.sim.gamma import QueryError, event_object, market_object, select
+from pmws.sim.gamma import QueryError, event_object, market_object, select, select_keyset
 from tests.conftest import example
 
 NOW = 1_790_000_000.0  # 2026-09-21, EDT
@@ -72,17 +72,107 @@ def test_events_embed_markets() -> None:
 
 def test_select_filters_orders_and_pages() -> None:
     items = listing()
-    assert len(select(items, [("limit", "1000")], "markets")) == min(100, len(items))
+    open_items = [i for i in items if not i.closed]
+    assert len(select(items, [("limit", "1000")], "markets")) == min(100, len(open_items))
     slugs = [items[3].spec.slug, items[7].spec.slug]
     assert {i.spec.slug for i in select(items, [("slug", s) for s in slugs], "markets")} == set(slugs)
     ordered = select(items, [("order", "endDate"), ("ascending", "false")], "markets")
-    assert [i.spec.end for i in ordered] == sorted((i.spec.end for i in items), reverse=True)
-    assert all(not i.closed for i in select(items, [("closed", "false")], "markets"))
+    assert [i.spec.end for i in ordered] == sorted((i.spec.end for i in open_items), reverse=True)
     window = select(
         items, [("end_date_min", "2026-09-21T14:14:00Z"), ("end_date_max", "2026-09-21T15:00:00Z")], "markets"
     )
     assert window and all(NOW < i.spec.end <= 1_790_002_800 for i in window)
     with pytest.raises(QueryError):
-        select(items, [("offset", "10001")], "markets")
-    with pytest.raises(QueryError):
         select(items, [("closed", "maybe")], "markets")
+
+
+def test_closed_defaults_to_false() -> None:
+    items = listing()
+    assert any(i.closed for i in items)
+    assert all(not i.closed for i in select(items, [], "markets"))
+    assert {i.spec.slug for i in select(items, [("closed", "true")], "markets")} == {
+        i.spec.slug for i in items if i.closed
+    }
+
+
+def test_legacy_listing_refuses_offsets_past_2000_like_live_gamma() -> None:
+    items = Catalog(["5m"], 3, 1, filler_markets=2500).listing(NOW)
+    assert len(select(items, [("offset", "2000")], "markets")) == 100
+    with pytest.raises(QueryError, match=r"^offset too large, use /markets/keyset for deeper pagination$"):
+        select(items, [("offset", "2001")], "markets")
+
+
+def test_order_takes_camel_case_fields_only() -> None:
+    items = listing()
+    assert select(items, [("order", "endDate")], "markets")
+    for params in ([("order", "end_date")], [("order", "endDate,start_date")]):
+        with pytest.raises(QueryError, match="^order fields are not valid$"):
+            select(items, params, "markets")
+        with pytest.raises(QueryError, match="^order fields are not valid$"):
+            select_keyset(items, params, "markets")
+
+
+def keyset_all(items: list[Any], params: list[tuple[str, str]]) -> tuple[list[Any], int]:
+    """Every item through after_cursor paging, and the number of pages."""
+    out: list[Any] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page, cursor = select_keyset(
+            items, params + ([("after_cursor", cursor)] if cursor else []), "markets"
+        )
+        out.extend(page)
+        pages += 1
+        if cursor is None:
+            return out, pages
+
+
+def test_keyset_pages_follow_next_cursor_until_it_is_absent() -> None:
+    items = Catalog(["5m"], 3, 1, filler_markets=250).listing(NOW)
+    params = [("order", "endDate"), ("ascending", "true"), ("limit", "100")]
+    got, pages = keyset_all(items, params)
+    assert pages == 3
+    assert got[:100] == select(items, [("order", "endDate"), ("limit", "100")], "markets")
+    assert [i.spec.slug for i in got] == [i.spec.slug for i in sorted(
+        (i for i in items if not i.closed), key=lambda i: (i.spec.end, i.spec.slug)
+    )]  # fmt: skip
+    descending, _ = keyset_all(items, [("order", "endDate"), ("ascending", "false"), ("limit", "7")])
+    assert descending == got[::-1]
+
+
+def test_keyset_caps_limit_at_100_and_refuses_offset() -> None:
+    items = Catalog(["5m"], 3, 1, filler_markets=250).listing(NOW)
+    page, cursor = select_keyset(items, [("limit", "500")], "markets")
+    assert len(page) == 100 and cursor
+    with pytest.raises(QueryError, match="offset"):
+        select_keyset(items, [("offset", "0")], "markets")
+    with pytest.raises(QueryError, match="after_cursor"):
+        select_keyset(items, [("after_cursor", "not-a-cursor")], "markets")
+
+
+def test_keyset_ignores_cursor_parameter() -> None:
+    items = Catalog(["5m"], 3, 1, filler_markets=250).listing(NOW)
+    first, cursor = select_keyset(items, [("limit", "10")], "markets")
+    assert cursor is not None
+    again, same = select_keyset(items, [("limit", "10"), ("cursor", cursor)], "markets")
+    assert again == first and same == cursor
+    second, _ = select_keyset(items, [("limit", "10"), ("after_cursor", cursor)], "markets")
+    assert not set(second) & set(first)
+
+
+def test_keyset_cursor_survives_markets_rolling_in() -> None:
+    catalog = Catalog(["5m"], 3, 1, filler_markets=50)
+    first, cursor = select_keyset(catalog.listing(NOW), [("order", "endDate"), ("limit", "10")], "markets")
+    assert cursor is not None
+    later = catalog.listing(NOW + 600)  # windows and fillers ended and appeared meanwhile
+    second, _ = select_keyset(
+        later, [("order", "endDate"), ("limit", "10"), ("after_cursor", cursor)], "markets"
+    )
+    assert second and min(i.spec.end for i in second) >= max(i.spec.end for i in first)
+
+
+def test_filler_markets_are_open_non_btc_and_end_within_a_day() -> None:
+    items = Catalog(["5m"], 3, 1, filler_markets=2500).listing(NOW)
+    fillers = [i for i in items if i.spec.slug.startswith("filler-")]
+    assert len(fillers) == 2500 and len({i.spec.slug for i in fillers}) == 2500
+    assert all(i.spec.kind == "other" and not i.closed and NOW < i.spec.end <= NOW + 86400 for i in fillers)

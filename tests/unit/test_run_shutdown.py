@@ -1,0 +1,34 @@
+"""`run.shutdown_timeout_seconds` bounds how long stopping waits for a websocket link that does not stop."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from pmws.config import load_config
+from pmws.run import Recorder
+
+
+def test_shutdown_cancels_a_link_that_outlives_the_timeout(tmp_path: Path) -> None:
+    config = load_config(
+        overrides={
+            "run.output_dir": str(tmp_path / "raw"),
+            "run.manifest_dir": str(tmp_path / "manifests"),
+            "run.shutdown_timeout_seconds": 0.2,
+        }
+    )
+
+    async def main() -> None:
+        recorder = Recorder(config, stop=asyncio.Event(), session_id="S")
+        stubborn = asyncio.create_task(asyncio.sleep(3600))  # a link that never notices `stop`
+        link: Any = SimpleNamespace(
+            stop=asyncio.Event(), reconnects=2, stale_events=0, pong_timeouts=0, connect_failures=0
+        )
+        recorder.links, recorder.link_tasks = [link], {0: stubborn}
+        await asyncio.wait_for(recorder.shutdown(), timeout=4)  # the default of 8 s would not fit
+        assert link.stop.is_set() and stubborn.cancelled()
+        assert recorder.links == [None] and recorder.retired["reconnects"] == 2
+
+    asyncio.run(main())
