@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tracemalloc
 from pathlib import Path
@@ -12,8 +13,9 @@ from zlib_ng import zlib_ng as zlib
 from pmws.archive import GzipJsonlFile, file_digest, iter_gzip_lines
 from pmws.config import Archive
 from pmws.lock import acquire
-from pmws.rotating import SALVAGE_STEPS, repair_manifests, salvage_orphans
-from pmws.rotation import archive_name, manifest_path_for
+from pmws.rotating import SALVAGE_STEPS, RotatingArchive, repair_manifests, salvage_orphans
+from pmws.rotation import archive_name, manifest_path_for, session_of_name
+from pmws.upload import find_candidates
 
 SESSION = "20261201T000000Z-abcdef"
 
@@ -159,3 +161,64 @@ def test_repair_skips_an_archive_of_a_live_session(tmp_path: Path) -> None:
     with acquire([root], owner="x", session_id=SESSION, command="test", session_root=root):
         assert repair_manifests(root, manifests).live == [path]
     assert len(repair_manifests(root, manifests).repaired) == 1
+
+
+def rotating(root: Path, manifests: Path) -> RotatingArchive:
+    return RotatingArchive(
+        "ws_raw",
+        root=root,
+        manifest_dir=manifests,
+        session_id=SESSION,
+        interval=2,
+        settings=Archive(flush_interval_seconds=0.05),
+        counters=dict,
+    )
+
+
+def lines_by_file(root: Path) -> dict[str, list[int]]:
+    return {
+        p.name: [json.loads(line)["n"] for line in iter_gzip_lines(p)]
+        for p in sorted(root.rglob("*.jsonl.gz"))
+    }
+
+
+def test_a_clock_stepping_back_across_a_rotation_never_stops_the_archive(tmp_path: Path) -> None:
+    root, manifests = tmp_path / "rec", tmp_path / "m"
+    t0 = 1_790_000_000 * 10**9  # a period start (interval 2 s)
+    # receive times: rotate at +2.1 s, then the clock steps back 1 s (NTP), then forward past +4 s
+    times = [0.1, 1.9, 2.1, 1.1, 1.95, 2.5, 4.2, 3.9, 4.5]
+
+    async def main() -> None:
+        archive = rotating(root, manifests)
+        for n, seconds in enumerate(times, 1):
+            archive.append(json.dumps({"n": n}).encode() + b"\n", t0 + int(seconds * 1e9))
+        await archive.close()
+
+    asyncio.run(main())
+    files = lines_by_file(root)
+    assert sorted(n for ns in files.values() for n in ns) == list(range(1, len(times) + 1))  # each once
+    assert list(files.values()) == [[1, 2], [3, 4, 5, 6], [7, 8, 9]]  # never an earlier period reopened
+    assert len(list(manifests.glob("*.manifest.json"))) == 3
+
+
+def test_a_taken_final_name_gets_a_distinct_name_not_an_error(tmp_path: Path) -> None:
+    root, manifests = tmp_path / "rec", tmp_path / "m"
+    t0 = 1_790_000_000 * 10**9
+    taken = archive_name(root, "ws_raw", SESSION, 1_790_000_002, 2).final
+    taken.parent.mkdir(parents=True, exist_ok=True)
+    taken.write_bytes(b"somebody else's bytes")
+
+    async def main() -> None:
+        archive = rotating(root, manifests)
+        for n, seconds in enumerate([0.5, 2.5, 3.0], 1):
+            archive.append(json.dumps({"n": n}).encode() + b"\n", t0 + int(seconds * 1e9))
+        await archive.close()
+
+    asyncio.run(main())
+    assert taken.read_bytes() == b"somebody else's bytes"
+    suffixed = taken.with_name(taken.name.replace(".jsonl.gz", "-1.jsonl.gz"))
+    assert [json.loads(line)["n"] for line in iter_gzip_lines(suffixed)] == [2, 3]
+    assert session_of_name(suffixed.name) == SESSION
+    assert manifest_path_for(manifests, suffixed).exists()
+    candidates, _ = find_candidates(root, manifests, min_age_seconds=0)
+    assert suffixed in [c.path for c in candidates]  # upload takes the suffixed name
