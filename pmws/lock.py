@@ -93,13 +93,14 @@ def holder_text(path: Path) -> str:
         info = {}
     if not isinstance(info, dict) or "pid" not in info:
         return "another process (no holder details in the lock file yet)"
+    session = f"session {info['session_id']}, " if info.get("session_id") else ""
     return (
         f"pid {info.get('pid')} on host {info.get('host')} since {info.get('started_at_utc')} "
-        f"(session {info.get('session_id')}, {info.get('command')})"
+        f"({session}{info.get('command')})"
     )
 
 
-def _stamp(fh: IO[bytes], *, session_id: str, command: str) -> None:
+def _stamp(fh: IO[bytes], *, session_id: str | None, command: str) -> None:
     info = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -114,7 +115,12 @@ def _stamp(fh: IO[bytes], *, session_id: str, command: str) -> None:
 
 
 def acquire(
-    directories: list[Path], *, owner: str, session_id: str, command: str, session_root: Path | None = None
+    directories: list[Path],
+    *,
+    owner: str,
+    session_id: str | None,
+    command: str,
+    session_root: Path | None = None,
 ) -> HeldLocks:
     """Take the output lock of `owner` in every directory (and the session lock), or OutputLocked.
 
@@ -133,12 +139,12 @@ def acquire(
             if not _try_flock(fh):
                 fh.close()
                 raise OutputLocked(
-                    f"{directory}: already being recorded by {holder_text(path)}; "
+                    f"{path}: output already being written by {holder_text(path)}; "
                     f"two {command} processes for the same output would destroy each other's files"
                 )
             _stamp(fh, session_id=session_id, command=command)
             held.files.append((path, fh))
-        if session_root is not None:
+        if session_root is not None and session_id is not None:
             path = session_lock_path(session_root, session_id)
             fh = _open(path)
             if not _try_flock(fh):  # a session id is unique: only a bug gets here

@@ -56,7 +56,7 @@ def test_a_second_recorder_of_the_same_shard_exits_2_and_the_first_loses_nothing
     output, _ = second.communicate(timeout=20)
     assert second.returncode == 2, output
     lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "already being recorded by" in lines[0], output
+    assert len(lines) == 1 and "output already being written by" in lines[0], output
     assert f"pid {first.pid} on host {socket.gethostname()}" in lines[0] and "since 20" in lines[0]
     assert sorted(open_files(tmp_path)) == sorted(live_files)  # untouched, still being written
     assert not list((tmp_path / ROOT).rglob("*.salvaged")) and not list((tmp_path / MANIFESTS).glob("*.json"))
