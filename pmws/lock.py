@@ -189,6 +189,12 @@ def session_gone(root: Path, session_id: str | None) -> Iterator[bool]:
         fh.close()
 
 
+def session_live(root: Path, session_id: str | None) -> bool:
+    """Does a live process hold this session's lock right now?"""
+    with session_gone(root, session_id) as gone:
+        return not gone
+
+
 def remove_stale_session_lock(root: Path, session_id: str) -> None:
     """Delete a dead session's lock file (only if nobody holds it)."""
     path = session_lock_path(root, session_id)

@@ -35,6 +35,8 @@ from pmws.rclone import Rclone, join_remote, split_remote
 from pmws.verify import check_mode, check_remote
 
 ARCHIVE_SUFFIX = ".jsonl.gz"
+#: a closed archive nobody can verify: reported as a failure (`pmws verify --repair-manifests` fixes it)
+NO_MANIFEST = "no manifest"
 
 
 class Action(StrEnum):
@@ -98,9 +100,14 @@ class UploadReport:
         return sum(o.action in PROBLEMS for o in self.outcomes)
 
     @property
+    def missing_manifests(self) -> list[str]:
+        """Closed archives (past min_age_seconds) that have no manifest: never uploaded, and a failure."""
+        return [path for path, reason in self.skipped if reason == NO_MANIFEST]
+
+    @property
     def ok(self) -> bool:
-        """Every eligible file was uploaded and verified (or, in a dry run, could be)."""
-        return self.failures == 0 and not self.cleanup
+        """Every eligible file was uploaded and verified (or could be); no closed archive lacks a manifest."""
+        return self.failures == 0 and not self.cleanup and not self.missing_manifests
 
     def count(self, action: Action) -> int:
         return sum(o.action == action for o in self.outcomes)
@@ -130,7 +137,7 @@ def find_candidates(
             try:
                 reason = _not_eligible(path, now, min_age_seconds)
                 if reason is None and not manifest_path.is_file():
-                    reason = "no manifest"
+                    reason = NO_MANIFEST
                 if reason is None:
                     candidates.append(_candidate(path, manifest_path, relative))
             except FileNotFoundError:
