@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pmws.archive import iter_gzip_lines
 from pmws.errors import OutputLocked
 from tests.e2e.test_run import (
     MANIFESTS,
@@ -119,3 +120,39 @@ def test_two_shards_in_one_directory_both_run_and_never_salvage_each_other(tmp_p
     assert len(manifests) == 4 and not any(m["recovered"] for m in manifests)
     assert {m["shard"] for m in manifests} == {"0/2", "1/2"}
     assert_sent_exactly_once(sim, closed_ws_lines(tmp_path / ROOT))
+
+
+def test_a_start_finishes_a_cut_salvage_and_repairs_manifests_before_recording(
+    tmp_path: Path, sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pmws.config import Archive
+    from pmws.rotating import salvage_orphans
+    from tests.unit.test_salvage import Killed, closed_archive, make_orphan
+
+    root = tmp_path / ROOT
+    orphan, complete, _ = make_orphan(root, session="20261201T000000Z-0000aa")
+
+    def killed_after_rename(step: str) -> None:
+        if step == "renamed":
+            raise Killed(step)
+
+    with pytest.raises(Killed):  # a previous start was killed mid-salvage: final next to its `.open`
+        salvage_orphans(
+            root, manifest_dir=tmp_path / MANIFESTS, settings=Archive(), on_step=killed_after_rename
+        )
+    good = closed_archive(root, "20261201T000000Z-0000bb", [b'{"record_type": "lifecycle"}\n'])
+    bad = closed_archive(root, "20261201T000000Z-0000cc", [b"not json\n"])
+
+    outcome, _ = record(run_config(tmp_path, sim), 2.5, sim=sim)
+    assert outcome.error is None and outcome.recovery is not None
+    assert [m["lines"] for m in outcome.salvaged] == [len(complete)]
+    assert [m["file"] for m in outcome.recovery.repaired] == [good.name]
+    assert len(outcome.recovery.problems) == 1 and bad.name in outcome.recovery.problems[0]
+    assert orphan.with_name(orphan.name + ".salvaged").exists() and not orphan.exists()
+    manifests = {p.name for p in (tmp_path / MANIFESTS).glob("*.manifest.json")}
+    assert f"{good.name}.manifest.json" in manifests and f"{bad.name}.manifest.json" not in manifests
+    ours = sorted(root.rglob(f"polymarket_ws_raw_{outcome.session_id}_*.jsonl.gz"))
+    rows = [json.loads(line) for path in ours for line in iter_gzip_lines(path)]
+    recovery = [r for r in rows if r.get("event") == "startup_recovery"]
+    assert len(recovery) == 1 and recovery[0]["repaired_manifests"] == [good.name]
+    assert_sent_exactly_once(sim, rows)
