@@ -33,6 +33,10 @@ LOCK_PREFIX = ".pmws-"
 LOCK_SUFFIX = ".lock"
 
 
+def is_lock_file(name: str) -> bool:
+    return name.startswith(LOCK_PREFIX) and name.endswith(LOCK_SUFFIX)
+
+
 def output_lock_path(directory: Path, owner: str) -> Path:
     """`<dir>/.pmws-<owner>.lock`; `owner` names what is locked (e.g. `run-shard-0of2`)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in owner)

@@ -30,6 +30,7 @@ from pmws.archive import Digests, local_digests
 from pmws.config import Upload
 from pmws.errors import ArchiveError, ConfigError, UploadError
 from pmws.ledger import Ledger, already_verified
+from pmws.lock import is_lock_file
 from pmws.manifest import read_manifest
 from pmws.rclone import Rclone, join_remote, split_remote
 from pmws.verify import check_mode, check_remote
@@ -131,6 +132,8 @@ def find_candidates(
         skipped += [((here / d).relative_to(source).as_posix() + "/", "hidden directory") for d in hidden]
         dirs[:] = [d for d in dirs if d not in hidden]
         for name in files:
+            if is_lock_file(name):  # a recorder's lock, not data: not even worth a "not eligible" line
+                continue
             path = here / name
             relative = path.relative_to(source).as_posix()
             manifest_path = manifest_dir / f"{name}.manifest.json"

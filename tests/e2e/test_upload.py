@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from pmws.archive import GzipJsonlFile, file_digest
 from pmws.cli_transfer import upload_command, verify_command
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
+from pmws.lock import acquire
 from pmws.manifest import file_record, write_manifest
 from pmws.rclone import Rclone
 from pmws.rotating import file_manifest
@@ -221,10 +222,13 @@ def test_a_closed_archive_without_a_manifest_fails_upload_and_verify_until_repai
     lost = archive("b.jsonl.gz", 2)
     (MANIFESTS / "b.jsonl.gz.manifest.json").unlink()  # as if killed between closing and its manifest
     config = write_config(remote, conf)
+    held = acquire([SOURCE, MANIFESTS], owner="run-shard-0of1", session_id="S2", command="pmws run")
+    held.release()  # left behind, like a recorder's lock files: never data, never an error
 
     sent = invoke("upload", "--config", str(config))
     assert sent.exit_code == 1, sent.output
     assert "b.jsonl.gz (no manifest" in sent.output and "ok (sha256)" in sent.output  # a.jsonl.gz still goes
+    assert ".lock" not in sent.output
     assert remote_files(root) == ["manifests/a.jsonl.gz.manifest.json", rel("a.jsonl.gz", 1)]
 
     checked = invoke("verify", "--config", str(config))
