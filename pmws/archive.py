@@ -375,33 +375,65 @@ def local_digests(path: Path, *, with_md5: bool = True) -> Digests:
     return hasher.digests()
 
 
+SALVAGE_PIECE = 256 * 1024  # most uncompressed bytes held at once while salvaging
+
+
+class SalvageReader:
+    """Streams every complete line readable from a possibly cut or damaged gzip file, bounded memory.
+
+    Iterate for blocks of complete lines (each ending in a newline); afterwards `orphan_bytes` is the
+    file's size and `problem` why reading stopped early (None if the stream ended cleanly). Never more
+    than a read chunk plus `SALVAGE_PIECE` of decompressed bytes in memory, whatever the file's size.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.orphan_bytes = 0
+        self.problem: str | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        decomp = zlib.decompressobj(47)
+        pending = b""
+        try:
+            with open(self.path, "rb") as fh:
+                while not decomp.eof and (chunk := fh.read(64 * 1024)):
+                    self.orphan_bytes += len(chunk)
+                    for data in self._pieces(decomp, chunk):
+                        pending += data
+                        cut = pending.rfind(b"\n")
+                        if cut >= 0:
+                            yield pending[: cut + 1]
+                            pending = pending[cut + 1 :]
+                    if self.problem is not None:
+                        break
+                self.orphan_bytes += sum(len(c) for c in iter(partial(fh.read, READ_CHUNK), b""))
+        except OSError as exc:
+            raise ArchiveUnreadable(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        if self.problem is None and not decomp.eof:
+            self.problem = "gzip stream cut (process killed before close)"
+
+    def _pieces(self, decomp: Any, chunk: bytes) -> Iterator[bytes]:
+        """Decompressed bytes of one read chunk, at most SALVAGE_PIECE at a time; stops at damage."""
+        data = chunk
+        while data and not decomp.eof:
+            before = decomp.copy()
+            try:
+                yield decomp.decompress(data, SALVAGE_PIECE)
+            except ZLIB_ERROR as exc:
+                yield _decompress_until_error(before, data[:SALVAGE_PIECE])  # every byte before damage
+                self.problem = f"corrupt gzip ({exc})"
+                return
+            data = decomp.unconsumed_tail
+
+
 def salvage_lines(path: Path) -> tuple[list[bytes], int, str | None]:
-    """Every complete line readable from a possibly cut or damaged gzip file.
+    """Every complete line of a possibly cut gzip file, in memory (small files and tests only).
 
     Returns (lines, bytes of the file, why reading stopped early or None).
     """
-    data = path.read_bytes()
-    decomp = zlib.decompressobj(47)
-    out = bytearray()
-    problem: str | None = None
-    for start in range(0, len(data), 64 * 1024):
-        chunk = data[start : start + 64 * 1024]
-        before = decomp.copy()  # type: ignore[attr-defined]  # the stub omits it; the object has it
-        try:
-            out += decomp.decompress(chunk)
-        except ZLIB_ERROR as exc:
-            out += _decompress_until_error(before, chunk)  # keep every byte before the damage
-            problem = f"corrupt gzip ({exc})"
-            break
-        if decomp.eof:
-            break
-    if problem is None and not decomp.eof:
-        problem = "gzip stream cut (process killed before close)"
-    text = bytes(out)
-    cut = text.rfind(b"\n")
-    complete = text[: cut + 1] if cut >= 0 else b""
-    lines = complete.splitlines(keepends=True)
-    return lines, len(data), problem
+    reader = SalvageReader(path)
+    lines = [line for block in reader for line in block.splitlines(keepends=True)]
+    return lines, reader.orphan_bytes, reader.problem
 
 
 def _decompress_until_error(decomp: Any, chunk: bytes) -> bytes:

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pmws.config import load_config
-from pmws.upload import PROBLEMS, Action, UploadProgress, UploadReport
+from pmws.upload import NO_MANIFEST, PROBLEMS, Action, UploadProgress, UploadReport
 from pmws.verify import VERIFY_MODES, VerifyReport
 
 out = Console()
@@ -92,6 +92,13 @@ def verify_command(
     ] = None,
     config: ConfigOption = None,
     verify_mode: VerifyModeOption = None,
+    repair_manifests: Annotated[
+        bool,
+        typer.Option(
+            "--repair-manifests",
+            help="First write a manifest for each closed archive without one that reads back strictly.",
+        ),
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Check archives against their manifests, locally and with --remote on the remote; exit 0 if all pass."""
@@ -113,6 +120,7 @@ def verify_command(
             rclone=Rclone(settings.rclone_binary, settings.rclone_config or None) if remote else None,
             mode=settings.verify_mode,
             ledger_path=Path(settings.ledger_path),
+            repair=repair_manifests,
         )
         render_verify(report, out)
         return 0 if report.ok else 1
@@ -137,7 +145,13 @@ def render_upload(report: UploadReport, console: Console) -> None:
             colour = "red" if o.action in PROBLEMS else "yellow"
             _line(console, f"[{colour}]{o.action}[/{colour}]: {escape(o.relative_path)}: {escape(o.detail)}")
     for path, reason in report.skipped:
-        _line(console, f"[dim]not eligible: {escape(path)} ({reason})[/dim]")
+        if reason == NO_MANIFEST:
+            _line(
+                console,
+                f"[red]not eligible: {escape(path)} ({reason}; see pmws verify --repair-manifests)[/red]",
+            )
+        else:
+            _line(console, f"[dim]not eligible: {escape(path)} ({reason})[/dim]")
     counts = ", ".join(f"{report.count(a)} {a}" for a in Action if report.count(a))
     _line(
         console,
@@ -164,6 +178,12 @@ def render_verify(report: VerifyReport, console: Console) -> None:
     for r in report.failed:
         for problem in r.problems:
             _line(console, f"[red]FAIL[/red] {escape(r.target.relative_path)}: {escape(problem)}")
+    for problem in report.repair_problems:
+        _line(console, f"[red]not repaired[/red] {escape(problem)}")
+    for manifest in report.repaired:
+        _line(
+            console, f"[yellow]repaired[/yellow] {escape(str(manifest['relative_path']))}: manifest written"
+        )
     _line(console, f"{len(report.results)} archives, {len(report.failed)} failed")
 
 

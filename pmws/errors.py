@@ -6,6 +6,7 @@
     ├── FeedError              the websocket endpoint cannot be reached or spoken to
     ├── RestError              the CLOB REST endpoint cannot be reached
     ├── ArchiveError           an output cannot be written or read back (disk full, corrupt gzip)
+    ├── OutputLocked           another live process already records into this output (exit 2)
     ├── UploadError            rclone, the remote, or verification failed
     └── VerifyError            an archive does not match its manifest
 
@@ -51,6 +52,10 @@ class ArchiveError(PmwsError):
 
 class ArchiveUnreadable(ArchiveError):
     """The file itself could not be read (missing, permissions, I/O error), as opposed to a bad stream."""
+
+
+class OutputLocked(PmwsError):
+    """Another live recorder holds the output's lock; the message names it (pid, host, start)."""
 
 
 class UploadError(PmwsError):

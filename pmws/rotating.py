@@ -2,13 +2,17 @@
 
 A period's file is chosen by each line's receive time, so a file holds exactly its period. Closing happens
 in the background: flush, fsync, rename, then the manifest. Files left `.open` by a killed process are
-salvaged on start: cut to their last complete line, written under their final name, manifest `recovered`;
-the orphan's bytes are kept (renamed `….open.salvaged`), never appended to and never deleted.
+salvaged on start, only once their writer is provably gone (its session lock is free, see `pmws.lock`):
+streamed, cut to their last complete line, written under their final name, manifest `recovered`; the
+orphan's bytes are kept (renamed `….open.salvaged`), never appended to and never deleted. Each salvage step
+can be cut by a kill and is finished on the next start. Closed archives left without a manifest (a kill
+between close and manifest, a full manifest disk) are read strictly and get a `repaired` manifest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -20,12 +24,29 @@ from typing import Any
 import orjson
 
 from pmws import __version__
-from pmws.archive import ArchiveWriter, FileSummary, GzipJsonlFile, LatencyStats, salvage_lines
+from pmws.archive import (
+    ArchiveWriter,
+    FileSummary,
+    GzipJsonlFile,
+    Hasher,
+    LatencyStats,
+    SalvageReader,
+    fsync_dir,
+    iter_gzip_lines,
+)
 from pmws.config import Archive
 from pmws.envelope import utc_text
 from pmws.errors import ArchiveError
-from pmws.manifest import write_manifest
-from pmws.rotation import ArchiveName, archive_name, final_name_of_open, manifest_path_for, period_start
+from pmws.lock import remove_stale_session_lock, session_gone
+from pmws.manifest import read_manifest, write_manifest
+from pmws.rotation import (
+    ArchiveName,
+    archive_name,
+    final_name_of_open,
+    manifest_path_for,
+    period_start,
+    session_of_name,
+)
 
 
 @dataclass
@@ -114,13 +135,13 @@ class RotatingArchive:
             raise ArchiveError(self.errors[0])
         now_ns = time.time_ns() if now_ns is None else now_ns
         current = self.current
-        if current is not None and current.start_ns <= now_ns < current.end_ns:  # per line: two compares
+        # A time before the open period's start (the wall clock stepped back, NTP) stays in the open
+        # period: an earlier period is never reopened, and rotation never stops the recorder.
+        if current is not None and now_ns < current.end_ns:  # per line: one compare
             return False
         start = period_start(now_ns / 1e9, self.interval)
-        if current is not None and current.name.start == start:
-            return False
         old = self.current
-        name = archive_name(self.root, self.kind, self.session_id, start, self.interval)
+        name = self._free_name(start)
         writer = ArchiveWriter(
             GzipJsonlFile(name.final, open_path=name.open, compresslevel=self.settings.compresslevel),
             flush_interval=self.settings.flush_interval_seconds,
@@ -137,6 +158,16 @@ class RotatingArchive:
         if self.on_open is not None:
             self.on_open(self)
         return True
+
+    def _free_name(self, start: int) -> ArchiveName:
+        """The period's name, or `…-<n>.jsonl.gz` when that one is taken (never overwrite, never fail)."""
+        attempt = 0
+        while True:
+            name = archive_name(self.root, self.kind, self.session_id, start, self.interval, attempt=attempt)
+            taken = (name.final, name.open, manifest_path_for(self.manifest_dir, name.final))
+            if not any(p.exists() for p in taken):
+                return name
+            attempt += 1
 
     async def wait_for_room(self) -> None:
         if self.current is not None:
@@ -236,83 +267,266 @@ def file_manifest(
 
 
 def find_open_files(root: Path) -> list[Path]:
-    """Every hidden `.open` archive under root (left by a killed run)."""
+    """Every hidden `.open` archive under root (left by a killed run, or being written right now)."""
     if not root.exists():
         return []
     return sorted(p for p in root.rglob(".*.open") if p.is_file())
 
 
-def salvage(open_path: Path, *, root: Path, manifest_dir: Path, settings: Archive) -> dict[str, Any]:
-    """Recover an orphaned `.open` file under its final name with a `recovered` manifest."""
+#: the steps of one salvage, in order; a kill after any of them is finished by the next start
+SALVAGE_STEPS = ("written", "renamed", "manifest", "kept")
+
+
+@dataclass
+class SalvageResult:
+    """What one start did with the `.open` files under its root."""
+
+    salvaged: list[dict[str, Any]] = field(default_factory=list)
+    live: list[Path] = field(default_factory=list)  # a live writer holds the session: left alone
+    problems: list[str] = field(default_factory=list)  # could not be salvaged: left untouched
+
+
+def salvage_orphans(
+    root: Path,
+    *,
+    manifest_dir: Path,
+    settings: Archive,
+    on_step: Callable[[str], None] | None = None,
+) -> SalvageResult:
+    """Salvage every `.open` file under root whose writer is provably gone; leave live ones alone."""
+    result = SalvageResult()
+    sessions: set[str] = set()
+    for open_path in find_open_files(root):
+        session = session_of_name(open_path.name)
+        with session_gone(root, session) as gone:
+            if not gone:
+                result.live.append(open_path)
+                continue
+            if not open_path.exists():  # salvaged by another start meanwhile
+                continue
+            try:
+                result.salvaged.append(
+                    salvage(
+                        open_path, root=root, manifest_dir=manifest_dir, settings=settings, on_step=on_step
+                    )
+                )
+            except ArchiveError as exc:
+                result.problems.append(str(exc))
+            if session is not None:
+                sessions.add(session)
+    for session in sessions:
+        remove_stale_session_lock(root, session)
+    return result
+
+
+def salvage(
+    open_path: Path,
+    *,
+    root: Path,
+    manifest_dir: Path,
+    settings: Archive,
+    on_step: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Recover an orphaned `.open` file under its final name with a `recovered` manifest.
+
+    Steps (each redoable): stream the complete lines into a hidden `.salvage` temp and fsync; rename it to
+    the final name; write the manifest; rename the orphan to `.open.salvaged`. A start that finds a final
+    name next to its `.open` checks it strictly (same lines as the orphan) and finishes the last steps.
+    The caller must hold the orphan's session lock (see `salvage_orphans`).
+    """
+    step = on_step or (lambda _step: None)
     final = final_name_of_open(open_path)
-    if final.exists():
-        raise ArchiveError(f"{open_path}: cannot salvage, {final.name} already exists")
-    lines, orphan_bytes, problem = salvage_lines(open_path)
-    kind = final.relative_to(root).parts[0] if final.is_relative_to(root) else "unknown"
-    facts = _facts_of_lines(lines)
-    writer = GzipJsonlFile(
-        final, open_path=final.with_name(f".{final.name}.salvage"), compresslevel=settings.compresslevel
-    )
-    if lines:
-        writer.write_lines(lines, sync_flush=False)
-    summary = writer.close()
+    temp = final.with_name(f".{final.name}.salvage")
     kept = open_path.with_name(open_path.name + ".salvaged")
-    os.replace(open_path, kept)
-    manifest = file_manifest(
-        kind=kind,
-        summary=summary,
-        root=root,
-        session_id=facts["session_id"],
-        shard=None,
-        period_start=None,
-        interval=None,
-        first_ns=facts["first_ns"],
-        last_ns=facts["last_ns"],
-        first_sequence=facts["first_sequence"],
-        last_sequence=facts["last_sequence"],
-        frames=facts["frames"],
-        events=facts["events"],
-        records=facts["records"],
-        counters={},
-        recovered=True,
-        extra={"salvage": {"orphan": str(kept), "orphan_bytes": orphan_bytes, "stopped_because": problem}},
-    )
-    write_manifest(manifest_path_for(manifest_dir, final), manifest)
+    manifest_path = manifest_path_for(manifest_dir, final)
+    if final.exists():  # an earlier salvage was cut after its rename
+        summary, facts = read_strict(final)
+        reader = SalvageReader(open_path)
+        orphan_lines = sum(block.count(b"\n") for block in reader)
+        if orphan_lines != summary.lines:
+            raise ArchiveError(
+                f"{open_path}: cannot finish salvage, {final.name} holds {summary.lines} lines "
+                f"but the orphan has {orphan_lines} complete lines; both left untouched"
+            )
+    else:
+        temp.unlink(missing_ok=True)  # a cut earlier attempt: redo it
+        summary, facts, reader = _recover(open_path, temp, settings)
+        step("written")
+        try:
+            os.replace(temp, final)
+        except OSError as exc:
+            raise ArchiveError(f"{temp}: cannot rename to {final.name} ({exc.strerror or exc})") from None
+        fsync_dir(final.parent)
+        summary = dataclasses.replace(summary, path=final)
+        step("renamed")
+    if manifest_path.exists():
+        manifest = read_manifest(manifest_path)
+    else:
+        manifest = _salvage_manifest(summary, facts, root=root, kept=kept, reader=reader)
+        write_manifest(manifest_path, manifest)
+    step("manifest")
+    try:
+        os.replace(open_path, kept)
+    except OSError as exc:
+        raise ArchiveError(f"{open_path}: cannot rename to {kept.name} ({exc.strerror or exc})") from None
+    fsync_dir(open_path.parent)
+    step("kept")
     return manifest
 
 
-def _facts_of_lines(lines: list[bytes]) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "session_id": None,
-        "first_ns": None,
-        "last_ns": None,
-        "first_sequence": None,
-        "last_sequence": None,
-        "frames": 0,
-        "events": Counter(),
-        "records": Counter(),
+def _recover(open_path: Path, temp: Path, settings: Archive) -> tuple[FileSummary, LineFacts, SalvageReader]:
+    """Stream the orphan's complete lines into a new gzip at `temp` (fsynced): bounded memory."""
+    reader = SalvageReader(open_path)
+    facts = LineFacts()
+    writer = GzipJsonlFile(temp, compresslevel=settings.compresslevel)
+    try:
+        for block in reader:
+            lines = block.splitlines(keepends=True)
+            for line in lines:
+                facts.add(line)
+            writer.write_lines(lines, sync_flush=False)
+        return writer.close(), facts, reader
+    except BaseException:
+        writer.abandon()
+        raise
+
+
+def _salvage_manifest(
+    summary: FileSummary, facts: LineFacts, *, root: Path, kept: Path, reader: SalvageReader
+) -> dict[str, Any]:
+    salvage_facts = {
+        "orphan": str(kept),
+        "orphan_bytes": reader.orphan_bytes,
+        "stopped_because": reader.problem,
     }
-    for line in lines:
+    return facts.manifest(summary, root=root, recovered=True, extra={"salvage": salvage_facts})
+
+
+def read_strict(path: Path) -> tuple[FileSummary, LineFacts]:
+    """Read a closed archive to its end: complete gzip, every line a JSON object; else ArchiveError."""
+    hasher = Hasher(with_md5=False)
+    facts = LineFacts()
+    lines = uncompressed = 0
+    for line in iter_gzip_lines(path, on_chunk=hasher):
+        lines += 1
+        uncompressed += len(line) + 1
+        if not facts.add(line):
+            raise ArchiveError(f"{path}: line {lines} is not a JSON object")
+    digests = hasher.digests()
+    return FileSummary(path, digests.bytes, digests.sha256, lines, uncompressed), facts
+
+
+@dataclass
+class RepairResult:
+    """What `repair_manifests` did."""
+
+    repaired: list[dict[str, Any]] = field(default_factory=list)
+    live: list[Path] = field(default_factory=list)  # its session is live: its writer will write it
+    problems: list[str] = field(default_factory=list)  # failed the strict read: left untouched
+
+
+def missing_manifests(root: Path, manifest_dir: Path) -> list[Path]:
+    """Closed archives (`*.jsonl.gz`, not hidden) under root with no manifest in manifest_dir."""
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.rglob("*.jsonl.gz")):
+        relative = path.relative_to(root).parts
+        if any(part.startswith(".") for part in relative) or not path.is_file():
+            continue
+        if not manifest_path_for(manifest_dir, path).exists():
+            found.append(path)
+    return found
+
+
+def repair_manifests(root: Path, manifest_dir: Path) -> RepairResult:
+    """Write a `repaired` manifest for each closed archive that has none and whose writer is gone.
+
+    Each is read strictly first (complete gzip, every line a JSON object); one that fails is reported in
+    `problems` and left untouched. An archive of a live session is skipped (its writer may be between
+    close and manifest).
+    """
+    result = RepairResult()
+    for path in missing_manifests(root, manifest_dir):
+        manifest_path = manifest_path_for(manifest_dir, path)
+        with session_gone(root, session_of_name(path.name)) as gone:
+            if not gone:
+                result.live.append(path)
+                continue
+            if manifest_path.exists():
+                continue
+            try:
+                summary, facts = read_strict(path)
+            except ArchiveError as exc:
+                result.problems.append(f"{exc}; no manifest written")
+                continue
+            manifest = facts.manifest(summary, root=root, recovered=False, extra={"repaired": True})
+            write_manifest(manifest_path, manifest)
+            result.repaired.append(manifest)
+    return result
+
+
+class LineFacts:
+    """What a manifest says about lines, gathered one line at a time (salvage and repair)."""
+
+    def __init__(self) -> None:
+        self.session_id: str | None = None
+        self.shard: str | None = None
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self.first_sequence: int | None = None
+        self.last_sequence: int | None = None
+        self.frames = 0
+        self.events: Counter[str] = Counter()
+        self.records: Counter[str] = Counter()
+
+    def add(self, line: bytes) -> bool:
+        """Count one line; False if it is not a JSON object."""
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError:
-            facts["records"]["unparseable"] += 1
-            continue
+            self.records["unparseable"] += 1
+            return False
         if not isinstance(row, dict):
-            continue
-        facts["records"][str(row.get("record_type"))] += 1
-        facts["session_id"] = facts["session_id"] or row.get("session_id")
+            return False
+        self.records[str(row.get("record_type"))] += 1
+        self.session_id = self.session_id or row.get("session_id")
+        self.shard = self.shard or (row["shard"] if isinstance(row.get("shard"), str) else None)
         ns = row.get("received_at_ns") or row.get("at_ns")
         if isinstance(ns, int):
-            facts["first_ns"] = facts["first_ns"] or ns
-            facts["last_ns"] = ns
+            self.first_ns = self.first_ns or ns
+            self.last_ns = ns
         seq = row.get("global_message_sequence")
         if row.get("record_type") == "ws_frame" and isinstance(seq, int):
-            facts["frames"] += 1
-            facts["first_sequence"] = facts["first_sequence"] or seq
-            facts["last_sequence"] = seq
+            self.frames += 1
+            self.first_sequence = self.first_sequence or seq
+            self.last_sequence = seq
             for event in row.get("classified_event_types") or []:
-                facts["events"][event] += 1
-    facts["events"] = dict(facts["events"])
-    facts["records"] = dict(facts["records"])
-    return facts
+                self.events[event] += 1
+        return True
+
+    def manifest(
+        self, summary: FileSummary, *, root: Path, recovered: bool, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The manifest of a file whose writer is gone, from what its lines say."""
+        final = summary.path
+        kind = final.relative_to(root).parts[0] if final.is_relative_to(root) else "unknown"
+        return file_manifest(
+            kind=kind,
+            summary=summary,
+            root=root,
+            session_id=self.session_id or session_of_name(final.name),
+            shard=self.shard,
+            period_start=None,
+            interval=None,
+            first_ns=self.first_ns,
+            last_ns=self.last_ns,
+            first_sequence=self.first_sequence,
+            last_sequence=self.last_sequence,
+            frames=self.frames,
+            events=dict(self.events),
+            records=dict(self.records),
+            counters={},
+            recovered=recovered,
+            extra=extra,
+        )

@@ -27,12 +27,19 @@ class ArchiveName:
     open: Path
 
 
-def archive_name(root: Path, kind: str, session_id: str, start: int, interval: int) -> ArchiveName:
-    """Where the `kind` archive of the period starting at `start` lives."""
+def archive_name(
+    root: Path, kind: str, session_id: str, start: int, interval: int, *, attempt: int = 0
+) -> ArchiveName:
+    """Where the `kind` archive of the period starting at `start` lives.
+
+    `attempt` > 0 adds `-<attempt>` before `.jsonl.gz`: a distinct name when the usual one is taken
+    (the wall clock stepped back); the session and period stay readable from the name.
+    """
     moment = datetime.fromtimestamp(start, tz=UTC)
     stamp = f"{moment:%Y%m%dT%H}" if interval % 3600 == 0 else f"{moment:%Y%m%dT%H%M%S}"
     directory = root / kind / f"date={moment:%Y-%m-%d}" / f"hour={moment:%H}"
-    name = f"{KINDS[kind]}_{session_id}_{stamp}.jsonl.gz"
+    suffix = f"-{attempt}" if attempt else ""
+    name = f"{KINDS[kind]}_{session_id}_{stamp}{suffix}.jsonl.gz"
     return ArchiveName(kind, start, directory / name, directory / f".{name}{OPEN_SUFFIX}")
 
 
@@ -42,6 +49,16 @@ def final_name_of_open(open_path: Path) -> Path:
     if not (name.startswith(".") and name.endswith(OPEN_SUFFIX)):
         raise ValueError(f"{open_path} is not an open archive name")
     return open_path.with_name(name[1 : -len(OPEN_SUFFIX)])
+
+
+def session_of_name(name: str) -> str | None:
+    """The session id in an archive's name (`.x.open`, `x.jsonl.gz`, `x-1.jsonl.gz`), else None."""
+    base = name.removeprefix(".").removesuffix(OPEN_SUFFIX).removesuffix(".jsonl.gz")
+    for prefix in KINDS.values():
+        if base.startswith(prefix + "_"):
+            session, _, stamp = base[len(prefix) + 1 :].rpartition("_")  # the stamp has no `_`
+            return session if session and stamp else None
+    return None
 
 
 def manifest_path_for(manifest_dir: Path, final: Path) -> Path:

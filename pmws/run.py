@@ -30,11 +30,12 @@ from pmws.errors import ArchiveError, ConfigError, PmwsError
 from pmws.feed import Link, Sequencer
 from pmws.gamma import fetch_btc_markets
 from pmws.live import LinkView, LiveView, Snapshot
+from pmws.lock import acquire
 from pmws.markets import Market, filter_live
 from pmws.metrics import HealthServer, RecorderCollector
 from pmws.protocol import Classified, iter_events
 from pmws.rest import checkpoint_books
-from pmws.rotating import RotatingArchive, find_open_files, salvage
+from pmws.rotating import RotatingArchive, repair_manifests, salvage_orphans
 from pmws.sharding import shard_label, shard_of
 from pmws.signals import stop_on_signals
 from pmws.stats import FeedStats
@@ -71,6 +72,28 @@ class RunOutcome:
     salvaged: list[dict[str, Any]]
     error: PmwsError | None
     counters: dict[str, int] = field(default_factory=dict)
+    recovery: StartRecovery | None = None
+
+
+@dataclass
+class StartRecovery:
+    """What a start found and fixed before recording: salvaged orphans, repaired manifests, problems."""
+
+    salvaged: list[dict[str, Any]] = field(default_factory=list)
+    repaired: list[dict[str, Any]] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)  # `.open` files of live sessions (other shards)
+    problems: list[str] = field(default_factory=list)  # could not be recovered: left untouched
+
+    def record(self) -> dict[str, Any]:
+        """The `startup_recovery` lifecycle line (written first into the new session's stream)."""
+        return {
+            "record_type": "lifecycle",
+            "event": "startup_recovery",
+            "salvaged": [m.get("file") for m in self.salvaged],
+            "repaired_manifests": [m.get("file") for m in self.repaired],
+            "left_alone": self.left_alone,
+            "problems": self.problems,
+        }
 
 
 class Recorder:
@@ -523,21 +546,42 @@ async def _record(
     from pmws.layout import new_session_id
 
     root, manifests = Path(config.run.output_dir), Path(config.run.manifest_dir)
-    _check_writable(root, manifests)
-    salvaged = [
-        salvage(p, root=root, manifest_dir=manifests, settings=config.archive) for p in find_open_files(root)
-    ]
-    recorder = Recorder(config, stop=stop, session_id=session_id or new_session_id(), clock=clock)
-    server = _start_metrics(config, recorder)
-    try:
-        if on_ready is not None:
-            on_ready(recorder, server)
-        return await _serve(
-            recorder, config, console=console, live=live, stop=stop, clock=clock, salvaged=salvaged
-        )
-    finally:
-        if server is not None:
-            server.stop()
+    session_id = session_id or new_session_id()
+    index, count = resolve_shard(config)
+    # The output lock comes before anything is touched (salvage, metrics port): a second recorder of the
+    # same shard stops here, naming the first, instead of salvaging its live files.
+    with acquire(
+        [root, manifests],
+        owner=f"run-shard-{index}of{count}",
+        session_id=session_id,
+        command="pmws run",
+        session_root=root,
+    ):
+        _check_writable(root, manifests)
+        recovery = recover_outputs(root, manifests, config)
+        recorder = Recorder(config, stop=stop, session_id=session_id, clock=clock)
+        server = _start_metrics(config, recorder)
+        try:
+            if on_ready is not None:
+                on_ready(recorder, server)
+            return await _serve(
+                recorder, config, console=console, live=live, stop=stop, clock=clock, recovery=recovery
+            )
+        finally:
+            if server is not None:
+                server.stop()
+
+
+def recover_outputs(root: Path, manifests: Path, config: Config) -> StartRecovery:
+    """Salvage orphans whose writer is gone, then give manifest-less closed archives their manifest."""
+    salvage = salvage_orphans(root, manifest_dir=manifests, settings=config.archive)
+    repair = repair_manifests(root, manifests)
+    return StartRecovery(
+        salvaged=salvage.salvaged,
+        repaired=repair.repaired,
+        left_alone=[str(p) for p in salvage.live],
+        problems=salvage.problems + repair.problems,
+    )
 
 
 async def _serve(
@@ -548,7 +592,7 @@ async def _serve(
     live: bool,
     stop: asyncio.Event,
     clock: Callable[[], datetime],
-    salvaged: list[dict[str, Any]],
+    recovery: StartRecovery,
 ) -> RunOutcome:
     error: PmwsError | None = None
     async with http_client(config, timeout=config.rest.timeout_seconds) as client:
@@ -560,6 +604,8 @@ async def _serve(
         ):
             recorder.ws.roll_if_due()
             recorder.rest_archive.roll_if_due()
+            if recovery.salvaged or recovery.repaired or recovery.problems or recovery.left_alone:
+                recorder._write_record(recovery.record(), time.time_ns())
             await recorder.apply(recorder.desired_markets(first, clock()))
             loops = [
                 asyncio.create_task(c)
@@ -583,7 +629,9 @@ async def _serve(
                     except ArchiveError as exc:
                         error = error or exc
     files = len(recorder.ws.closed_files) + len(recorder.rest_archive.closed_files)
-    return RunOutcome(recorder.session_id, files, salvaged, error, recorder.counters())
+    return RunOutcome(
+        recorder.session_id, files, recovery.salvaged, error, recorder.counters(), recovery=recovery
+    )
 
 
 async def _supervise(recorder: Recorder, loops: list[asyncio.Task[None]], view: LiveView) -> PmwsError | None:
@@ -641,6 +689,8 @@ def summary_json(outcome: RunOutcome) -> str:
             "session_id": outcome.session_id,
             "files_closed": outcome.files_closed,
             "salvaged": len(outcome.salvaged),
+            "repaired_manifests": len(outcome.recovery.repaired) if outcome.recovery else 0,
+            "recovery_problems": outcome.recovery.problems if outcome.recovery else [],
             "counters": outcome.counters,
         }
     ).decode()

@@ -11,6 +11,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -25,6 +26,7 @@ from pmws.feed import Link, Sequencer
 from pmws.gate import GateOutcome, run_gate
 from pmws.layout import SamplePaths, discovery_latest, new_session_id, sample_paths
 from pmws.live import LinkView, LiveView, Snapshot
+from pmws.lock import acquire
 from pmws.manifest import file_record, write_manifest
 from pmws.markets import Market, iso, select_markets
 from pmws.protocol import Classified
@@ -98,7 +100,26 @@ async def run_sample(
     simulated: bool = False,
     stop: asyncio.Event | None = None,
 ) -> SampleOutcome:
-    """Record one bounded sample and gate it."""
+    """Record one bounded sample and gate it; a second sample writing the same manifest/report stops first."""
+    manifest, report = Path(config.sample.manifest_path), Path(config.sample.report_path)
+    with (
+        acquire([manifest.parent], owner=f"sample-{manifest.name}", session_id=None, command="pmws sample"),
+        acquire([report.parent], owner=f"sample-{report.name}", session_id=None, command="pmws sample"),
+    ):
+        return await _run_sample(
+            config, console=console, live=live, discover_first=discover_first, simulated=simulated, stop=stop
+        )
+
+
+async def _run_sample(
+    config: Config,
+    *,
+    console: Console,
+    live: bool,
+    discover_first: bool,
+    simulated: bool,
+    stop: asyncio.Event | None,
+) -> SampleOutcome:
     settings = config.sample
     if discover_first:
         await discover(config)

@@ -30,11 +30,14 @@ from pmws.archive import Digests, local_digests
 from pmws.config import Upload
 from pmws.errors import ArchiveError, ConfigError, UploadError
 from pmws.ledger import Ledger, already_verified
+from pmws.lock import is_lock_file
 from pmws.manifest import read_manifest
 from pmws.rclone import Rclone, join_remote, split_remote, which
 from pmws.verify import check_mode, check_remote
 
 ARCHIVE_SUFFIX = ".jsonl.gz"
+#: a closed archive nobody can verify: reported as a failure (`pmws verify --repair-manifests` fixes it)
+NO_MANIFEST = "no manifest"
 
 
 class Action(StrEnum):
@@ -98,9 +101,14 @@ class UploadReport:
         return sum(o.action in PROBLEMS for o in self.outcomes)
 
     @property
+    def missing_manifests(self) -> list[str]:
+        """Closed archives (past min_age_seconds) that have no manifest: never uploaded, and a failure."""
+        return [path for path, reason in self.skipped if reason == NO_MANIFEST]
+
+    @property
     def ok(self) -> bool:
-        """Every eligible file was uploaded and verified (or, in a dry run, could be)."""
-        return self.failures == 0 and not self.cleanup
+        """Every eligible file was uploaded and verified (or could be); no closed archive lacks a manifest."""
+        return self.failures == 0 and not self.cleanup and not self.missing_manifests
 
     def count(self, action: Action) -> int:
         return sum(o.action == action for o in self.outcomes)
@@ -124,13 +132,15 @@ def find_candidates(
         skipped += [((here / d).relative_to(source).as_posix() + "/", "hidden directory") for d in hidden]
         dirs[:] = [d for d in dirs if d not in hidden]
         for name in files:
+            if is_lock_file(name):  # a recorder's lock, not data: not even worth a "not eligible" line
+                continue
             path = here / name
             relative = path.relative_to(source).as_posix()
             manifest_path = manifest_dir / f"{name}.manifest.json"
             try:
                 reason = _not_eligible(path, now, min_age_seconds)
                 if reason is None and not manifest_path.is_file():
-                    reason = "no manifest"
+                    reason = NO_MANIFEST
                 if reason is None:
                     candidates.append(_candidate(path, manifest_path, relative))
             except FileNotFoundError:

@@ -18,8 +18,11 @@ from pmws.archive import Digests, Hasher, iter_gzip_rows
 from pmws.envelope import payload_matches
 from pmws.errors import ArchiveError, ArchiveUnreadable, ConfigError, VerifyError
 from pmws.ledger import Ledger, deleted_locally, known_md5
+from pmws.lock import session_live
 from pmws.manifest import read_manifest, resolve_output
 from pmws.rclone import Rclone, join_remote
+from pmws.rotating import missing_manifests, repair_manifests
+from pmws.rotation import session_of_name
 
 VERIFY_MODES = ("auto", "sha256", "md5", "download")
 
@@ -228,6 +231,8 @@ class FileResult:
 class VerifyReport:
     results: list[FileResult]
     remote: str | None = None
+    repaired: list[dict[str, Any]] = field(default_factory=list)  # manifests --repair-manifests wrote
+    repair_problems: list[str] = field(default_factory=list)  # archives it could not read back strictly
 
     @property
     def failed(self) -> list[FileResult]:
@@ -248,22 +253,39 @@ def verify(
     rclone: Rclone | None = None,
     mode: str = "auto",
     ledger_path: Path | None = None,
+    repair: bool = False,
 ) -> VerifyReport:
     """Check the given archives (or every manifest in manifest_dir, or a sample's outputs).
 
+    Checking a manifest directory also fails each closed archive under `source` that has no manifest;
+    with `repair`, those that read back strictly (and whose writer is gone) get one first.
     A file `pmws upload` deleted after its remote copy verified (the ledger says so, same sha256) is not a
     local failure; with `remote`, its remote copy is checked like any other (MD5 from the ledger on S3).
     """
     check_mode(mode)
     if sample_manifest is not None and paths:
         raise ConfigError("give archive paths or --manifest, not both")
+    repaired: list[dict[str, Any]] = []
+    repair_problems: list[str] = []
+    unmanifested: list[FileResult] = []
+    if sample_manifest is None and not paths:
+        if repair:
+            fixed = repair_manifests(source, manifest_dir)
+            repaired, repair_problems = fixed.repaired, fixed.problems
+        unmanifested = [
+            _no_manifest(p, source, manifest_dir)
+            for p in missing_manifests(source, manifest_dir)
+            if not session_live(source, session_of_name(p.name))  # its live writer writes it any moment
+        ]
     if sample_manifest is not None:
         targets = targets_from_sample(sample_manifest, source)
     elif paths:
         targets = targets_for_paths(paths, manifest_dir, source)
-    else:
+    elif manifest_dir.is_dir() or not unmanifested:
         targets = targets_from_manifest_dir(manifest_dir, source)
-    if not targets:
+    else:
+        targets = []
+    if not targets and not unmanifested:
         raise VerifyError(f"nothing to verify: no *.manifest.json in {manifest_dir}")
     ledger = Ledger(ledger_path) if ledger_path is not None else None
     shipped = deleted_locally(ledger) if ledger else {}
@@ -287,7 +309,17 @@ def verify(
             if not check.ok:
                 result.problems.append(f"remote: {check.detail}")
         results.append(result)
-    return VerifyReport(results, rclone.redact(remote) if rclone and remote else remote)
+    results += unmanifested
+    redacted = rclone.redact(remote) if rclone and remote else remote
+    return VerifyReport(results, redacted, repaired, repair_problems)
+
+
+def _no_manifest(path: Path, source: Path, manifest_dir: Path) -> FileResult:
+    """A closed archive nobody can verify: a failure naming it (`--repair-manifests` writes one)."""
+    relative = path.relative_to(source).as_posix()
+    target = Target(path, relative, "", 0, None, manifest_dir / f"{path.name}.manifest.json")
+    problem = f"local: no manifest {target.manifest} (pmws verify --repair-manifests writes one)"
+    return FileResult(target, local="no manifest", problems=[problem])
 
 
 def _check_local_copy(

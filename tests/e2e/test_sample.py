@@ -225,3 +225,14 @@ def test_read_batching_loses_nothing_and_reads_in_batches(tmp_path: Path, sim: A
     # at 80 frames/s a frame comes every ~12 ms; batched reads leave ≥100 ms holes between batches
     assert sum(g > 100_000_000 for g in gaps) >= 5, gaps
     assert max(gaps) < 1_000_000_000
+
+
+def test_a_second_sample_writing_the_same_manifest_exits_2_naming_the_first(tmp_path: Path, sim: Any) -> None:
+    from pmws.lock import acquire
+
+    held = acquire([MANIFEST.parent], owner=f"sample-{MANIFEST.name}", session_id=None, command="pmws sample")
+    with held:
+        result = run_sample(tmp_path, sim, "--duration-seconds", "1")
+    assert result.exit_code == 2, result.output
+    assert f"output already being written by pid {os.getpid()}" in result.output
+    assert not MANIFEST.exists() and not list(Path("data").rglob("*.jsonl.gz"))

@@ -19,9 +19,10 @@ import typer
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
-from pmws.archive import GzipJsonlFile
+from pmws.archive import GzipJsonlFile, file_digest
 from pmws.cli_transfer import upload_command, verify_command
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
+from pmws.lock import acquire
 from pmws.manifest import file_record, write_manifest
 from pmws.rclone import Rclone, which
 from pmws.rotating import file_manifest
@@ -186,11 +187,9 @@ def test_only_closed_old_manifested_archives_go_and_a_dry_run_changes_nothing(lo
     writer.abandon()  # as if still being written: it keeps its hidden `.open` name
     age(writer.path)
     orphan = SOURCE / HOUR.format("04") / ".y.jsonl.gz.open.salvaged"
-    no_manifest = SOURCE / HOUR.format("04") / "nomanifest.jsonl.gz"
-    no_manifest.parent.mkdir(parents=True)
-    for path in (orphan, no_manifest):
-        path.write_bytes(good.read_bytes())
-        age(path)
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(good.read_bytes())
+    age(orphan)
     config = write_config(remote, conf)
 
     dry = invoke("upload", "--config", str(config), "--dry-run", "--cleanup-after-verify")
@@ -209,10 +208,41 @@ def test_only_closed_old_manifested_archives_go_and_a_dry_run_changes_nothing(lo
         "recent.jsonl.gz (modified",
         ".x.jsonl.gz.open (open (still being written))",
         ".y.jsonl.gz.open.salvaged (salvaged orphan",
-        "nomanifest.jsonl.gz (no manifest)",
     ):
         assert reason in result.output
     assert "ok (sha256)" in result.output
+
+
+def test_a_closed_archive_without_a_manifest_fails_upload_and_verify_until_repaired(
+    local_remote: Any,
+) -> None:
+    remote, root, conf = local_remote
+    archive("a.jsonl.gz", 1)
+    lost = archive("b.jsonl.gz", 2)
+    (MANIFESTS / "b.jsonl.gz.manifest.json").unlink()  # as if killed between closing and its manifest
+    config = write_config(remote, conf)
+    held = acquire([SOURCE, MANIFESTS], owner="run-shard-0of1", session_id="S2", command="pmws run")
+    held.release()  # left behind, like a recorder's lock files: never data, never an error
+
+    sent = invoke("upload", "--config", str(config))
+    assert sent.exit_code == 1, sent.output
+    assert "b.jsonl.gz (no manifest" in sent.output and "ok (sha256)" in sent.output  # a.jsonl.gz still goes
+    assert ".lock" not in sent.output
+    assert remote_files(root) == ["manifests/a.jsonl.gz.manifest.json", rel("a.jsonl.gz", 1)]
+
+    checked = invoke("verify", "--config", str(config))
+    assert checked.exit_code == 1, checked.output
+    assert "b.jsonl.gz: local: no manifest" in checked.output and "2 archives, 1 failed" in checked.output
+
+    repaired = invoke("verify", "--config", str(config), "--repair-manifests")
+    assert repaired.exit_code == 0, repaired.output
+    assert f"repaired {lost.relative_to(SOURCE).as_posix()}: manifest written" in repaired.output
+    manifest = json.loads((MANIFESTS / "b.jsonl.gz.manifest.json").read_text())
+    assert manifest["repaired"] is True and manifest["sha256"] == file_digest(lost)[0]
+
+    again = invoke("upload", "--config", str(config))
+    assert again.exit_code == 0, again.output
+    assert rel("b.jsonl.gz", 2) in remote_files(root)
 
 
 def test_cleanup_deletes_verified_archives_and_reruns_are_idempotent(local_remote: Any) -> None:
