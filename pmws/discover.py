@@ -37,8 +37,15 @@ def http_client(config: Config, *, timeout: float) -> httpx.AsyncClient:
     )
 
 
-async def discover(config: Config, *, now: datetime | None = None) -> DiscoveryOutcome:
-    """Fetch, filter and write the discovery file; return what was found."""
+async def discover(
+    config: Config, *, now: datetime | None = None, simulated: bool = False
+) -> DiscoveryOutcome:
+    """Fetch, filter and write the discovery file; return what was found.
+
+    The simulator's markets go to their own files, marked `simulated: true`, so they never feed a real
+    sample. An answer with no live market (`[]`, junk, only malformed objects) writes nothing: the previous
+    discovery file is kept and DiscoveryError says why.
+    """
     moment = now or datetime.now(UTC)
     async with http_client(config, timeout=config.discovery.request_timeout_seconds) as client:
         fetch = await fetch_btc_markets(
@@ -51,13 +58,27 @@ async def discover(config: Config, *, now: datetime | None = None) -> DiscoveryO
             max_pages=config.discovery.max_pages,
         )
     result = filter_live(fetch.objects, moment, windows=config.discovery.windows)
+    latest = discovery_latest(config.discovery.output_dir, simulated=simulated)
+    if not result.markets:
+        raise DiscoveryError(
+            f"{config.endpoints.gamma_url}: no live BTC up/down market in Gamma's answer "
+            f"({_found(result, fetch.requests)}); kept {latest}"
+        )
     document = discovery_document(result, config=config, now=moment, requests=fetch.requests)
-    latest = discovery_latest(config.discovery.output_dir)
-    snapshot = discovery_snapshot(config.discovery.output_dir, moment)
+    document["simulated"] = simulated
+    snapshot = discovery_snapshot(config.discovery.output_dir, moment, simulated=simulated)
     text = canonical_json(document)
     write_atomic(snapshot, text)
     write_atomic(latest, text)
     return DiscoveryOutcome(result, latest, snapshot, fetch.requests, fetch.failed_requests)
+
+
+def _found(result: DiscoveryResult, requests: int) -> str:
+    not_live = sum(result.skipped_not_live.values())
+    return (
+        f"{result.seen} objects in {requests} requests: {result.skipped_not_btc} not BTC up/down, "
+        f"{result.skipped_malformed} malformed, {not_live} not live"
+    )
 
 
 def discovery_document(
@@ -82,8 +103,12 @@ def discovery_document(
     }
 
 
-def load_discovery(path: Path) -> list[Market]:
-    """Markets from a discovery file, or DiscoveryError saying what to do."""
+def load_discovery(path: Path, *, simulated: bool = False) -> list[Market]:
+    """Markets from a discovery file, or DiscoveryError saying what to do.
+
+    A real sample refuses a file marked `simulated: true` (the simulator's token ids), and a simulated one
+    a file that is not (files without the marker, from older versions, count as real).
+    """
     try:
         data = orjson.loads(path.read_bytes())
     except FileNotFoundError:
@@ -96,6 +121,12 @@ def load_discovery(path: Path) -> list[Market]:
         raise DiscoveryError(f"{path}: not valid JSON; re-run `pmws discover`") from None
     if not isinstance(data, dict) or not isinstance(data.get("markets"), list):
         raise DiscoveryError(f"{path}: no 'markets' list; re-run `pmws discover`")
+    if (data.get("simulated") is True) != simulated:
+        held = "the simulator's markets (simulated: true)" if not simulated else "real markets"
+        raise DiscoveryError(
+            f"{path}: holds {held}, not what this {'simulated ' if simulated else ''}sample records; "
+            "run `pmws discover` (or pass --discover)"
+        )
     markets = []
     for index, item in enumerate(data["markets"]):
         try:
