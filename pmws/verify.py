@@ -228,6 +228,7 @@ class FileResult:
 class VerifyReport:
     results: list[FileResult]
     remote: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. torn ledger lines skipped
 
     @property
     def failed(self) -> list[FileResult]:
@@ -287,7 +288,8 @@ def verify(
             if not check.ok:
                 result.problems.append(f"remote: {check.detail}")
         results.append(result)
-    return VerifyReport(results, rclone.redact(remote) if rclone and remote else remote)
+    warnings = [w for w in [ledger.torn_warning() if ledger else None] if w]
+    return VerifyReport(results, rclone.redact(remote) if rclone and remote else remote, warnings)
 
 
 def _check_local_copy(
