@@ -3,15 +3,18 @@ a failed discovery keeping the previous file, gate on read-only outputs, file mo
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
 from collections.abc import Iterator
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pmws.sim.ws import INVALID_UTF8
 from tests.e2e.conftest import invoke, load_json, read_jsonl_gz
 from tests.e2e.test_sample import MANIFEST, REPORT, outputs, run_sample
 
@@ -126,7 +129,10 @@ def test_invalid_utf8_text_frame_is_recorded_as_such_and_recording_goes_on(tmp_p
     manifest = load_json(MANIFEST)
     disconnects = [c for c in manifest["connections"] if c["event"] == "disconnect"]
     assert disconnects and all("1007" in d["reason"] for d in disconnects[:-1]), disconnects
-    assert "invalid UTF-8" in disconnects[0]["reason"]
+    assert "not valid UTF-8" in disconnects[0]["reason"]
     assert "no close frame" not in disconnects[0]["reason"]
+    # the rejected frame has no envelope; its exact bytes are kept in the disconnect record
+    kept = base64.b64decode(disconnects[0]["invalid_text_frame_base64"])
+    assert kept == INVALID_UTF8 and disconnects[0]["invalid_text_frame_sha256"] == sha256(kept).hexdigest()
     envelopes = read_jsonl_gz(outputs(manifest)["ws_raw"])
     assert len({e["connection_sequence"] for e in envelopes}) >= 2  # reconnected and kept recording
