@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pmws.errors import ArchiveError
 from pmws.sim.ws import INVALID_UTF8
 from tests.e2e.conftest import invoke, load_json, read_jsonl_gz
 from tests.e2e.test_sample import MANIFEST, REPORT, outputs, run_sample
@@ -81,7 +82,9 @@ def test_simulated_discovery_never_feeds_a_real_sample(tmp_path: Path, sim: Any)
     assert "Traceback" not in result.output
 
 
-def test_gate_prints_its_verdict_when_the_report_cannot_be_written(tmp_path: Path, sim: Any) -> None:
+def test_gate_prints_its_verdict_when_the_report_cannot_be_written(
+    tmp_path: Path, sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert run_sample(tmp_path, sim).exit_code == 0
     REPORT.unlink()
     REPORT.mkdir()  # writing the report fails, for root too
@@ -94,6 +97,16 @@ def test_gate_prints_its_verdict_when_the_report_cannot_be_written(tmp_path: Pat
     result = invoke("gate")
     assert result.exit_code == 1, result.output
     assert "WS_RAW_SAMPLE_NEEDS_REVIEW" in result.output
+    before = MANIFEST.read_bytes()
+
+    def read_only(path: Path, data: object) -> None:
+        raise ArchiveError(f"{path}: cannot write (Read-only file system)")
+
+    monkeypatch.setattr("pmws.gate.write_manifest", read_only)  # root ignores chmod; a read-only mount
+    result = invoke("gate")
+    assert result.exit_code == 1, result.output
+    assert "WS_RAW_SAMPLE_NEEDS_REVIEW" in result.output and "Read-only file system" in result.output
+    assert MANIFEST.read_bytes() == before
 
 
 @pytest.fixture
