@@ -119,7 +119,7 @@ def discover(
     def action() -> None:
         cfg = build_config(config, {"discovery.output_dir": output_dir})
         with simulated(cfg, simulate):
-            outcome = asyncio.run(run_discover(cfg))
+            outcome = asyncio.run(run_discover(cfg, simulated=simulate))
         table = Table(title=f"{len(outcome.result.markets)} live BTC up/down markets")
         for column in ("slug", "window", "ends (UTC)", "Up token", "Down token"):
             table.add_column(column)
@@ -198,15 +198,28 @@ def sample(
 @app.command()
 def gate(
     manifest: Annotated[Path | None, typer.Option(help="The sample manifest to check.")] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(help="Check this session's own manifest (default: the latest sample's)."),
+    ] = None,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Re-read a sample's outputs, recompute checksums; exit 0 on WS_RAW_SAMPLE_PASS, 1 otherwise."""
+    from pmws.errors import ConfigError
     from pmws.gate import run_gate
+    from pmws.layout import session_output
 
     def action() -> int:
         cfg = build_config(config, {})
-        outcome = run_gate(manifest or Path(cfg.sample.manifest_path))
+        target = manifest or Path(cfg.sample.manifest_path)
+        if session is not None:
+            if manifest is not None:
+                raise ConfigError("give --manifest or --session, not both")
+            if not session or Path(session).name != session or session in (".", ".."):
+                raise ConfigError(f"--session {session!r}: not a session id (e.g. 20261124T015000Z-3fa2c1)")
+            target = session_output(cfg.sample.manifest_path, session)
+        outcome = run_gate(target)
         _print_gate(outcome)
         return 0 if outcome.verdict.value.endswith("PASS") else 1
 
@@ -228,6 +241,8 @@ def _print_gate(outcome: Any) -> None:
     out.print(table)
     colour = "green" if outcome.verdict.value.endswith("PASS") else "red"
     out.print(f"[bold {colour}]{outcome.verdict.value}[/bold {colour}]")
+    for problem in outcome.not_written:
+        err.print(f"[yellow]note:[/yellow] not written: {problem}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -160,6 +160,7 @@ def render_upload(report: UploadReport, console: Console) -> None:
     )
     if report.cleanup:
         _line(console, f"[red]cleanup: {escape(report.cleanup)}[/red]")
+    _warnings(console, report.warnings)
     if report.dry_run:
         _line(console, "[yellow]dry run: nothing was uploaded, written or deleted[/yellow]")
 
@@ -185,6 +186,12 @@ def render_verify(report: VerifyReport, console: Console) -> None:
             console, f"[yellow]repaired[/yellow] {escape(str(manifest['relative_path']))}: manifest written"
         )
     _line(console, f"{len(report.results)} archives, {len(report.failed)} failed")
+    _warnings(console, report.warnings)
+
+
+def _warnings(console: Console, warnings: list[str]) -> None:
+    for warning in warnings:
+        _line(console, f"[yellow]warning:[/yellow] {escape(warning)}")
 
 
 def _line(console: Console, text: str) -> None:

@@ -12,7 +12,7 @@ import orjson
 
 from pmws import __version__
 from pmws.config import Config
-from pmws.errors import DiscoveryError
+from pmws.errors import DiscoveryError, PmwsError
 from pmws.gamma import fetch_btc_markets
 from pmws.layout import discovery_latest, discovery_snapshot
 from pmws.manifest import canonical_json, write_atomic
@@ -37,27 +37,55 @@ def http_client(config: Config, *, timeout: float) -> httpx.AsyncClient:
     )
 
 
-async def discover(config: Config, *, now: datetime | None = None) -> DiscoveryOutcome:
-    """Fetch, filter and write the discovery file; return what was found."""
+def _kept(latest: Path) -> str:
+    return f"kept {latest}" if latest.exists() else f"nothing written to {latest}"
+
+
+async def discover(
+    config: Config, *, now: datetime | None = None, simulated: bool = False
+) -> DiscoveryOutcome:
+    """Fetch, filter and write the discovery file; return what was found.
+
+    The simulator's markets go to their own files, marked `simulated: true`, so they never feed a real
+    sample. An answer with no live market (`[]`, junk, only malformed objects) writes nothing: the previous
+    discovery file is kept and DiscoveryError says why.
+    """
     moment = now or datetime.now(UTC)
-    async with http_client(config, timeout=config.discovery.request_timeout_seconds) as client:
-        fetch = await fetch_btc_markets(
-            client,
-            config.endpoints.gamma_url,
-            now=moment,
-            windows=config.discovery.windows,
-            lookahead_seconds=config.discovery.lookahead_seconds,
-            page_limit=config.discovery.page_limit,
-            max_pages=config.discovery.max_pages,
-        )
+    latest = discovery_latest(config.discovery.output_dir, simulated=simulated)
+    try:
+        async with http_client(config, timeout=config.discovery.request_timeout_seconds) as client:
+            fetch = await fetch_btc_markets(
+                client,
+                config.endpoints.gamma_url,
+                now=moment,
+                windows=config.discovery.windows,
+                lookahead_seconds=config.discovery.lookahead_seconds,
+                page_limit=config.discovery.page_limit,
+                max_pages=config.discovery.max_pages,
+            )
+    except PmwsError as exc:  # an incomplete or unusable answer never replaces the previous file
+        raise type(exc)(f"{exc}; {_kept(latest)}") from exc
     result = filter_live(fetch.objects, moment, windows=config.discovery.windows)
+    if not result.markets:
+        raise DiscoveryError(
+            f"{config.endpoints.gamma_url}: no live BTC up/down market in Gamma's answer "
+            f"({_found(result, fetch.requests)}); {_kept(latest)}"
+        )
     document = discovery_document(result, config=config, now=moment, requests=fetch.requests)
-    latest = discovery_latest(config.discovery.output_dir)
-    snapshot = discovery_snapshot(config.discovery.output_dir, moment)
+    document["simulated"] = simulated
+    snapshot = discovery_snapshot(config.discovery.output_dir, moment, simulated=simulated)
     text = canonical_json(document)
     write_atomic(snapshot, text)
     write_atomic(latest, text)
     return DiscoveryOutcome(result, latest, snapshot, fetch.requests, fetch.failed_requests)
+
+
+def _found(result: DiscoveryResult, requests: int) -> str:
+    not_live = sum(result.skipped_not_live.values())
+    return (
+        f"{result.seen} objects in {requests} requests: {result.skipped_not_btc} not BTC up/down, "
+        f"{result.skipped_malformed} malformed, {not_live} not live"
+    )
 
 
 def discovery_document(
@@ -82,8 +110,12 @@ def discovery_document(
     }
 
 
-def load_discovery(path: Path) -> list[Market]:
-    """Markets from a discovery file, or DiscoveryError saying what to do."""
+def load_discovery(path: Path, *, simulated: bool = False) -> list[Market]:
+    """Markets from a discovery file, or DiscoveryError saying what to do.
+
+    A real sample refuses a file marked `simulated: true` (the simulator's token ids), and a simulated one
+    a file that is not (files without the marker, from older versions, count as real).
+    """
     try:
         data = orjson.loads(path.read_bytes())
     except FileNotFoundError:
@@ -96,6 +128,12 @@ def load_discovery(path: Path) -> list[Market]:
         raise DiscoveryError(f"{path}: not valid JSON; re-run `pmws discover`") from None
     if not isinstance(data, dict) or not isinstance(data.get("markets"), list):
         raise DiscoveryError(f"{path}: no 'markets' list; re-run `pmws discover`")
+    if (data.get("simulated") is True) != simulated:
+        held = "the simulator's markets (simulated: true)" if not simulated else "real markets"
+        raise DiscoveryError(
+            f"{path}: holds {held}, not what this {'simulated ' if simulated else ''}sample records; "
+            "run `pmws discover` (or pass --discover)"
+        )
     markets = []
     for index, item in enumerate(data["markets"]):
         try:

@@ -10,8 +10,10 @@ else looks at it; the handler never drops a frame.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import fcntl
+import hashlib
 import termios
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
 
 from pmws.backoff import RETRY_AFTER_MAX_SECONDS, backoff, retry_after_hint, retry_delay
 from pmws.config import Websocket
@@ -114,6 +117,7 @@ class Link:
         self.subscribed_monotonic: float | None = None
         self._ws: ClientConnection | None = None
         self._close_reason: str | None = None
+        self._close_details: dict[str, Any] = {}
         self._ever_subscribed = False
 
     @property
@@ -162,6 +166,7 @@ class Link:
         ws = await self._open()
         self._ws = ws
         self._close_reason = None
+        self._close_details = {}
         self.connection_sequence = self.sequencer.next_connection()
         self.message_sequence = 0
         self.context = ConnectionContext(
@@ -186,6 +191,7 @@ class Link:
             await self._receive(ws)
         except ConnectionClosed as exc:
             self._close_reason = self._close_reason or _closed_reason(exc)
+            self._close_details = _undecodable_frame(exc)
         finally:
             for task in watchers:
                 task.cancel()
@@ -197,7 +203,9 @@ class Link:
             self.state = LinkState.IDLE
             reason = self._close_reason or ("stopped" if self.stop.is_set() else "closed")
             self.handler.on_lifecycle(
-                "disconnect", self, {"reason": reason, "messages": self.message_sequence}
+                "disconnect",
+                self,
+                {"reason": reason, "messages": self.message_sequence, **self._close_details},
             )
         return self.last_data_monotonic is not None
 
@@ -359,10 +367,28 @@ def _fresh_backoff(settings: Websocket) -> Iterator[float]:
 
 
 def _closed_reason(exc: ConnectionClosed) -> str:
-    frame = exc.rcvd
-    if frame is None:
+    """Who closed the connection and why: the server, pmws (a frame it could not accept), or nobody."""
+    sent, rcvd = exc.sent, exc.rcvd
+    if sent is not None and (rcvd is None or exc.rcvd_then_sent is False):
+        # pmws failed the connection: websockets closes with 1007 on a text frame that is not UTF-8
+        what = " (a text frame that is not valid UTF-8)" if sent.code == CloseCode.INVALID_DATA else ""
+        return f"closed by pmws: code {sent.code}{what} {sent.reason!r}"
+    if rcvd is None:
         return "connection_lost (no close frame)"
-    return f"closed by server: code {frame.code} {frame.reason!r}".rstrip()
+    return f"closed by server: code {rcvd.code} {rcvd.reason!r}".rstrip()
+
+
+def _undecodable_frame(exc: ConnectionClosed) -> dict[str, Any]:
+    """The exact bytes of a text frame that failed UTF-8 decoding (it has no envelope), for the record."""
+    cause = exc.__cause__
+    if not isinstance(cause, UnicodeDecodeError) or not isinstance(cause.object, bytes):
+        return {}
+    payload = cause.object
+    return {
+        "invalid_text_frame_bytes": len(payload),
+        "invalid_text_frame_sha256": hashlib.sha256(payload).hexdigest(),
+        "invalid_text_frame_base64": base64.b64encode(payload).decode("ascii"),
+    }
 
 
 async def _abort(ws: ClientConnection) -> None:

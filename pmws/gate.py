@@ -6,7 +6,8 @@ envelope's `raw_text`, REST successes re-counted from the checkpoint rows, check
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,16 @@ class GateOutcome:
     checks: list[GateCheck]
     manifest_path: Path
     report_path: Path | None
+    manifest: dict[str, Any] = field(default_factory=dict)  # with the gate's checks
+    not_written: list[str] = field(default_factory=list)  # why the manifest or report kept its old text
 
 
 def run_gate(manifest_path: Path, *, report_path: Path | None = None) -> GateOutcome:
-    """Check a sample's outputs against its manifest; write the checks into the manifest and report."""
+    """Check a sample's outputs against its manifest; write the checks into the manifest and report.
+
+    The verdict stands on what was read: a manifest or report that cannot be rewritten (read-only data,
+    another user's files) is noted in `not_written`, never turned into an error.
+    """
     manifest = read_manifest(manifest_path)
     facts = collect_facts(manifest_path, manifest)
     verdict, checks = evaluate(facts)
@@ -42,11 +49,19 @@ def run_gate(manifest_path: Path, *, report_path: Path | None = None) -> GateOut
         "rest_failed": facts.rest_failed,
         "files": [vars(f) for f in facts.files],
     }
-    write_manifest(manifest_path, manifest)
-    report = report_path or _report_path(manifest)
+    outcome = GateOutcome(verdict, checks, manifest_path, report_path or _report_path(manifest), manifest)
+    _try_write(outcome, lambda: write_manifest(manifest_path, manifest))
+    report = outcome.report_path
     if report is not None:
-        write_atomic(report, sample_report(manifest))
-    return GateOutcome(verdict, checks, manifest_path, report)
+        _try_write(outcome, lambda: write_atomic(report, sample_report(manifest)))
+    return outcome
+
+
+def _try_write(outcome: GateOutcome, write: Callable[[], None]) -> None:
+    try:
+        write()
+    except ArchiveError as exc:
+        outcome.not_written.append(str(exc))
 
 
 def _report_path(manifest: dict[str, Any]) -> Path | None:

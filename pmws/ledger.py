@@ -4,8 +4,10 @@
      "sha256", "md5" (when computed), "bytes", "verify_mode" (verified), "detail"}
 
 It is the memory of `pmws upload` across runs: `already_verified()` says which files need not be sent
-again. A torn last line (a crash mid-append) is skipped when reading. Only one `pmws upload` may hold the
-ledger at a time (`Ledger.lock()`), so two overlapping cron runs never upload or delete the same file.
+again. A torn line (a run killed mid-append) is skipped when reading and counted (`torn_lines`, reported
+by upload and verify); an append after it starts on a fresh line, so it never swallows the next record.
+Only one `pmws upload` may hold the ledger at a time (`Ledger.lock()`), so two overlapping cron runs never
+upload or delete the same file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -38,6 +40,7 @@ class Ledger:
 
     path: Path
     redact: Callable[[str], str] = _unchanged
+    torn_lines: int = 0  # lines that did not parse, as of the last `records()`
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Add one line and fsync it: the ledger must survive a crash right after a delete."""
@@ -47,8 +50,8 @@ class Ledger:
         record |= {k: self.redact(v) if isinstance(v, str) else v for k, v in fields.items() if v is not None}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "ab") as fh:
-                fh.write(orjson.dumps(record) + b"\n")
+            with open(self.path, "a+b") as fh:
+                fh.write(_fresh_line(fh) + orjson.dumps(record) + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
@@ -65,15 +68,24 @@ class Ledger:
             return []
         except OSError as exc:
             raise UploadError(f"{self.path}: cannot read the upload ledger ({exc.strerror or exc})") from None
-        out = []
+        out, self.torn_lines = [], 0
         for line in data.splitlines():
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
-                continue
+                record = None
             if isinstance(record, dict):
                 out.append(record)
+            elif line.strip():
+                self.torn_lines += 1
         return out
+
+    def torn_warning(self) -> str | None:
+        """One line for the user when the last read skipped torn lines, else None."""
+        if not self.torn_lines:
+            return None
+        plural = "s" if self.torn_lines > 1 else ""
+        return f"{self.path}: skipped {self.torn_lines} torn line{plural} (a run killed mid-append)"
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -92,6 +104,16 @@ class Ledger:
             yield
         finally:
             fh.close()
+
+
+def _fresh_line(fh: BinaryIO) -> bytes:
+    """A newline to write first when the file does not end with one (the last append was cut)."""
+    end = fh.seek(0, os.SEEK_END)
+    if end == 0:
+        return b""
+    fh.seek(end - 1)
+    last = fh.read(1)
+    return b"" if last == b"\n" else b"\n"
 
 
 def _as_ledger(ledger: Ledger | Path) -> Ledger:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,26 @@ def file_record(summary: FileSummary, *, kind: str, manifest_path: Path) -> dict
     }
 
 
+def rebase_record(record: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
+    """The same file record, for a copy of its manifest at `manifest_path`."""
+    target = Path(str(record.get("path", ""))).resolve()
+    return record | {"path_from_manifest": os.path.relpath(target, manifest_path.resolve().parent)}
+
+
 def canonical_json(data: Any) -> str:
     """Stable text: sorted keys, two-space indent, trailing newline."""
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory, fsync, rename."""
+    """Write via a temporary file in the same directory, fsync, rename.
+
+    The file is created with mode 0666 less the umask, like the archives (`open()`), so another user or
+    an uploader sidecar can read manifests, reports and discovery files (mkstemp would make them 0600).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _create_temporary(path)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
@@ -42,11 +52,22 @@ def write_atomic(path: Path, text: str) -> None:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         fsync_dir(path.parent)
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new hidden file beside `path`, opened for writing; its mode follows the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def write_manifest(path: Path, data: dict[str, Any]) -> None:

@@ -27,9 +27,10 @@ from pmws.gate import GateOutcome, run_gate
 from pmws.layout import SamplePaths, discovery_latest, new_session_id, sample_paths
 from pmws.live import LinkView, LiveView, Snapshot
 from pmws.lock import acquire
-from pmws.manifest import file_record, write_manifest
+from pmws.manifest import file_record, rebase_record, write_atomic, write_manifest
 from pmws.markets import Market, iso, select_markets
 from pmws.protocol import Classified
+from pmws.report import sample_report
 from pmws.rest import checkpoint_books
 from pmws.signals import stop_on_signals
 from pmws.stats import FeedStats
@@ -121,16 +122,17 @@ async def _run_sample(
     stop: asyncio.Event | None,
 ) -> SampleOutcome:
     settings = config.sample
+    discovery_file = discovery_latest(config.discovery.output_dir, simulated=simulated)
     if discover_first:
-        await discover(config)
-    markets = load_discovery(discovery_latest(config.discovery.output_dir))
+        await discover(config, simulated=simulated)
+    markets = load_discovery(discovery_file, simulated=simulated)
     started = datetime.now(UTC)
     selected = select_markets(
         markets, limit=settings.market_limit, now=started, run_seconds=settings.duration_seconds
     )
     if not selected:
         raise DiscoveryError(
-            f"no market in {discovery_latest(config.discovery.output_dir)} has Up and Down tokens "
+            f"no market in {discovery_file} has Up and Down tokens "
             f"and a window outlasting a {settings.duration_seconds:g}s run; "
             "run `pmws discover` (or pass --discover)"
         )
@@ -231,7 +233,7 @@ async def _run_sample(
             "custom_feature_enabled": config.websocket.custom_feature_enabled,
         },
         "selection": {
-            "discovery_file": str(discovery_latest(config.discovery.output_dir)),
+            "discovery_file": str(discovery_file),
             "markets": [m.to_json() for m in selected],
             "tokens": [t.to_json() for t in tokens],
         },
@@ -241,13 +243,29 @@ async def _run_sample(
         "reconnects": link.reconnects,
         "stale_feed_events": link.stale_events,
         "rest": vars(rest).copy(),
-        "outputs": [file_record(s, kind=k, manifest_path=paths.manifest) for k, s in summaries],
-        "report_path": str(paths.report),
+        "outputs": [file_record(s, kind=k, manifest_path=paths.session_manifest) for k, s in summaries],
+        "report_path": str(paths.session_report),
+        "session_manifest_path": str(paths.session_manifest),
         "errors": errors,
     }
-    write_manifest(paths.manifest, manifest)
-    gate = run_gate(paths.manifest)
+    write_manifest(paths.session_manifest, manifest)
+    gate = run_gate(paths.session_manifest)
+    publish_latest(gate, paths)
     return SampleOutcome(session_id, paths, gate, handler.stats, rest, error)
+
+
+def publish_latest(gate: GateOutcome, paths: SamplePaths) -> None:
+    """Copy the gated session manifest and its report to the latest paths (`pmws gate` checks those).
+
+    The session's own copies stay under `sessions/<session_id>/`, so the next sample replacing the latest
+    never leaves this one's archives without a manifest (`pmws gate --session <id>`).
+    """
+    latest = dict(gate.manifest)
+    latest["outputs"] = [rebase_record(r, paths.manifest) for r in latest.get("outputs", [])]
+    latest["report_path"] = str(paths.report)
+    write_manifest(paths.manifest, latest)
+    write_atomic(paths.report, sample_report(latest))
+    gate.manifest_path, gate.report_path = paths.manifest, paths.report
 
 
 async def _supervise(

@@ -95,6 +95,7 @@ class UploadReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, why not eligible)
     dry_run: bool = False
     cleanup: str = ""  # why cleanup did not happen or was incomplete, when it was asked for
+    warnings: list[str] = field(default_factory=list)  # e.g. torn ledger lines skipped
 
     @property
     def failures(self) -> int:
@@ -207,12 +208,14 @@ def upload(
     ledger = Ledger(Path(settings.ledger_path), redact=rclone.redact)
     if dry_run:
         _plan(candidates, report, already_verified(ledger, remote=report.remote), cleanup_after_verify)
+        report.warnings += filter(None, [ledger.torn_warning()])
         return report
     if which(rclone.binary) is None:
         raise UploadError(f"rclone not found: {rclone.binary} (install rclone or set upload.rclone_binary)")
     with ledger.lock():
         shipment = Shipment(settings, rclone, ledger, mode, report, cleanup_after_verify, progress)
         shipment.run(candidates)
+    report.warnings += filter(None, [ledger.torn_warning()])
     return report
 
 

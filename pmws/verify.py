@@ -233,6 +233,7 @@ class VerifyReport:
     remote: str | None = None
     repaired: list[dict[str, Any]] = field(default_factory=list)  # manifests --repair-manifests wrote
     repair_problems: list[str] = field(default_factory=list)  # archives it could not read back strictly
+    warnings: list[str] = field(default_factory=list)  # e.g. torn ledger lines skipped
 
     @property
     def failed(self) -> list[FileResult]:
@@ -311,7 +312,8 @@ def verify(
         results.append(result)
     results += unmanifested
     redacted = rclone.redact(remote) if rclone and remote else remote
-    return VerifyReport(results, redacted, repaired, repair_problems)
+    warnings = [w for w in [ledger.torn_warning() if ledger else None] if w]
+    return VerifyReport(results, redacted, repaired, repair_problems, warnings)
 
 
 def _no_manifest(path: Path, source: Path, manifest_dir: Path) -> FileResult:

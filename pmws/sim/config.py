@@ -16,6 +16,7 @@ class Faults:
     send_non_json_every: int | None = None  # an extra non-JSON text frame every N data frames
     send_binary_every: int | None = None  # an extra binary frame every N data frames
     send_unknown_event_every: int | None = None  # an extra `settlement_preview` event every N data frames
+    send_invalid_utf8_every: int | None = None  # an extra text frame that is not valid UTF-8 every N
     books_status: int | None = None  # POST /books and GET /book answer this HTTP status
     books_retry_after: float | None = None  # Retry-After seconds sent with books_status 429
     books_retry_after_body: float | None = None  # `retry_after_seconds` in the 429 body (§4.4)

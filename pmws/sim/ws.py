@@ -32,6 +32,7 @@ DROP_GRACE_SECONDS = 1.0
 INVALID_SUBSCRIPTION = "invalid subscription payload"  # close reason seen in the wild (§2.1, [I17])
 JUNK = b"garbage{not json"
 BINARY = b"\x00\x01binary"
+INVALID_UTF8 = b'{"event_type":"invalid_utf8","text":"\xff\xfe"}'  # a text frame clients must reject (1007)
 
 Outgoing = tuple[bytes, int]
 
@@ -263,6 +264,8 @@ class MarketChannel:
             out.append((JUNK, JUNK_TEXT))
         if faults.send_binary_every and n % faults.send_binary_every == 0:
             out.append((BINARY, JUNK_BINARY))
+        if faults.send_invalid_utf8_every and n % faults.send_invalid_utf8_every == 0:
+            out.append((INVALID_UTF8, JUNK_TEXT))
         if faults.send_unknown_event_every and n % faults.send_unknown_event_every == 0:
             spec = self.sim.catalog.by_token.get(min(conn.assets, default=""))
             event = E.settlement_preview(spec.condition_id if spec else "", str(self.sim.engine.now_ms()))

@@ -72,6 +72,25 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     assert known_md5(ledger) == {"a1": "m1"} and deleted_locally(ledger) == {A: "a1"}
 
 
+def test_an_append_after_a_torn_line_starts_a_fresh_line(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.jsonl")
+    ledger.append("verified", relative_path=A, sha256="a1", md5="m1")
+    with open(ledger.path, "ab") as fh:
+        fh.write(b'{"event": "failed", "relative_path": "ws_raw/')  # killed mid-append
+    ledger.append("deleted", relative_path=A, sha256="a1")
+    assert [r["event"] for r in ledger.records()] == ["verified", "deleted"]
+    assert ledger.torn_lines == 1
+    assert deleted_locally(ledger) == {A: "a1"}  # verify says "shipped", not "missing", forever after
+    assert ledger.path.read_bytes().count(b"\n") == 3
+
+
+def test_a_clean_ledger_has_no_torn_lines(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.jsonl")
+    ledger.append("verified", relative_path=A, sha256="a1")
+    ledger.append("deleted", relative_path=A, sha256="a1")
+    assert len(ledger.records()) == 2 and ledger.torn_lines == 0
+
+
 def test_credentials_never_reach_the_ledger(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.jsonl", redact=Redactor(frozenset({"SUPERSECRETKEY123"})))
     ledger.append(
