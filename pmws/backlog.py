@@ -1,4 +1,4 @@
-"""The upload backlog the recorder can see on its own volume, as gauges for `/metrics`.
+"""Volume metrics for `/metrics`: archive bytes closed, and the upload backlog seen on the recorder's volume.
 
 The uploader runs as a loop of short `pmws upload` processes and serves no metrics. What on-call needs from it
 (is shipping keeping up?) is visible on the shared volume: closed archives that the upload ledger does not
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pmws.errors import PmwsError
 from pmws.ledger import already_verified
+from pmws.rotating import RotatingArchive
 from pmws.upload import ARCHIVE_SUFFIX
 
 CACHE_SECONDS = 60.0
@@ -94,3 +95,11 @@ class BacklogGauges:
                 b.scan_errors,
             ),
         }
+
+
+def closed_bytes_sample(archives: Sequence[RotatingArchive]) -> dict[str, tuple[str, str, Any]]:
+    """Compressed bytes of the archive files this process closed, by kind (rate = archive growth)."""
+    by_kind = {
+        (("kind", a.kind),): sum(int(m.get("bytes") or 0) for m in list(a.closed_files)) for a in archives
+    }
+    return {"pmws_archive_closed_bytes": ("counter", "bytes of archive files closed, by kind", by_kind)}
