@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from pmws.archive import LatencyStats
+from pmws.backlog import BacklogGauges, closed_bytes_sample
 from pmws.config import Config
 from pmws.discover import http_client
 from pmws.envelope import TrackedToken, record_line, utc_text
@@ -657,6 +658,9 @@ def _start_metrics(config: Config, recorder: Recorder) -> HealthServer | None:
         return None
     registry = CollectorRegistry()
     registry.register(RecorderCollector(recorder.metrics_sample))
+    backlog = BacklogGauges(Path(config.run.output_dir), Path(config.upload.ledger_path))
+    registry.register(RecorderCollector(backlog.sample))
+    registry.register(RecorderCollector(lambda: closed_bytes_sample([recorder.ws, recorder.rest_archive])))
     try:
         server = HealthServer(
             config.metrics.host,
