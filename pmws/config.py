@@ -312,6 +312,13 @@ def check_rule(dotted: str, value: Any, *, source: str) -> None:
         raise ConfigError(f"{source}: '{dotted}' {problem}")
 
 
+def check_value(name: str, value: Any, rule: Rule) -> None:
+    """The same check for a value that is not a config key (a command-line flag); None passes."""
+    problem = rule.problem(value) if value is not None else None
+    if problem:
+        raise ConfigError(f"{name} {problem}")
+
+
 def check_together(config: Config) -> None:
     """Rules between keys (each key alone was checked as it was set)."""
     run = config.run
@@ -328,6 +335,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML config file (not UTF-8 text)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

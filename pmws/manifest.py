@@ -33,6 +33,8 @@ def canonical_json(data: Any) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file in the same directory, fsync, rename."""
     try:
+        if path.parent.exists() and not path.parent.is_dir():
+            raise ArchiveError(f"{path}: cannot write ({path.parent} is not a directory)")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
@@ -63,6 +65,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ArchiveError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
     except json.JSONDecodeError as exc:
         raise ArchiveError(f"{path}: manifest is not valid JSON (line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ArchiveError(f"{path}: not a manifest (not UTF-8 JSON text)") from None
     if not isinstance(data, dict):
         raise ArchiveError(f"{path}: manifest must be a JSON object")
     return data
