@@ -21,6 +21,7 @@ from rich.table import Table
 from pmws import __version__
 from pmws.config import Config, load_config
 from pmws.errors import PmwsError
+from pmws.options import ConfigOption, DebugOption, from_config
 
 app = typer.Typer(
     name="pmws",
@@ -35,16 +36,6 @@ out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="YAML config file (see config/*.example.yaml).",
-        show_default="none: built-in defaults, PMWS_* variables",
-    ),
-]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks (also PMWS_DEBUG=1).")]
 SimulateOption = Annotated[
     bool,
     typer.Option(
@@ -54,12 +45,6 @@ SimulateOption = Annotated[
 NoLiveOption = Annotated[
     bool, typer.Option("--no-live", help="Plain periodic lines instead of the live table.")
 ]
-
-
-def from_config(dotted: str) -> str:
-    """The help's default for a flag that overrides a config key: the key and its built-in default."""
-    section, key = dotted.split(".")
-    return f"{dotted} = {getattr(getattr(Config(), section), key)}"
 
 
 def _version(value: bool) -> None:
