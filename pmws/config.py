@@ -178,7 +178,15 @@ class Between:
 
     def problem(self, value: Any) -> str | None:
         ok = self.low <= value <= self.high
-        return None if ok else f"must be between {self.low:g} and {self.high:g}, got {value!r}"
+        return None if ok else f"must be between {number(self.low)} and {number(self.high)}, got {value!r}"
+
+    def describe(self) -> str:
+        return f"{number(self.low)}–{number(self.high)}"
+
+
+def number(value: float) -> str:
+    """3600, 0.5 — never 3.6e+03."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True)

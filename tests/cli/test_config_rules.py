@@ -116,3 +116,19 @@ def test_reported_values_fail_in_load_config(tmp_path: Path, yaml_text: str, mes
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["c.yaml"]
+
+
+def test_readme_and_example_configs_document_every_range() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    runtime = (root / "config/polymarket_ws_runtime.example.yaml").read_text().splitlines()
+    # shard_index: documented as 0 .. shard_count - 1; batch_size, shutdown_timeout_seconds: README only
+    undocumented_in_example = {"run.shard_index", "rest.batch_size", "run.shutdown_timeout_seconds"}
+    for key, rule in RULES.items():
+        if not isinstance(rule, Between):
+            continue
+        section, name = key.split(".")
+        assert f"`{name}` {rule.describe()}" in readme.split(f"| `{section}` |")[1].split("\n")[0], key
+        if key not in undocumented_in_example:
+            line = next(x for x in runtime if x.startswith(f"  {name}: "))
+            assert rule.describe().replace("–", " .. ") in line, key
