@@ -21,6 +21,7 @@ from rich.table import Table
 from pmws import __version__
 from pmws.config import Config, load_config
 from pmws.errors import PmwsError
+from pmws.options import ConfigOption, DebugOption, from_config
 
 app = typer.Typer(
     name="pmws",
@@ -28,16 +29,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # never print locals: they can hold remotes and credentials
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # plain help: no `<bool>` type column for flags
 )
 out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML config file (see config/*.example.yaml)."),
-]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks (also PMWS_DEBUG=1).")]
 SimulateOption = Annotated[
     bool,
     typer.Option(
@@ -99,7 +97,10 @@ def simulated(config: Config, enabled: bool) -> Iterator[None]:
     config.endpoints.gamma_url = handle.gamma_url
     config.endpoints.clob_url = handle.clob_url
     config.endpoints.ws_url = handle.ws_url
-    err.print(f"[dim]simulator: gamma {handle.gamma_url}  clob {handle.clob_url}  ws {handle.ws_url}[/dim]")
+    err.print(
+        f"[dim]simulator: gamma {handle.gamma_url}  clob {handle.clob_url}  ws {handle.ws_url}[/dim]",
+        soft_wrap=True,
+    )
     try:
         yield
     finally:
@@ -109,7 +110,10 @@ def simulated(config: Config, enabled: bool) -> Iterator[None]:
 @app.command()
 def discover(
     config: ConfigOption = None,
-    output_dir: Annotated[Path | None, typer.Option(help="Where the discovery file goes.")] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the discovery file goes.", show_default=from_config("discovery.output_dir")),
+    ] = None,
     simulate: SimulateOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -151,10 +155,23 @@ def _short(token: str | None) -> str:
 @app.command()
 def sample(
     config: ConfigOption = None,
-    market_limit: Annotated[int | None, typer.Option(help="How many markets (both tokens each).")] = None,
-    duration_seconds: Annotated[float | None, typer.Option(help="How long to record.")] = None,
+    market_limit: Annotated[
+        int | None,
+        typer.Option(
+            help="How many markets (both tokens each), 1-250.",
+            show_default=from_config("sample.market_limit"),
+        ),
+    ] = None,
+    duration_seconds: Annotated[
+        float | None,
+        typer.Option(help="How long to record.", show_default=from_config("sample.duration_seconds")),
+    ] = None,
     rest_checkpoint_interval_seconds: Annotated[
-        float | None, typer.Option(help="Seconds between REST /books checkpoints (first at start).")
+        float | None,
+        typer.Option(
+            help="Seconds between REST /books checkpoints (first at start), at least 1.",
+            show_default=from_config("sample.rest_checkpoint_interval_seconds"),
+        ),
     ] = None,
     discover_first: Annotated[
         bool, typer.Option("--discover", help="Refresh the discovery file first.")
@@ -197,7 +214,10 @@ def sample(
 
 @app.command()
 def gate(
-    manifest: Annotated[Path | None, typer.Option(help="The sample manifest to check.")] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="The sample manifest to check.", show_default=from_config("sample.manifest_path")),
+    ] = None,
     session: Annotated[
         str | None,
         typer.Option(help="Check this session's own manifest (default: the latest sample's)."),
@@ -248,8 +268,14 @@ def _print_gate(outcome: Any) -> None:
 @app.command()
 def run(
     config: ConfigOption = None,
-    shard_index: Annotated[int | None, typer.Option(help="This replica's shard (0-based).")] = None,
-    shard_count: Annotated[int | None, typer.Option(help="How many shards split the markets.")] = None,
+    shard_index: Annotated[
+        int | None,
+        typer.Option(help="This replica's shard (0-based).", show_default=from_config("run.shard_index")),
+    ] = None,
+    shard_count: Annotated[
+        int | None,
+        typer.Option(help="How many shards split the markets.", show_default=from_config("run.shard_count")),
+    ] = None,
     simulate: SimulateOption = False,
     no_live: NoLiveOption = False,
     debug: DebugOption = False,
@@ -274,6 +300,9 @@ def _announce(recorder: Any, server: Any) -> None:
     print(f"[pmws] session {recorder.session_id} shard {recorder.shard}; metrics {where}", flush=True)
 
 
+OFF = "off"
+
+
 @app.command()
 def simulate(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
@@ -287,49 +316,82 @@ def simulate(
         float, typer.Option(help="Market-data frames per second (0 = as fast as possible).")
     ] = 20.0,
     write_config: Annotated[
-        Path | None, typer.Option(help="Write a config file pointing at this simulator.")
+        Path | None,
+        typer.Option(help="Write a config file pointing at this simulator.", show_default="none"),
     ] = None,
     drop_after_frames: Annotated[
-        int | None, typer.Option(help="Fault: drop each connection after N frames.")
+        int | None, typer.Option(help="Fault: drop each connection after N frames.", show_default=OFF)
     ] = None,
     silent: Annotated[bool, typer.Option(help="Fault: answer PONG but send no market data.")] = False,
     pong_only: Annotated[bool, typer.Option(help="Fault: send nothing but PONG.")] = False,
     non_json_every: Annotated[
-        int | None, typer.Option(help="Fault: a non-JSON text frame every N frames.")
+        int | None, typer.Option(help="Fault: a non-JSON text frame every N frames.", show_default=OFF)
     ] = None,
-    binary_every: Annotated[int | None, typer.Option(help="Fault: a binary frame every N frames.")] = None,
+    binary_every: Annotated[
+        int | None, typer.Option(help="Fault: a binary frame every N frames.", show_default=OFF)
+    ] = None,
     unknown_event_every: Annotated[
-        int | None, typer.Option(help="Fault: an unknown event_type every N frames.")
+        int | None, typer.Option(help="Fault: an unknown event_type every N frames.", show_default=OFF)
     ] = None,
     books_status: Annotated[
-        int | None, typer.Option(help="Fault: /books answers this HTTP status (429, 500).")
+        int | None,
+        typer.Option(help="Fault: /books answers this HTTP status (429, 500).", show_default=OFF),
     ] = None,
     books_retry_after: Annotated[
-        float | None, typer.Option(help="Fault: Retry-After seconds with 429.")
+        float | None, typer.Option(help="Fault: Retry-After seconds with 429.", show_default=OFF)
     ] = None,
     books_delay_seconds: Annotated[float, typer.Option(help="Fault: delay /books answers (timeouts).")] = 0.0,
     tls_cert: Annotated[
         Path | None,
-        typer.Option(help="PEM certificate: serve the websocket as wss:// (Gamma/CLOB stay http)."),
+        typer.Option(
+            help="PEM certificate: serve the websocket as wss:// (Gamma/CLOB stay http).", show_default=OFF
+        ),
     ] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert.")] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="PEM private key for --tls-cert.", show_default="inside --tls-cert")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Checked like every command's config (a bad file exits 2), otherwise unused: the simulator "
+            "takes its settings from these flags; --write-config writes a config pointing at it.",
+            show_default="none",
+        ),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Run the local Polymarket simulator (Gamma, CLOB /books, market websocket) until Ctrl-C."""
+    from pmws.config import Between, check_value
     from pmws.errors import ConfigError
     from pmws.sim import Faults, SimConfig, serve_forever
 
-    faults = Faults(
-        drop_after_frames=drop_after_frames,
-        silent=silent,
-        pong_only=pong_only,
-        send_non_json_every=non_json_every,
-        send_binary_every=binary_every,
-        send_unknown_event_every=unknown_event_every,
-        books_status=books_status,
-        books_retry_after=books_retry_after,
-        books_delay_seconds=books_delay_seconds,
-    )
+    def check_flags() -> None:
+        for name, value, rule in (
+            ("--port", port, Between(0, 65535)),
+            ("--ws-port", ws_port, Between(0, 65535)),
+            ("--markets-per-window", markets_per_window, Between(1, 1000)),
+            ("--rate", rate, Between(0, 1_000_000)),
+            ("--drop-after-frames", drop_after_frames, Between(1, 1e12)),
+            ("--non-json-every", non_json_every, Between(1, 1e12)),
+            ("--binary-every", binary_every, Between(1, 1e12)),
+            ("--unknown-event-every", unknown_event_every, Between(1, 1e12)),
+            ("--books-status", books_status, Between(100, 599)),
+            ("--books-retry-after", books_retry_after, Between(0, 86400)),
+            ("--books-delay-seconds", books_delay_seconds, Between(0, 86400)),
+        ):
+            check_value(name, value, rule)
+        if tls_key is not None and tls_cert is None:
+            raise ConfigError("--tls-key needs --tls-cert")
+        if tls_cert is not None:
+            from pmws.sim.tls import server_context
+
+            try:
+                server_context(tls_cert, tls_key)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ConfigError(f"--tls-cert/--tls-key: {reason}") from None
 
     def on_ready(sim: Any) -> None:
         out.print(f"gamma_url: {sim.gamma_url}\nclob_url: {sim.clob_url}\nws_url: {sim.ws_url}")
@@ -341,25 +403,34 @@ def simulate(
         sys.stdout.flush()
 
     def action() -> None:
-        if tls_key is not None and tls_cert is None:
-            raise ConfigError("--tls-key needs --tls-cert")
-        if tls_cert is not None:
-            from pmws.sim.tls import server_context
-
-            try:
-                server_context(tls_cert, tls_key)
-            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise ConfigError(f"--tls-cert/--tls-key: {exc}") from None
-        with contextlib.suppress(KeyboardInterrupt):
-            sim_config = SimConfig(
-                rate_per_second=rate,
-                markets_per_window=markets_per_window,
-                record_frames=record,
-                faults=faults,
-                tls_cert=None if tls_cert is None else str(tls_cert),
-                tls_key=None if tls_key is None else str(tls_key),
-            )
-            asyncio.run(serve_forever(sim_config, host, port, ws_port, on_ready))
+        build_config(config, {})
+        check_flags()
+        faults = Faults(
+            drop_after_frames=drop_after_frames,
+            silent=silent,
+            pong_only=pong_only,
+            send_non_json_every=non_json_every,
+            send_binary_every=binary_every,
+            send_unknown_event_every=unknown_event_every,
+            books_status=books_status,
+            books_retry_after=books_retry_after,
+            books_delay_seconds=books_delay_seconds,
+        )
+        sim_config = SimConfig(
+            rate_per_second=rate,
+            markets_per_window=markets_per_window,
+            record_frames=record,
+            faults=faults,
+            tls_cert=None if tls_cert is None else str(tls_cert),
+            tls_key=None if tls_key is None else str(tls_key),
+        )
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(serve_forever(sim_config, host, port, ws_port, on_ready))
+        except OSError as exc:  # the address is taken, or not ours to bind
+            raise ConfigError(
+                f"cannot listen on {host} (--port {port}, --ws-port {ws_port}): {exc.strerror or exc}"
+            ) from exc
 
     guarded(debug, action)
 

@@ -19,22 +19,30 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pmws.config import load_config
+from pmws.options import ConfigOption, DebugOption, from_config
 from pmws.upload import NO_MANIFEST, PROBLEMS, Action, UploadProgress, UploadReport
 from pmws.verify import VERIFY_MODES, VerifyReport
 
 out = Console()
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file (see config/*.example.yaml).")
-]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks (also PMWS_DEBUG=1).")]
 RemoteOption = Annotated[
-    str | None, typer.Option("--remote", help="rclone destination REMOTE:PATH (upload.remote).")
+    str | None,
+    typer.Option(
+        "--remote", help="rclone destination REMOTE:PATH (upload.remote).", show_default="upload.remote"
+    ),
+]
+VerifyRemoteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--remote", help="Also check the copies on this rclone REMOTE:PATH.", show_default="none: local only"
+    ),
 ]
 VerifyModeOption = Annotated[
     str | None,
     typer.Option(
-        "--verify-mode", help=f"{' | '.join(VERIFY_MODES)} (upload.verify_mode; see docs/upload.md)."
+        "--verify-mode",
+        help=f"{' | '.join(VERIFY_MODES)} (see docs/upload.md).",
+        show_default=from_config("upload.verify_mode"),
     ),
 ]
 
@@ -43,7 +51,11 @@ def upload_command(
     config: ConfigOption = None,
     source: Annotated[
         Path | None,
-        typer.Option("--source", help="Archive root, the recorder's run.output_dir (upload.source)."),
+        typer.Option(
+            "--source",
+            help="Archive root, the recorder's run.output_dir.",
+            show_default=from_config("upload.source"),
+        ),
     ] = None,
     remote: RemoteOption = None,
     cleanup_after_verify: Annotated[
@@ -80,15 +92,24 @@ def upload_command(
 def verify_command(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Archives (or manifests) to check; default: every manifest in --manifest-dir."),
+        typer.Argument(
+            metavar="PATH",
+            help="Archives, directories (every archive under them) or manifests to check.",
+            show_default="every manifest in --manifest-dir",
+        ),
     ] = None,
-    remote: RemoteOption = None,
+    remote: VerifyRemoteOption = None,
     manifest_dir: Annotated[
         Path | None,
-        typer.Option("--manifest-dir", help="Per-file manifests of `pmws run` (upload.manifest_dir)."),
+        typer.Option(
+            "--manifest-dir",
+            help="Per-file manifests of `pmws run`.",
+            show_default=from_config("upload.manifest_dir"),
+        ),
     ] = None,
     manifest: Annotated[
-        Path | None, typer.Option("--manifest", help="A `pmws sample` (checkpoint 010b) manifest.")
+        Path | None,
+        typer.Option("--manifest", help="A `pmws sample` (checkpoint 010b) manifest.", show_default="none"),
     ] = None,
     config: ConfigOption = None,
     verify_mode: VerifyModeOption = None,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -97,7 +98,7 @@ class Run:
     """`pmws run`: the long-running recorder (orderbooks-ws-recorder)."""
 
     output_dir: str = "raw_orderbooks/polymarket"
-    manifest_dir: str = "/var/lib/orderbooks/manifests"
+    manifest_dir: str = "raw_orderbooks/manifests"
     rotate_interval_seconds: int = 3600
     rediscover_interval_seconds: float = 60.0
     subscribe_ahead_seconds: int = 3600
@@ -125,13 +126,13 @@ class Upload:
     """`pmws upload` / `pmws verify`: ship closed archives with rclone."""
 
     source: str = "raw_orderbooks/polymarket"
-    manifest_dir: str = "/var/lib/orderbooks/manifests"
+    manifest_dir: str = "raw_orderbooks/manifests"
     remote: str = ""
     rclone_binary: str = "rclone"
     rclone_config: str = ""
     min_age_seconds: float = 10.0
     verify_mode: str = "auto"
-    ledger_path: str = "/var/lib/orderbooks/upload_ledger.jsonl"
+    ledger_path: str = "raw_orderbooks/upload_ledger.jsonl"
     shipped_manifest_dir: str = ""
 
 
@@ -164,25 +165,176 @@ def load_config(
     for dotted, value in (overrides or {}).items():
         if value is not None:
             set_dotted(config, dotted, value, source="command line")
-    check_ranges(config)
+    check_together(config)
     return config
 
 
-#: Keys whose values only make sense within bounds: (low, high), inclusive.
-RANGES = {
-    "websocket.read_batch_ms": (0.0, 1000.0),
-    "discovery.page_limit": (1, 100),  # /markets/keyset serves at most 100 a page (PROTOCOL.md §6.1)
-    "rest.batch_size": (1, 500),  # POST /books takes at most 500 items (PROTOCOL.md §4.1)
+@dataclass(frozen=True)
+class Between:
+    """A number from `low` to `high`, inclusive."""
+
+    low: float
+    high: float
+
+    def problem(self, value: Any) -> str | None:
+        ok = self.low <= value <= self.high
+        return None if ok else f"must be between {number(self.low)} and {number(self.high)}, got {value!r}"
+
+    def describe(self) -> str:
+        return f"{number(self.low)}–{number(self.high)}"
+
+
+def number(value: float) -> str:
+    """3600, 0.5 — never 3.6e+03."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of `choices` (for a list: a non-empty list of them)."""
+
+    choices: tuple[str, ...]
+
+    def problem(self, value: Any) -> str | None:
+        values = value if isinstance(value, list) else [value]
+        bad = [v for v in values if v not in self.choices]
+        if bad or not values:
+            listed = "a list of " if isinstance(value, list) else ""
+            return f"must be {listed}one of {', '.join(self.choices)}, got {value!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class Url:
+    """An absolute URL with one of `schemes` and a host."""
+
+    schemes: tuple[str, ...]
+
+    def problem(self, value: Any) -> str | None:
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname
+        except ValueError:  # an unclosed [IPv6 literal
+            parts, host = None, None
+        if parts is not None and parts.scheme.lower() in self.schemes and host:
+            return None
+        return f"must be a {' or '.join(s + '://' for s in self.schemes)} URL with a host, got {value!r}"
+
+
+@dataclass(frozen=True)
+class Text:
+    """One line of text (a path, a name); empty only when `optional`."""
+
+    optional: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        if not value and not self.optional:
+            return "must not be empty"
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            return f"must be one line without control characters, got {value!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class Flag:
+    """true or false (the type check says it all)."""
+
+    def problem(self, value: Any) -> str | None:
+        return None
+
+
+Rule = Between | OneOf | Url | Text | Flag
+DAY = 86400.0
+PATH, OPTIONAL = Text(), Text(optional=True)
+
+#: Every key's allowed values (README "Configuration" and the example configs document them). Floors protect
+#: Polymarket (no PING or /books storm) and the user; a test walks every key with a value outside its rule.
+RULES: dict[str, Rule] = {
+    "endpoints.gamma_url": Url(("http", "https")),
+    "endpoints.clob_url": Url(("http", "https")),
+    "endpoints.ws_url": Url(("ws", "wss")),
+    "discovery.output_dir": PATH,
+    "discovery.windows": OneOf(("5m", "15m", "1h", "4h")),
+    "discovery.lookahead_seconds": Between(60, 366 * DAY),
+    "discovery.page_limit": Between(1, 100),
+    "discovery.max_pages": Between(1, 1000),
+    "discovery.request_timeout_seconds": Between(0.1, 600),
+    "websocket.ping_interval_seconds": Between(0.5, 50),  # PROTOCOL.md §2.4: activity at least once a minute
+    "websocket.pong_timeout_seconds": Between(1, 600),
+    "websocket.stale_after_seconds": Between(1, DAY),
+    "websocket.open_timeout_seconds": Between(0.1, 600),
+    "websocket.max_assets_per_connection": Between(1, 500),  # PROTOCOL.md §2.3
+    "websocket.custom_feature_enabled": Flag(),
+    "websocket.reconnect_initial_seconds": Between(0.1, 600),
+    "websocket.reconnect_max_seconds": Between(0.1, 3600),
+    "websocket.max_frame_bytes": Between(64 * 1024, 1024**3),
+    "websocket.user_agent": PATH,
+    "websocket.read_batch_ms": Between(0, 1000),
+    "rest.timeout_seconds": Between(0.1, 600),
+    "rest.max_attempts": Between(1, 10),
+    "rest.retry_max_seconds": Between(0, 3600),
+    "rest.batch_size": Between(1, 500),  # PROTOCOL.md §4: POST /books takes at most 500 tokens
+    "sample.market_limit": Between(1, 250),
+    "sample.duration_seconds": Between(1, DAY),
+    "sample.rest_checkpoint_interval_seconds": Between(1, DAY),
+    "sample.output_dir": PATH,
+    "sample.manifest_path": PATH,
+    "sample.report_path": PATH,
+    "sample.live_refresh_seconds": Between(0.1, 60),
+    "archive.flush_interval_seconds": Between(0.05, 600),
+    "archive.compresslevel": Between(0, 9),
+    "archive.max_buffered_bytes": Between(1024**2, 16 * 1024**3),
+    "run.output_dir": PATH,
+    "run.manifest_dir": PATH,
+    "run.rotate_interval_seconds": Between(1, DAY),
+    "run.rediscover_interval_seconds": Between(0.5, DAY),
+    "run.subscribe_ahead_seconds": Between(0, 7 * DAY),
+    "run.post_end_grace_seconds": Between(0, DAY),
+    "run.rest_checkpoint_interval_seconds": Between(1, DAY),
+    "run.status_interval_seconds": Between(0.5, DAY),
+    "run.verify_book_hashes": Flag(),
+    "run.shard_index": Between(0, 999),
+    "run.shard_count": Between(1, 1000),
+    "run.shard_index_from_hostname": Flag(),
+    "run.shutdown_timeout_seconds": Between(0.1, 600),
+    "metrics.enabled": Flag(),
+    "metrics.host": PATH,
+    "metrics.port": Between(0, 65535),
+    "upload.source": PATH,
+    "upload.manifest_dir": PATH,
+    "upload.remote": OPTIONAL,
+    "upload.rclone_binary": PATH,
+    "upload.rclone_config": OPTIONAL,
+    "upload.min_age_seconds": Between(0, 30 * DAY),
+    "upload.verify_mode": OneOf(("auto", "sha256", "md5", "download")),
+    "upload.ledger_path": PATH,
+    "upload.shipped_manifest_dir": OPTIONAL,
 }
 
 
-def check_ranges(config: Config) -> None:
-    """Raise ConfigError for a value outside its bounds."""
-    for dotted, (low, high) in RANGES.items():
-        section, key = dotted.split(".")
-        value = getattr(getattr(config, section), key)
-        if not low <= value <= high:
-            raise ConfigError(f"'{dotted}' must be between {low:g} and {high:g}, got {value!r}")
+def check_rule(dotted: str, value: Any, *, source: str) -> None:
+    """Raise ConfigError (naming the source and key) when `value` breaks the key's rule."""
+    rule = RULES.get(dotted)
+    problem = rule.problem(value) if rule is not None and value is not None else None
+    if problem:
+        raise ConfigError(f"{source}: '{dotted}' {problem}")
+
+
+def check_value(name: str, value: Any, rule: Rule) -> None:
+    """The same check for a value that is not a config key (a command-line flag); None passes."""
+    problem = rule.problem(value) if value is not None else None
+    if problem:
+        raise ConfigError(f"{name} {problem}")
+
+
+def check_together(config: Config) -> None:
+    """Rules between keys (each key alone was checked as it was set)."""
+    run = config.run
+    if not run.shard_index_from_hostname and run.shard_index >= run.shard_count:
+        raise ConfigError(
+            f"run.shard_index {run.shard_index} must be in 0..{run.shard_count - 1} "
+            f"(run.shard_count {run.shard_count})"
+        )
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -191,6 +343,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML config file (not UTF-8 text)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -218,7 +372,9 @@ def apply_mapping(target: Any, data: Mapping[str, Any], *, source: str, prefix: 
             apply_mapping(current, value, source=source, prefix=f"{dotted}.")
         else:
             hint = typing.get_type_hints(type(target))[key]
-            setattr(target, key, coerce(value, hint, source=source, key=dotted))
+            value = coerce(value, hint, source=source, key=dotted)
+            check_rule(dotted, value, source=source)
+            setattr(target, key, value)
 
 
 def apply_env(config: Config, env: Mapping[str, str]) -> None:

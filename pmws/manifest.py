@@ -43,6 +43,8 @@ def write_atomic(path: Path, text: str) -> None:
     an uploader sidecar can read manifests, reports and discovery files (mkstemp would make them 0600).
     """
     try:
+        if path.parent.exists() and not path.parent.is_dir():
+            raise ArchiveError(f"{path}: cannot write ({path.parent} is not a directory)")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = _create_temporary(path)
         try:
@@ -84,6 +86,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ArchiveError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
     except json.JSONDecodeError as exc:
         raise ArchiveError(f"{path}: manifest is not valid JSON (line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ArchiveError(f"{path}: not a manifest (not UTF-8 JSON text)") from None
     if not isinstance(data, dict):
         raise ArchiveError(f"{path}: manifest must be a JSON object")
     return data

@@ -298,6 +298,12 @@ class Rclone:
     def mkdir(self, remote_path: str) -> None:
         self.run(["mkdir", remote_path])
 
+    def probe(self, remote: str) -> None:
+        """Raise UploadError unless rclone can reach `remote` (an unknown remote name, a refused login, an
+        unreachable endpoint); a directory not there yet is fine, the first upload creates it."""
+        args = ["lsjson", "--max-depth", "1", "--dirs-only", "--no-mimetype", "--no-modtime", remote]
+        self.run(args, ok_codes=(0, DIRECTORY_NOT_FOUND))
+
 
 def _parse_listing(stdout: bytes, directory: str) -> dict[str, RemoteEntry]:
     try:

@@ -207,6 +207,7 @@ def upload(
     report = UploadReport(rclone.redact(settings.remote), skipped=skipped, dry_run=dry_run)
     ledger = Ledger(Path(settings.ledger_path), redact=rclone.redact)
     if dry_run:
+        rclone.probe(settings.remote)  # read-only: a typo in the remote shows up before the real run
         _plan(candidates, report, already_verified(ledger, remote=report.remote), cleanup_after_verify)
         report.warnings += filter(None, [ledger.torn_warning()])
         return report

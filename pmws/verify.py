@@ -117,11 +117,23 @@ def targets_from_manifest_dir(manifest_dir: Path, source: Path) -> list[Target]:
     return [_file_target(p, source) for p in sorted(manifest_dir.glob("*.manifest.json"))]
 
 
+def archives_under(directory: Path) -> list[Path]:
+    """Every closed archive below `directory` (never a hidden `.…open` file or its salvaged bytes)."""
+    found = sorted(p for p in directory.rglob("*.jsonl.gz") if p.is_file())
+    return [p for p in found if not any(part.startswith(".") for part in p.relative_to(directory).parts)]
+
+
 def targets_for_paths(paths: list[Path], manifest_dir: Path, source: Path) -> list[Target]:
-    """Archives named on the command line (their manifests found by name), or manifests themselves."""
+    """Archives named on the command line (their manifests found by name), every archive under a directory
+    named there, or manifests themselves."""
     out: list[Target] = []
     for path in paths:
-        if path.name.endswith(".manifest.json"):
+        if path.is_dir():
+            archives = archives_under(path)
+            if not archives:
+                raise VerifyError(f"{path}: no archives (*.jsonl.gz) under this directory")
+            out += targets_for_paths(archives, manifest_dir, source)
+        elif path.name.endswith(".manifest.json"):
             out.append(_file_target(path, source))
         elif path.name.endswith(".json"):
             out += targets_from_sample(path, source)

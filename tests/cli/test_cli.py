@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from pmws import __version__
@@ -23,11 +25,30 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.output.strip() == f"pmws {__version__}"
 
 
+@pytest.mark.parametrize("flag", ["-h", "--help"])
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_help_and_is_in_the_readme(command: str) -> None:
-    result = invoke(command, "--help")
+def test_every_command_has_help_and_is_in_the_readme(command: str, flag: str) -> None:
+    result = invoke(command, flag)
     assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: pmws {command} ")
+    assert "<bool>" not in result.output and "BOOLEAN" not in result.output
     assert f"`pmws {command}`" in (ROOT / "README.md").read_text()
+
+
+def test_the_app_help_lists_every_command() -> None:
+    result = invoke("-h")
+    assert result.exit_code == 0 and "-h, --help" in result.output
+    listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
+    assert sorted(listed) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_that_takes_a_value_shows_its_default(command: str) -> None:
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    for param in click_command.params:
+        if isinstance(param, click.Option) and not param.is_flag and param.name != "help":
+            assert param.show_default or param.default is not None, f"{command} --{param.name}"
+    assert "[default:" in invoke(command, "--help").output
 
 
 @pytest.mark.parametrize("command", ["discover", "sample", "gate", "run"])

@@ -38,7 +38,7 @@ def run_config(tmp_path: Path, sim: Any, **sections: dict[str, Any]) -> Path:
             "manifest_dir": str(MANIFESTS),
             "rotate_interval_seconds": 3600,
             "rediscover_interval_seconds": 0.5,
-            "rest_checkpoint_interval_seconds": 0.7,
+            "rest_checkpoint_interval_seconds": 1,
             "subscribe_ahead_seconds": 0,
             "status_interval_seconds": 60,
         },

@@ -472,7 +472,7 @@ def test_clear_errors_for_missing_rclone_remote_mode_and_manifests(local_remote:
     bad_mode = invoke("upload", "--config", str(write_config(remote, conf)), "--verify-mode", "crc")
     assert (
         bad_mode.exit_code == 2
-        and "upload.verify_mode must be one of auto, sha256, md5, download" in bad_mode.output
+        and "'upload.verify_mode' must be one of auto, sha256, md5, download" in bad_mode.output
     )
     no_manifests = invoke("verify", "--manifest-dir", "nowhere")
     assert no_manifests.exit_code == 1 and "nowhere: no such manifest directory" in no_manifests.output

@@ -30,9 +30,10 @@ def test_runtime_example_has_every_key_and_the_defaults() -> None:
     assert flatten(read_yaml(path)) == keys_of(Config())
     loaded = load_config(path, env={})
     expected = Config()
-    expected.run.manifest_dir = "raw_orderbooks/manifests"  # the documented relative paths
-    expected.upload.manifest_dir = "raw_orderbooks/manifests"
-    expected.upload.ledger_path = "raw_orderbooks/upload_ledger.jsonl"
+    # the server's paths on its volume, as in manifests/base/recorder-config.yaml
+    expected.run.output_dir = expected.upload.source = "/var/lib/orderbooks/raw_orderbooks/polymarket"
+    expected.run.manifest_dir = expected.upload.manifest_dir = "/var/lib/orderbooks/manifests"
+    expected.upload.ledger_path = "/var/lib/orderbooks/upload_ledger.jsonl"
     assert loaded == expected
 
 
