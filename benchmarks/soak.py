@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import tempfile
 import threading
@@ -122,15 +123,21 @@ def trace(minutes: float, rate: float, tokens: int, top: int, snapshots: int, ro
         period = minutes * 60 / (snapshots + 1)
         time.sleep(period)  # warm-up
         base = tracemalloc.take_snapshot()
+        print(
+            f"\nwarm-up done: traced {tracemalloc.get_traced_memory()[0] / 1e6:.1f} MB, "
+            f"RSS {proc_stats(os.getpid())[1]:.1f} MB",
+            flush=True,
+        )
         filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
         base = base.filter_traces(filters)
         for index in range(1, snapshots + 1):
             time.sleep(period)
             snap = tracemalloc.take_snapshot().filter_traces(filters)
             traced, peak = tracemalloc.get_traced_memory()
+            _, rss = proc_stats(os.getpid())
             print(
                 f"\n## +{index * period / 60:.1f} min after warm-up: traced {traced / 1e6:.1f} MB "
-                f"(peak {peak / 1e6:.1f} MB); top growth by line\n"
+                f"(peak {peak / 1e6:.1f} MB), RSS {rss:.1f} MB; top growth by line\n"
             )
             for stat in snap.compare_to(base, "lineno")[:top]:
                 frame = stat.traceback[0]
