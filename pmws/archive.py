@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import os
 import time
-from collections import deque
+from array import array
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -139,19 +139,36 @@ def fsync_dir(directory: Path) -> None:
 class LatencyStats:
     """Frame-to-disk latency: receive time → the sync flush that made the frame readable on disk.
 
-    Every `every`-th frame is sampled; the most recent `max_samples` are kept.
+    Every `every`-th frame is sampled; the most recent `max_samples` are kept in a ring of C doubles allocated
+    once, so this costs the same memory from the first frame on (a deque of float objects grew for minutes
+    and scattered long-lived objects over the heap, which kept the process's RSS climbing).
     """
 
     every: int = 8
-    samples_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    max_samples: int = 100_000
+    _ring: array[float] = field(init=False, repr=False)
+    _added: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._ring = array("d", bytes(8 * self.max_samples))
 
     def add(self, latencies_ms: list[float]) -> None:
-        self.samples_ms.extend(latencies_ms)
+        ring, size, added = self._ring, self.max_samples, self._added
+        for value in latencies_ms:
+            ring[added % size] = value
+            added += 1
+        self._added = added
+
+    @property
+    def samples_ms(self) -> array[float]:
+        """The kept samples, in no particular order once the ring has wrapped."""
+        return self._ring[: min(self._added, self.max_samples)]
 
     def percentile(self, q: float) -> float | None:
-        if not self.samples_ms:
+        samples = self.samples_ms
+        if not samples:
             return None
-        ordered = sorted(self.samples_ms)
+        ordered = sorted(samples)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from array import array
 from bisect import bisect_left
-from collections import deque
 from dataclasses import dataclass, field
 from math import isfinite
 from typing import Any
@@ -135,6 +135,39 @@ class Side:
         return text
 
 
+class RecentHashes:
+    """The last `size` hashes of one book, kept as 64-bit prefixes in a ring of integers allocated once.
+
+    A REST summary agrees with the feed when its hash is one of these. Fixed memory from the first update:
+    a deque of 256 hex strings cost ~25 kB per token once full (20 MB for 800 tokens, filled over minutes,
+    or hours for quiet tokens). 64 bits of a SHA-1 tell 256 hashes apart with no practical collision.
+    """
+
+    __slots__ = ("_ring", "_next")
+
+    def __init__(self, size: int = 256) -> None:
+        self._ring = array("Q", bytes(8 * size))
+        self._next = 0
+
+    def append(self, hex_hash: str) -> None:
+        key = _hash_key(hex_hash)
+        if key:
+            self._ring[self._next] = key
+            self._next = (self._next + 1) % len(self._ring)
+
+    def __contains__(self, hex_hash: object) -> bool:
+        key = _hash_key(hex_hash) if isinstance(hex_hash, str) else 0
+        return bool(key) and key in self._ring
+
+
+def _hash_key(hex_hash: str) -> int:
+    """The first 64 bits of a hex hash, never 0 (an empty slot); 0 for text that is not hex."""
+    try:
+        return int(hex_hash[:16], 16) | 1
+    except ValueError:
+        return 0
+
+
 @dataclass
 class BookState:
     """One token's L2 book as rebuilt from the feed, plus what the hash needs beyond levels.
@@ -153,7 +186,7 @@ class BookState:
     bids: Side = field(default_factory=lambda: Side([], descending=False))
     asks: Side = field(default_factory=lambda: Side([], descending=True))
     synced: bool = False
-    recent_hashes: deque[str] = field(default_factory=lambda: deque(maxlen=256))
+    recent_hashes: RecentHashes = field(default_factory=RecentHashes, repr=False)
     #: `{"market":…,"asset_id":…,"timestamp":` (market and asset never change)
     _prefix: str = field(default="", repr=False)
     #: the text after the asks, and the (min_order_size, tick_size, neg_risk, ltp) it was built from

@@ -356,6 +356,7 @@ class Recorder:
             for token in self.recorded[condition].tokens:
                 self.tokens.pop(token.token_id, None)
                 self.tracker.forget(token.token_id)
+                self.stats.forget(token.token_id)
         self.recorded = dict(desired)
 
     def _start_link(self, slot: int, tokens: tuple[TrackedToken, ...]) -> None:

@@ -73,6 +73,10 @@ class FeedStats:
                 if market_data:
                     token.last_market_data_ns = received_ns
 
+    def forget(self, asset: str) -> None:
+        """Drop a token that is no longer recorded (a long run sees new tokens every five minutes)."""
+        self.tokens.pop(asset, None)
+
     def market_data_by_token(self) -> dict[str, int]:
         return {
             asset: sum(n for e, n in s.events.items() if e in MARKET_DATA_EVENTS)

@@ -73,6 +73,7 @@ class BookTracker:
 
     def forget(self, token_id: str) -> None:
         """Drop a token that is no longer recorded."""
+        self.metadata.pop(token_id, None)
         self.books.pop(token_id, None)
         self.counters.pending -= len(self.pending.pop(token_id, []))
         self._deferred.pop(token_id, None)

@@ -229,7 +229,7 @@ def test_rollover_subscribes_the_new_window_and_unsubscribes_the_old(tmp_path: P
         offset["seconds"] = 300.0
 
     config = run_config(tmp_path, sim, discovery={"windows": ["5m"]}, run={"post_end_grace_seconds": 0})
-    outcome, _ = record(config, 3.5, during=advance, clock=clock, sim=sim)
+    outcome, holder = record(config, 3.5, during=advance, clock=clock, sim=sim)
     assert outcome.error is None
     kinds = [(kind, tuple(assets)) for _, kind, assets in sim.sim.subscriptions]
     first = kinds[0][1]
@@ -240,6 +240,10 @@ def test_rollover_subscribes_the_new_window_and_unsubscribes_the_old(tmp_path: P
     assert len(connections) == 1  # changed on the open connection, no reconnect
     events = [r.get("event") for r in ws_lines() if r["record_type"] == "lifecycle"]
     assert "unsubscribe" in events
+    recorder = holder["recorder"]  # nothing is kept for the tokens no longer recorded (memory in long runs)
+    kept = [recorder.tokens, recorder.stats.tokens, recorder.tracker.books, recorder.tracker.metadata]
+    assert not [token for token in first for place in kept if token in place]
+    assert all(token in recorder.stats.tokens for token in added[-1])
 
 
 def test_bad_frames_kept_and_counted_rest_faults_counted_and_retried(tmp_path: Path, sim: Any) -> None:

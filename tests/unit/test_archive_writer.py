@@ -6,11 +6,20 @@ import asyncio
 import gzip
 import hashlib
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from pmws.archive import ArchiveWriter, GzipJsonlFile, Hasher, iter_gzip_lines, iter_gzip_rows, local_digests
+from pmws.archive import (
+    ArchiveWriter,
+    GzipJsonlFile,
+    Hasher,
+    LatencyStats,
+    iter_gzip_lines,
+    iter_gzip_rows,
+    local_digests,
+)
 from pmws.errors import ArchiveError
 
 
@@ -100,3 +109,20 @@ def test_one_read_digests_the_whole_file_even_past_a_corrupt_spot(tmp_path: Path
         for _ in iter_gzip_rows(path, on_chunk=hasher):
             pass
     assert hasher.digests() == local_digests(path)  # every byte seen, though decoding stopped early
+
+
+def test_latency_samples_cost_fixed_memory_and_percentiles_cover_the_most_recent() -> None:
+    """A long run must not grow: the samples live in a ring allocated once, not one object per sample."""
+    stats = LatencyStats(max_samples=10_000)
+    assert stats.percentile(0.5) is None
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for batch in range(30):
+            stats.add([batch + i / 1_000 for i in range(1_000)])  # 30 000 samples through a ring of 10 000
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 20_000, grown  # a deque of floats: ~320 kB for 10 000 kept samples
+    assert len(stats.samples_ms) == 10_000
+    assert stats.percentile(0.0) == 20.0 and stats.percentile(0.99) == 29.9  # only the last 10 000

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import tracemalloc
 from typing import Any
 
-from pmws.book import BookState, book_hash, levels_of, summary_hash
+from pmws.book import BookState, RecentHashes, book_hash, levels_of, summary_hash
 from tests.conftest import example
 
 
@@ -159,3 +161,21 @@ def test_string_fast_path_matches_json_dumps() -> None:
         "nl\n",
     ]:
         assert _text(value) == json.dumps(value, ensure_ascii=False)
+
+
+def test_recent_hashes_remember_the_last_256_in_fixed_memory() -> None:
+    recent = RecentHashes()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1_000):  # each hash made and handed over, as the tracker does
+            recent.append(hashlib.sha1(str(i).encode()).hexdigest())
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1_000, grown  # a deque of 256 hex strings: ~25 kB per token once full
+    hashes = [hashlib.sha1(str(i).encode()).hexdigest() for i in range(1_000)]
+    assert all(h in recent for h in hashes[-256:]) and not any(h in recent for h in hashes[:-256])
+    assert "" not in recent and "0x0...." not in recent and "0" * 40 not in recent  # empty slots never match
+    recent.append("0" * 40)
+    assert "0" * 40 in recent
