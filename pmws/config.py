@@ -50,6 +50,7 @@ class Websocket:
     ping_interval_seconds: float = 10.0
     pong_timeout_seconds: float = 30.0
     stale_after_seconds: float = 60.0
+    resubscribe_timeout_seconds: float = 30.0  # a blind token's resubscribe must bring a book by then
     open_timeout_seconds: float = 10.0
     max_assets_per_connection: int = 200
     custom_feature_enabled: bool = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class TokenState(StrEnum):
@@ -62,7 +63,7 @@ class Coverage:
     blind_events: int = 0
     resubscribes: int = 0
     resubscribe_reconnects: int = 0
-    recoveries: int = 0
+    recoveries: int = 0  # blind tokens that the feed reached again
 
     def track(self, token_ids: Iterable[str]) -> None:
         """Follow exactly these tokens (new ones start UNVERIFIED, removed ones are forgotten)."""
@@ -80,11 +81,12 @@ class Coverage:
         cov.last_message_at = now
         cov.messages_since_agree += 1
         cov.strikes = 0
+        if cov.state is TokenState.BLIND:
+            self.recoveries += 1  # after a resubscribe, or after the reconnect that followed it
         if cov.state in (TokenState.BLIND, TokenState.QUIET):
             cov.state = TokenState.LIVE if cov.last_agree_at is not None else TokenState.UNVERIFIED
-        if is_book and cov.resubscribed_at is not None:
+        if is_book:
             cov.resubscribed_at = None
-            self.recoveries += 1
 
     def on_checkpoint(
         self, token_id: str, rest_hash: str, feed_hashes: Collection[str], now: float
@@ -151,3 +153,50 @@ class Coverage:
 
 def _age(now: float, at: float | None) -> float | None:
     return None if at is None else round(now - at, 3)
+
+
+def event_assets(event: dict[str, Any]) -> list[str]:
+    """The token ids one feed event is about (`asset_id`, or each `price_changes` entry's)."""
+    asset = event.get("asset_id")
+    if isinstance(asset, str):
+        return [asset]
+    changes = event.get("price_changes")
+    if not isinstance(changes, list):
+        return []
+    return list(dict.fromkeys(c["asset_id"] for c in changes if isinstance(c, dict) and "asset_id" in c))
+
+
+def metric_samples(
+    coverage: Coverage, labels: dict[str, tuple[str, str]], now: float
+) -> dict[str, tuple[str, str, Any]]:
+    """Per-token gauges (one series per tracked token, labelled with its current state) and the counts.
+
+    `labels` maps each tracked token to (market_slug, outcome); tokens outside it are not exported, so the
+    label set stays bounded by what is subscribed.
+    """
+    state: dict[Any, float] = {}
+    message_age: dict[Any, float] = {}
+    agree_age: dict[Any, float] = {}
+    for token, cov in coverage.tokens.items():
+        if token not in labels:
+            continue
+        slug, outcome = labels[token]
+        base = (("token_id", token), ("market_slug", slug), ("outcome", outcome))
+        state[(*base, ("state", cov.state.value))] = 1
+        message_age[base] = -1 if cov.last_message_at is None else now - cov.last_message_at
+        agree_age[base] = -1 if cov.last_agree_at is None else now - cov.last_agree_at
+    counts = {(("state", s.value),): n for s, n in coverage.by_state().items()}
+    return {
+        "pmws_token_state": ("gauge", "1 for each tracked token's current coverage state", state),
+        "pmws_token_last_message_age_seconds": (
+            "gauge",
+            "seconds since the feed last delivered an event for the token (-1: never)",
+            message_age,
+        ),
+        "pmws_token_last_agreeing_checkpoint_age_seconds": (
+            "gauge",
+            "seconds since REST /books last agreed with the token's feed book (-1: never)",
+            agree_age,
+        ),
+        "pmws_tokens_by_state": ("gauge", "tracked tokens by coverage state", counts),
+    }

@@ -85,7 +85,9 @@ def test_resubscribe_without_a_fresh_book_asks_for_a_reconnect_once() -> None:
     assert action.kind is ActionKind.RECONNECT and action.token_id == "a"
     assert cov.due(9.0) == [] and cov.resubscribe_reconnects == 1
     assert cov.on_checkpoint("a", "h2", {"h1"}, 9.0) is not None  # still blind: try again
-    assert cov.blind_events == 2
+    assert cov.blind_events == 2 and cov.recoveries == 0
+    cov.on_message("a", 9.5, is_book=True)  # the reconnect brought it back
+    assert cov.recoveries == 1 and cov.due(100.0) == []
 
 
 def test_removed_token_is_forgotten_and_ignored() -> None:
