@@ -110,7 +110,16 @@ class Recorder:
         self.started = time.monotonic()
         root = Path(config.run.output_dir)
         manifests = Path(config.run.manifest_dir)
-        self.ws = self._archive("ws_raw", root, manifests, on_open=self._file_opened, latency=self.latency)
+        self.ws = self._archive(
+            "ws_raw",
+            root,
+            manifests,
+            on_open=self._file_opened,
+            latency=self.latency,
+            at_close=lambda: {
+                "token_states_at_close": {str(k): n for k, n in self.coverage.by_state().items()}
+            },
+        )
         self.rest_archive = self._archive("rest_checkpoints", root, manifests)
 
     def _archive(self, kind: str, root: Path, manifests: Path, **extra: Any) -> RotatingArchive:

@@ -13,7 +13,7 @@ import orjson
 from pmws.coverage import TokenState
 from pmws.envelope import payload_of
 from tests.conftest import TIME_FACTOR
-from tests.e2e.test_run import record, run_config, ws_lines
+from tests.e2e.test_run import manifests, record, run_config, ws_lines
 
 
 def wait_until(predicate: Any, timeout: float) -> bool:
@@ -101,6 +101,11 @@ def test_blind_token_is_detected_resubscribed_and_recovers(tmp_path: Path, sim: 
     outcome, _ = record(config, 8.0, during=blind_one_token(sim, seen), sim=sim)
     assert_detected_and_recovered(seen, outcome.counters)
     assert outcome.counters["reconnects"] == 0 and outcome.counters["token_resubscribe_reconnects"] == 0
+    (manifest,) = manifests()  # the hour's file: blind events in the period, token states at its close
+    assert manifest["counters"]["token_blind_events"] == 1
+    assert manifest["counters"]["token_resubscribes"] == 1
+    assert manifest["token_states_at_close"]["blind"] == 0
+    assert sum(manifest["token_states_at_close"].values()) == 4
 
 
 def test_blind_token_that_a_resubscribe_does_not_fix_reconnects_its_link(tmp_path: Path, sim: Any) -> None:
