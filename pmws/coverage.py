@@ -134,7 +134,7 @@ class Coverage:
         ids = list(token_ids)
         for token in ids:
             cov = self.tokens.get(token)
-            if cov is None or cov.state is not TokenState.QUIET or cov.last_agree_at is None:
+            if cov is None or cov.state is not TokenState.QUIET or cov.last_agree_at is None or cov.strikes:
                 return False
             if now - cov.last_agree_at >= within:
                 return False

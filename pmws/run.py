@@ -465,7 +465,7 @@ class Recorder:
             feed_hashes = list(book.recent_hashes) if book is not None else []
             rest_hash = str(summary.get("hash") or summary_hash(summary))
             action = self.coverage.on_checkpoint(token, rest_hash, feed_hashes, now)
-            link = self._link_of(token)
+            link = self._link_of(token) if action is not None else None
             if action is None or link is None:
                 continue
             market = self.tokens.get(token)
@@ -477,6 +477,7 @@ class Recorder:
                     "connection_sequence": link.connection_sequence,
                     "token_id": token,
                     "market_slug": market.market_slug if market else None,
+                    "outcome": market.outcome if market else None,
                     "rest_hash": action.rest_hash,
                     "feed_hash": action.feed_hash,
                     "last_message_age_seconds": action.last_message_age_seconds,

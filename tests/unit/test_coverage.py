@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pmws.coverage import ActionKind, Coverage, TokenState
+from pmws.coverage import ActionKind, Coverage, TokenState, event_assets, metric_samples
 
 
 def fresh(*tokens: str) -> Coverage:
@@ -29,6 +29,8 @@ def test_quiet_token_rest_equals_the_feed_no_action_and_link_not_stale() -> None
     assert cov.state("a") is TokenState.QUIET
     assert cov.all_quiet(["a", "b"], 9.5, within=2.0)
     assert not cov.all_quiet(["a", "b"], 11.5, within=2.0)  # REST confirmation too old: stale again
+    cov.on_checkpoint("a", "h2", {"ha"}, 10.0)  # REST moved on, the feed sent nothing: suspect
+    assert not cov.all_quiet(["a", "b"], 10.0, within=2.0)
     assert cov.blind_events == 0
 
 
@@ -104,3 +106,23 @@ def test_removed_token_is_forgotten_and_ignored() -> None:
         TokenState.BLIND: 0,
         TokenState.UNVERIFIED: 1,
     }
+
+
+def test_event_assets_names_every_token_an_event_is_about() -> None:
+    assert event_assets({"event_type": "book", "asset_id": "a"}) == ["a"]
+    changes = [{"asset_id": "a"}, {"asset_id": "b"}, {"asset_id": "a"}, "junk"]
+    assert event_assets({"event_type": "price_change", "price_changes": changes}) == ["a", "b"]
+    assert event_assets({"event_type": "new_market"}) == []
+
+
+def test_metric_samples_only_for_labelled_tokens_one_state_series_each() -> None:
+    cov = fresh("a", "b")
+    cov.on_message("a", 1.0, is_book=True)
+    cov.on_checkpoint("a", "h", {"h"}, 2.0)
+    out = metric_samples(cov, {"a": ("btc-updown-5m-1", "Up")}, 5.0)
+    base = (("token_id", "a"), ("market_slug", "btc-updown-5m-1"), ("outcome", "Up"))
+    assert out["pmws_token_state"][2] == {(*base, ("state", "live")): 1}
+    assert out["pmws_token_last_message_age_seconds"][2] == {base: 4.0}
+    assert out["pmws_token_last_agreeing_checkpoint_age_seconds"][2] == {base: 3.0}
+    counts = out["pmws_tokens_by_state"][2]
+    assert counts[(("state", "live"),)] == 1 and counts[(("state", "unverified"),)] == 1
