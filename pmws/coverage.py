@@ -3,9 +3,10 @@
 A connection can answer PONG and carry data for most tokens while one token silently stops (a server-side
 drop), and a token can be quiet because nothing trades. Only REST `/books` tells them apart (PROTOCOL.md §4,
 §5): if the REST hash is one the feed produced, the feed is current (QUIET when it sent nothing since the
-last agreeing checkpoint, else LIVE). If REST has moved on while the feed sent nothing since the
-last agreeing checkpoint, the token is BLIND. One disagreeing checkpoint is only a suspicion (the feed may
-be a few ms behind REST, or waiting for a `last_trade_price`, §5.3); the second in a row makes it BLIND, and
+last agreeing checkpoint, else LIVE). If REST has moved on (disagrees) at two checkpoints in a row and the
+feed sent nothing for the token since the one before, the token is BLIND. One disagreeing checkpoint is only
+a suspicion (the feed may be a few ms behind REST, or waiting for a `last_trade_price`, §5.3), and messages
+that arrived before the token went blind must not hide it: hence "since the previous checkpoint". Then
 the caller resubscribes it. A fresh `book` for it within `resubscribe_timeout` recovers it; otherwise the
 caller reconnects its link.
 """
@@ -50,6 +51,7 @@ class TokenCoverage:
     last_message_at: float | None = None
     last_agree_at: float | None = None
     messages_since_agree: int = 0
+    messages_since_checkpoint: int = 0
     strikes: int = 0  # consecutive disagreeing checkpoints with no feed message since the last agreement
     resubscribed_at: float | None = None  # waiting for a fresh book since then
 
@@ -80,6 +82,7 @@ class Coverage:
             return
         cov.last_message_at = now
         cov.messages_since_agree += 1
+        cov.messages_since_checkpoint += 1
         cov.strikes = 0
         if cov.state is TokenState.BLIND:
             self.recoveries += 1  # after a resubscribe, or after the reconnect that followed it
@@ -95,13 +98,15 @@ class Coverage:
         cov = self.tokens.get(token_id)
         if cov is None:
             return None
+        delivered, cov.messages_since_checkpoint = cov.messages_since_checkpoint, 0
         if rest_hash in feed_hashes:
             cov.state = TokenState.LIVE if cov.messages_since_agree else TokenState.QUIET
             cov.last_agree_at, cov.messages_since_agree, cov.strikes = now, 0, 0
             return None
-        if cov.messages_since_agree or cov.last_agree_at is None:
-            if cov.messages_since_agree:
-                cov.state = TokenState.LIVE  # the feed moves; the tracker reports any real divergence
+        if cov.last_agree_at is None:
+            return None
+        if delivered:  # the feed moves, only behind REST: the tracker reports any real divergence
+            cov.state, cov.strikes = TokenState.LIVE, 0
             return None
         cov.strikes += 1
         if cov.strikes < 2 or cov.resubscribed_at is not None:

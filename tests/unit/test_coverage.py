@@ -126,3 +126,14 @@ def test_metric_samples_only_for_labelled_tokens_one_state_series_each() -> None
     assert out["pmws_token_last_agreeing_checkpoint_age_seconds"][2] == {base: 3.0}
     counts = out["pmws_tokens_by_state"][2]
     assert counts[(("state", "live"),)] == 1 and counts[(("state", "unverified"),)] == 1
+
+
+def test_messages_before_the_token_went_blind_do_not_hide_it() -> None:
+    cov = fresh("a")
+    cov.on_checkpoint("a", "h1", {"h1"}, 1.0)
+    cov.on_message("a", 1.2)  # then the server silently drops the token; REST never agrees again
+    assert cov.on_checkpoint("a", "h5", {"h1", "h2"}, 2.0) is None  # delivered since the last checkpoint
+    assert cov.on_checkpoint("a", "h6", {"h1", "h2"}, 3.0) is None  # strike one
+    action = cov.on_checkpoint("a", "h7", {"h1", "h2"}, 4.0)
+    assert action is not None and action.kind is ActionKind.RESUBSCRIBE
+    assert cov.state("a") is TokenState.BLIND
