@@ -143,15 +143,17 @@ class RecentHashes:
     or hours for quiet tokens). 64 bits of a SHA-1 tell 256 hashes apart with no practical collision.
     """
 
-    __slots__ = ("_ring", "_next")
+    __slots__ = ("_ring", "_next", "latest")
 
     def __init__(self, size: int = 256) -> None:
         self._ring = array("Q", bytes(8 * size))
         self._next = 0
+        self.latest: str | None = None  # the last hash in full (for records that name it)
 
     def append(self, hex_hash: str) -> None:
         key = _hash_key(hex_hash)
         if key:
+            self.latest = hex_hash
             self._ring[self._next] = key
             self._next = (self._next + 1) % len(self._ring)
 

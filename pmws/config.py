@@ -51,6 +51,7 @@ class Websocket:
     ping_interval_seconds: float = 10.0
     pong_timeout_seconds: float = 30.0
     stale_after_seconds: float = 60.0
+    resubscribe_timeout_seconds: float = 30.0  # a blind token's resubscribe must bring a book by then
     open_timeout_seconds: float = 10.0
     max_assets_per_connection: int = 200
     custom_feature_enabled: bool = True
@@ -262,6 +263,7 @@ RULES: dict[str, Rule] = {
     "websocket.ping_interval_seconds": Between(0.5, 50),  # PROTOCOL.md §2.4: activity at least once a minute
     "websocket.pong_timeout_seconds": Between(1, 600),
     "websocket.stale_after_seconds": Between(1, DAY),
+    "websocket.resubscribe_timeout_seconds": Between(1, 3600),
     "websocket.open_timeout_seconds": Between(0.1, 600),
     "websocket.max_assets_per_connection": Between(1, 500),  # PROTOCOL.md §2.3
     "websocket.custom_feature_enabled": Flag(),

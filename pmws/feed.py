@@ -51,6 +51,10 @@ class FrameHandler(Protocol):
 
     async def wait_for_room(self) -> None: ...
 
+    def quiet_ok(self, link: Link, now: float) -> bool:
+        """True when REST confirms every token of this silent link is merely quiet (not stale)."""
+        ...
+
 
 @dataclass
 class Sequencer:
@@ -130,7 +134,7 @@ class Link:
             return False
         now = time.monotonic() if now is None else now
         since = self.last_data_monotonic or self.subscribed_monotonic or now
-        return now - since < self.settings.stale_after_seconds
+        return now - since < self.settings.stale_after_seconds or self.handler.quiet_ok(self, now)
 
     async def run(self) -> None:
         """Connect and serve until `stop`; never gives up (unless fail_fast on the first attempt)."""
@@ -282,7 +286,7 @@ class Link:
             await asyncio.sleep(tick)
             now = time.monotonic()
             since = self.last_data_monotonic or self.subscribed_monotonic or now
-            if now - since >= stale_after:
+            if now - since >= stale_after and not self.handler.quiet_ok(self, now):
                 self.stale_events += 1
                 self._close_reason = "stale_feed"
                 self.handler.on_lifecycle(
@@ -325,6 +329,30 @@ class Link:
         except ConnectionClosed:
             self._close_reason = "resubscribe_failed"
             await _abort(ws)  # the run loop reconnects with the new list
+
+    async def resubscribe(self, token_ids: list[str]) -> None:
+        """Unsubscribe + subscribe these tokens on the open connection: the server re-sends their books."""
+        ws = self._ws
+        if ws is None or self.state is not LinkState.SUBSCRIBED:
+            return
+        try:
+            await ws.send(operation_message(token_ids, "unsubscribe"))
+            await ws.send(
+                operation_message(
+                    token_ids, "subscribe", custom_feature_enabled=self.settings.custom_feature_enabled
+                )
+            )
+        except ConnectionClosed:
+            return  # the run loop reconnects, which subscribes them afresh
+        self.handler.on_lifecycle("resubscribe", self, {"assets_ids": token_ids})
+
+    async def reconnect(self, reason: str) -> None:
+        """Drop the current connection; the run loop reconnects with the full token list."""
+        ws = self._ws
+        if ws is None:
+            return
+        self._close_reason = reason
+        await _abort(ws)
 
 
 def _idle_probe(ws: ClientConnection) -> Callable[[], bool] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console, Group
@@ -40,6 +40,7 @@ class Snapshot:
     rest_failed: int
     elapsed_seconds: float
     extra: dict[str, Any]
+    token_states: dict[str, str] = field(default_factory=dict)  # token → live/quiet/blind/unverified
 
 
 def render(snapshot: Snapshot, now_ns: int | None = None) -> Group:
@@ -51,13 +52,16 @@ def render(snapshot: Snapshot, now_ns: int | None = None) -> Group:
     for event in SHOWN_EVENTS:
         table.add_column(event.replace("_", " "), justify="right")
     table.add_column("last msg", justify="right")
+    if snapshot.token_states:
+        table.add_column("coverage")
     for token in snapshot.tokens:
         stats = snapshot.stats.tokens.get(token.token_id)
         counts = [str(stats.events.get(e, 0)) if stats else "0" for e in SHOWN_EVENTS]
         age = "-"
         if stats and stats.last_received_ns:
             age = f"{(now_ns - stats.last_received_ns) / 1e9:.1f}s"
-        table.add_row(token.market_slug, token.outcome, *counts, age)
+        state = [snapshot.token_states.get(token.token_id, "-")] if snapshot.token_states else []
+        table.add_row(token.market_slug, token.outcome, *counts, age, *state)
     links = Table(show_header=True, expand=False)
     for name in ("conn", "state", "seq", "reconnects", "stale", "assets"):
         links.add_column(name)

@@ -83,6 +83,7 @@ class RotatingArchive:
         on_open: Callable[[RotatingArchive], None] | None = None,
         shard: str | None = None,
         latency: LatencyStats | None = None,
+        at_close: Callable[[], dict[str, Any]] | None = None,
     ):
         self.kind = kind
         self.root = root
@@ -94,6 +95,7 @@ class RotatingArchive:
         self.on_open = on_open
         self.shard = shard
         self.latency = latency
+        self.at_close = at_close  # state worth keeping as it stood when the file closed (not a delta)
         self.current: Period | None = None
         self.closed_files: list[dict[str, Any]] = []
         self.errors: list[str] = []
@@ -212,7 +214,7 @@ class RotatingArchive:
             records=dict(period.records),
             counters=deltas,
             recovered=False,
-            extra={"rotated_to": rotated_to},
+            extra={"rotated_to": rotated_to, **(self.at_close() if self.at_close else {})},
         )
 
 

@@ -24,7 +24,9 @@ from rich.console import Console
 
 from pmws.archive import LatencyStats
 from pmws.backlog import BacklogGauges, closed_bytes_sample
+from pmws.book import summary_hash
 from pmws.config import Config
+from pmws.coverage import ActionKind, Coverage, event_assets, metric_samples
 from pmws.discover import http_client
 from pmws.envelope import TrackedToken, record_line, utc_text
 from pmws.errors import ArchiveError, ConfigError, PmwsError
@@ -117,6 +119,7 @@ class Recorder:
         self.sequencer = Sequencer()
         self.stats = FeedStats()
         self.tracker = BookTracker()
+        self.coverage = Coverage(resubscribe_timeout=config.websocket.resubscribe_timeout_seconds)
         self.rest = RestTotals()
         self.latency = LatencyStats()
         self.links: list[Link | None] = []
@@ -131,7 +134,16 @@ class Recorder:
         self.started = time.monotonic()
         root = Path(config.run.output_dir)
         manifests = Path(config.run.manifest_dir)
-        self.ws = self._archive("ws_raw", root, manifests, on_open=self._file_opened, latency=self.latency)
+        self.ws = self._archive(
+            "ws_raw",
+            root,
+            manifests,
+            on_open=self._file_opened,
+            latency=self.latency,
+            at_close=lambda: {
+                "token_states_at_close": {str(k): n for k, n in self.coverage.by_state().items()}
+            },
+        )
         self.rest_archive = self._archive("rest_checkpoints", root, manifests)
 
     def _archive(self, kind: str, root: Path, manifests: Path, **extra: Any) -> RotatingArchive:
@@ -175,6 +187,10 @@ class Recorder:
             "rest_book_agree": self.tracker.rest_agree,
             "divergences": self.tracker.rest_divergent,
             "discovery_failures": self.discovery_failures,
+            "token_blind_events": self.coverage.blind_events,
+            "token_resubscribes": self.coverage.resubscribes,
+            "token_resubscribe_reconnects": self.coverage.resubscribe_reconnects,
+            "token_recoveries": self.coverage.recoveries,
         }
 
     def metrics_sample(self) -> dict[str, tuple[str, str, Any]]:
@@ -190,6 +206,8 @@ class Recorder:
                 key = (("state", link.state.value),)
                 states[key] = states.get(key, 0) + 1
         out["pmws_connections"] = ("gauge", "connections by state", states or {(("state", "none"),): 0})
+        labels = {t: (v.market_slug, v.outcome) for t, v in self.tokens.items()}
+        out.update(metric_samples(self.coverage, labels, time.monotonic()))
         out["pmws_subscribed_assets"] = ("gauge", "assets subscribed", len(self.tokens))
         out["pmws_recorded_markets"] = ("gauge", "markets recorded", len(self.recorded))
         ages = [
@@ -232,8 +250,11 @@ class Recorder:
     def _follow_events(self, classified: Classified, received_ns: int) -> None:
         verify = self.config.run.verify_book_hashes
         parsed = classified.parsed
+        now = time.monotonic()
         for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
             kind = event.get("event_type")
+            for asset in event_assets(event):
+                self.coverage.on_message(asset, now, is_book=kind == "book")
             if verify:
                 for divergence in self.tracker.observe(event):
                     self._write_record(divergence.to_record(), received_ns)
@@ -254,6 +275,10 @@ class Recorder:
 
     async def wait_for_room(self) -> None:
         await self.ws.wait_for_room()
+
+    def quiet_ok(self, link: Link, now: float) -> bool:
+        within = self.config.websocket.stale_after_seconds
+        return self.coverage.all_quiet(link.asset_ids, now, within=within)
 
     def _write_record(self, record: dict[str, Any], at_ns: int) -> None:
         full = {
@@ -357,6 +382,7 @@ class Recorder:
                 self.tokens.pop(token.token_id, None)
                 self.tracker.forget(token.token_id)
                 self.stats.forget(token.token_id)
+        self.coverage.track(self.tokens)
         self.recorded = dict(desired)
 
     def _start_link(self, slot: int, tokens: tuple[TrackedToken, ...]) -> None:
@@ -456,6 +482,54 @@ class Recorder:
                 divergence = self.tracker.compare_rest(summary)
                 if divergence is not None:
                     self._write_record(divergence.to_record(), time.time_ns())
+            await self._check_coverage(checkpoint.books)
+
+    async def _check_coverage(self, summaries: list[dict[str, Any]]) -> None:
+        """Feed each REST summary to the coverage machine; resubscribe blind tokens (coverage.py)."""
+        now = time.monotonic()
+        for summary in summaries:
+            token = str(summary.get("asset_id", ""))
+            book = self.tracker.books.get(token)
+            rest_hash = str(summary.get("hash") or summary_hash(summary))
+            action = self.coverage.on_checkpoint(
+                token,
+                rest_hash,
+                book.recent_hashes if book is not None else (),
+                now,
+                feed_hash=book.recent_hashes.latest if book is not None else None,
+            )
+            link = self._link_of(token) if action is not None else None
+            if action is None or link is None:
+                continue
+            market = self.tokens.get(token)
+            self._write_record(
+                {
+                    "record_type": "lifecycle",
+                    "event": "token_blind",
+                    "slot": link.slot,
+                    "connection_sequence": link.connection_sequence,
+                    "token_id": token,
+                    "market_slug": market.market_slug if market else None,
+                    "outcome": market.outcome if market else None,
+                    "rest_hash": action.rest_hash,
+                    "feed_hash": action.feed_hash,
+                    "last_message_age_seconds": action.last_message_age_seconds,
+                    "last_agreeing_checkpoint_age_seconds": action.last_agreeing_checkpoint_age_seconds,
+                },
+                time.time_ns(),
+            )
+            await link.resubscribe([token])
+
+    async def _coverage_due(self) -> None:
+        """Reconnect links whose resubscribed token brought no fresh book within the bound."""
+        for action in self.coverage.due(time.monotonic()):
+            link = self._link_of(action.token_id)
+            if action.kind is ActionKind.RECONNECT and link is not None:
+                self.on_lifecycle("resubscribe_timeout", link, {"token_id": action.token_id})
+                await link.reconnect("resubscribe_timeout")
+
+    def _link_of(self, token: str) -> Link | None:
+        return next((ln for ln in self.links if ln is not None and token in ln.asset_ids), None)
 
     async def rotation_loop(self) -> None:
         """Close files on time even when the feed is quiet; keep the health heartbeat."""
@@ -463,6 +537,7 @@ class Recorder:
             self.heartbeat = time.monotonic()
             self.ws.roll_if_due()
             self.rest_archive.roll_if_due()
+            await self._coverage_due()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=0.2)
 
@@ -493,6 +568,7 @@ class Recorder:
         }
         current = self.ws.current_open_path
         extra["file"] = current.name if current else "-"
+        extra["coverage"] = ",".join(f"{k}:{v}" for k, v in self.coverage.by_state().items() if v) or "-"
         return Snapshot(
             f"pmws run {self.session_id} shard {self.shard}",
             list(self.tokens.values()),
@@ -502,6 +578,7 @@ class Recorder:
             self.rest.checkpoints_failed,
             time.monotonic() - self.started,
             extra,
+            {token: self.coverage.state(token).value for token in self.tokens},
         )
 
     async def shutdown(self) -> None:

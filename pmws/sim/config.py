@@ -12,6 +12,9 @@ class Faults:
 
     drop_after_frames: int | None = None  # abort TCP (no close frame) after N data frames per connection
     silent: bool = False  # no market data, PING still answered (PROTOCOL.md §0 item 2, [I1][I2])
+    frozen: bool = False  # the market moves (/books changes) but the websocket sends no data, PING answered
+    blind_tokens: set[str] = field(default_factory=set)  # no events for these until a client subscribes them
+    blind_until_reconnect: bool = False  # blind_tokens ignore a resubscribe; only a new connection helps
     pong_only: bool = False  # nothing but PONG: no initial dump, no stream
     send_non_json_every: int | None = None  # an extra non-JSON text frame every N data frames
     send_binary_every: int | None = None  # an extra binary frame every N data frames

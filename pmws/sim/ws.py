@@ -166,7 +166,7 @@ class MarketChannel:
         self.conns[conn_id] = conn
         sender = asyncio.create_task(self._sender(conn))
         try:
-            self._subscribe(conn, assets, dump)
+            self._subscribe(conn, assets, dump, initial=True)
             async for message in ws:
                 self._on_message(conn, message)
         except ConnectionClosed:
@@ -202,11 +202,14 @@ class MarketChannel:
             conn.assets.difference_update(assets)
             self._refresh_active()
 
-    def _subscribe(self, conn: Conn, assets: list[str], dump: bool) -> None:
+    def _subscribe(self, conn: Conn, assets: list[str], dump: bool, *, initial: bool = False) -> None:
         """Add assets and queue their books as one array frame, in the same step (§2.2, §3.1)."""
         conn.assets.update(assets)
-        if dump and not self.sim.faults.pong_only:
-            books = self.sim.engine.snapshot(assets)
+        faults = self.sim.faults
+        if initial or not faults.blind_until_reconnect:  # a fresh subscription restores a dropped token
+            faults.blind_tokens.difference_update(assets)
+        if dump and not faults.pong_only and not faults.frozen:
+            books = self.sim.engine.snapshot([a for a in assets if a not in faults.blind_tokens])
             if books:
                 payload = Frame(books, array=True).payload_for(conn.assets, conn.custom)
                 if payload is not None:
@@ -314,11 +317,14 @@ class MarketChannel:
 
     def fanout(self, frame: Frame) -> None:
         """Queue a frame for every connection it concerns (filtered to its assets, §2.5)."""
-        pong_only = self.sim.faults.pong_only
+        faults = self.sim.faults
+        if faults.pong_only or faults.frozen:
+            return
         for conn in self.conns.values():
-            if conn.dropped or pong_only:
+            if conn.dropped:
                 continue
-            payload = frame.payload_for(conn.assets, conn.custom)
+            assets = conn.assets - faults.blind_tokens if faults.blind_tokens else conn.assets
+            payload = frame.payload_for(assets, conn.custom)
             if payload is not None:
                 conn.push((payload, DATA))
                 if len(conn.queue) > MAX_QUEUE:

@@ -186,9 +186,9 @@ def test_forced_drop_archives_every_frame_once_with_gap_records(tmp_path: Path, 
 def test_silent_stall_is_detected_replaced_and_loses_nothing(tmp_path: Path, sim: Any) -> None:
     def stall(_: Any) -> None:
         time.sleep(1.0)
-        sim.sim.faults.silent = True
+        sim.sim.faults.frozen = True  # the market moves on (/books changes), the socket sends nothing
         time.sleep(2.5)
-        sim.sim.faults.silent = False
+        sim.sim.faults.frozen = False
 
     outcome, _ = record(
         run_config(tmp_path, sim, websocket={"stale_after_seconds": 1}), 5.0, during=stall, sim=sim

@@ -10,6 +10,7 @@ CORE = [
     "envelope",
     "book",
     "tracker",
+    "coverage",
     "markets",
     "checks",
     "stats",

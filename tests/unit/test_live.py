@@ -50,3 +50,14 @@ def test_plain_lines_off_a_terminal(capsys) -> None:  # type: ignore[no-untyped-
     with LiveView(snapshot, live=True, interval=0, console=console) as view:
         view.refresh()
     assert "[pmws]" in capsys.readouterr().out
+
+
+def test_table_shows_each_tokens_coverage_state() -> None:
+    shot = snapshot()
+    shot.token_states = {"111": "live", "222": "blind"}
+    console = Console(file=io.StringIO(), width=250, record=True)
+    console.print(render(shot, now_ns=3_500_000_000))
+    text = console.export_text()
+    assert "coverage" in text
+    assert "live" in next(line for line in text.splitlines() if "Up" in line)
+    assert "blind" in next(line for line in text.splitlines() if "Down" in line)

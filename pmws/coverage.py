@@ -1,0 +1,218 @@
+"""Per-token feed coverage from REST checkpoints: live, quiet, blind or unverified. Pure.
+
+A connection can answer PONG and carry data for most tokens while one token silently stops (a server-side
+drop), and a token can be quiet because nothing trades. Only REST `/books` tells them apart (PROTOCOL.md §4,
+§5): if the REST hash is one the feed produced, the feed is current (QUIET when it sent nothing since the
+last agreeing checkpoint, else LIVE). If REST has moved on (disagrees) at two checkpoints in a row and the
+feed sent nothing for the token since the one before, the token is BLIND. One disagreeing checkpoint is only
+a suspicion (the feed may be a few ms behind REST, or waiting for a `last_trade_price`, §5.3), and messages
+that arrived before the token went blind must not hide it: hence "since the previous checkpoint". Then
+the caller resubscribes it. A fresh `book` for it within `resubscribe_timeout` recovers it; otherwise the
+caller reconnects its link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class TokenState(StrEnum):
+    LIVE = "live"
+    QUIET = "quiet"
+    BLIND = "blind"
+    UNVERIFIED = "unverified"
+
+
+class ActionKind(StrEnum):
+    RESUBSCRIBE = "resubscribe"
+    RECONNECT = "reconnect"
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the I/O code must do for a token, and the facts for its lifecycle record."""
+
+    kind: ActionKind
+    token_id: str
+    rest_hash: str = ""
+    feed_hash: str | None = None
+    last_message_age_seconds: float | None = None
+    last_agreeing_checkpoint_age_seconds: float | None = None
+
+
+@dataclass
+class TokenCoverage:
+    """What is known about one token."""
+
+    state: TokenState = TokenState.UNVERIFIED
+    last_message_at: float | None = None
+    last_agree_at: float | None = None
+    messages_since_agree: int = 0
+    messages_since_checkpoint: int = 0
+    strikes: int = 0  # consecutive disagreeing checkpoints with no feed message since the last agreement
+    resubscribed_at: float | None = None  # waiting for a fresh book since then
+
+
+@dataclass
+class Coverage:
+    """Per-token states for one recorder; `resubscribe_timeout` bounds the wait for a fresh book."""
+
+    resubscribe_timeout: float
+    tokens: dict[str, TokenCoverage] = field(default_factory=dict)
+    blind_events: int = 0
+    resubscribes: int = 0
+    resubscribe_reconnects: int = 0
+    recoveries: int = 0  # blind tokens that the feed reached again
+
+    def track(self, token_ids: Iterable[str]) -> None:
+        """Follow exactly these tokens (new ones start UNVERIFIED, removed ones are forgotten)."""
+        wanted = list(token_ids)
+        for token in wanted:
+            self.tokens.setdefault(token, TokenCoverage())
+        for token in set(self.tokens) - set(wanted):
+            del self.tokens[token]
+
+    def on_message(self, token_id: str, now: float, *, is_book: bool = False) -> None:
+        """The feed delivered an event for this token (a `book` ends a pending resubscribe)."""
+        cov = self.tokens.get(token_id)
+        if cov is None:
+            return
+        cov.last_message_at = now
+        cov.messages_since_agree += 1
+        cov.messages_since_checkpoint += 1
+        cov.strikes = 0
+        if cov.state is TokenState.BLIND:
+            self.recoveries += 1  # after a resubscribe, or after the reconnect that followed it
+        if cov.state in (TokenState.BLIND, TokenState.QUIET):
+            cov.state = TokenState.LIVE if cov.last_agree_at is not None else TokenState.UNVERIFIED
+        if is_book:
+            cov.resubscribed_at = None
+
+    def on_checkpoint(
+        self,
+        token_id: str,
+        rest_hash: str,
+        feed_hashes: Container[str],
+        now: float,
+        *,
+        feed_hash: str | None = None,
+    ) -> Action | None:
+        """A REST summary for the token; `feed_hashes` holds the hashes the feed recently produced for it,
+        `feed_hash` the latest of them (named in the action)."""
+        cov = self.tokens.get(token_id)
+        if cov is None:
+            return None
+        delivered, cov.messages_since_checkpoint = cov.messages_since_checkpoint, 0
+        if rest_hash in feed_hashes:
+            cov.state = TokenState.LIVE if cov.messages_since_agree else TokenState.QUIET
+            cov.last_agree_at, cov.messages_since_agree, cov.strikes = now, 0, 0
+            return None
+        if cov.last_agree_at is None:
+            return None
+        if delivered:  # the feed moves, only behind REST: the tracker reports any real divergence
+            cov.state, cov.strikes = TokenState.LIVE, 0
+            return None
+        cov.strikes += 1
+        if cov.strikes < 2 or cov.resubscribed_at is not None:
+            return None
+        cov.state = TokenState.BLIND
+        self.blind_events += 1
+        self.resubscribes += 1
+        cov.resubscribed_at = now
+        return Action(
+            ActionKind.RESUBSCRIBE,
+            token_id,
+            rest_hash,
+            feed_hash,
+            _age(now, cov.last_message_at),
+            _age(now, cov.last_agree_at),
+        )
+
+    def due(self, now: float) -> list[Action]:
+        """Reconnects for tokens whose resubscribe brought no fresh book in time (each only once)."""
+        actions = []
+        for token, cov in self.tokens.items():
+            if cov.resubscribed_at is not None and now - cov.resubscribed_at >= self.resubscribe_timeout:
+                cov.resubscribed_at = None
+                self.resubscribe_reconnects += 1
+                actions.append(Action(ActionKind.RECONNECT, token))
+        return actions
+
+    def all_quiet(self, token_ids: Iterable[str], now: float, *, within: float) -> bool:
+        """Every token QUIET and confirmed by REST within `within` s: a silent link is then not stale."""
+        ids = list(token_ids)
+        for token in ids:
+            cov = self.tokens.get(token)
+            if cov is None or cov.state is not TokenState.QUIET or cov.last_agree_at is None or cov.strikes:
+                return False
+            if now - cov.last_agree_at >= within:
+                return False
+        return bool(ids)
+
+    def state(self, token_id: str) -> TokenState:
+        cov = self.tokens.get(token_id)
+        return cov.state if cov is not None else TokenState.UNVERIFIED
+
+    def by_state(self) -> dict[TokenState, int]:
+        counts = dict.fromkeys(TokenState, 0)
+        for cov in self.tokens.values():
+            counts[cov.state] += 1
+        return counts
+
+    def state_counts(self) -> dict[str, int]:
+        """`by_state` with plain string keys (for JSON manifests)."""
+        return {state.value: n for state, n in self.by_state().items()}
+
+
+def _age(now: float, at: float | None) -> float | None:
+    return None if at is None else round(now - at, 3)
+
+
+def event_assets(event: dict[str, Any]) -> list[str]:
+    """The token ids one feed event is about (`asset_id`, or each `price_changes` entry's)."""
+    asset = event.get("asset_id")
+    if isinstance(asset, str):
+        return [asset]
+    changes = event.get("price_changes")
+    if not isinstance(changes, list):
+        return []
+    return list(dict.fromkeys(c["asset_id"] for c in changes if isinstance(c, dict) and "asset_id" in c))
+
+
+def metric_samples(
+    coverage: Coverage, labels: dict[str, tuple[str, str]], now: float
+) -> dict[str, tuple[str, str, Any]]:
+    """Per-token gauges (one series per tracked token, labelled with its current state) and the counts.
+
+    `labels` maps each tracked token to (market_slug, outcome); tokens outside it are not exported, so the
+    label set stays bounded by what is subscribed.
+    """
+    state: dict[Any, float] = {}
+    message_age: dict[Any, float] = {}
+    agree_age: dict[Any, float] = {}
+    for token, cov in coverage.tokens.items():
+        if token not in labels:
+            continue
+        slug, outcome = labels[token]
+        base = (("token_id", token), ("market_slug", slug), ("outcome", outcome))
+        state[(*base, ("state", cov.state.value))] = 1
+        message_age[base] = -1 if cov.last_message_at is None else now - cov.last_message_at
+        agree_age[base] = -1 if cov.last_agree_at is None else now - cov.last_agree_at
+    counts = {(("state", s.value),): n for s, n in coverage.by_state().items()}
+    return {
+        "pmws_token_state": ("gauge", "1 for each tracked token's current coverage state", state),
+        "pmws_token_last_message_age_seconds": (
+            "gauge",
+            "seconds since the feed last delivered an event for the token (-1: never)",
+            message_age,
+        ),
+        "pmws_token_last_agreeing_checkpoint_age_seconds": (
+            "gauge",
+            "seconds since REST /books last agreed with the token's feed book (-1: never)",
+            agree_age,
+        ),
+        "pmws_tokens_by_state": ("gauge", "tracked tokens by coverage state", counts),
+    }
