@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmws.archive import Hasher, iter_gzip_rows
+from pmws.archive.digest import Hasher
+from pmws.archive.reader import iter_gzip_rows
 from pmws.checks import FileCheck, GateCheck, GateFacts, Verdict, checks_as_json, evaluate
 from pmws.envelope import payload_matches, payload_of
 from pmws.errors import ArchiveError

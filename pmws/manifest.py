@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pmws.archive import FileSummary, fsync_dir
+from pmws.archive.writer import FileSummary, fsync_dir
 from pmws.errors import ArchiveError
 
 

@@ -22,7 +22,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from pmws.archive import LatencyStats
+from pmws.archive.writer import LatencyStats
 from pmws.backlog import BacklogGauges, closed_bytes_sample
 from pmws.config import Config
 from pmws.discover import http_client

@@ -26,7 +26,7 @@ from enum import StrEnum
 from itertools import groupby
 from pathlib import Path
 
-from pmws.archive import Digests, local_digests
+from pmws.archive.digest import Digests, local_digests
 from pmws.config import Upload
 from pmws.errors import ArchiveError, ConfigError, UploadError
 from pmws.ledger import Ledger, already_verified

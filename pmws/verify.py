@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmws.archive import Digests, Hasher, iter_gzip_rows
+from pmws.archive.digest import Digests, Hasher
+from pmws.archive.reader import iter_gzip_rows
 from pmws.envelope import payload_matches
 from pmws.errors import ArchiveError, ArchiveUnreadable, ConfigError, VerifyError
 from pmws.ledger import Ledger, deleted_locally, known_md5

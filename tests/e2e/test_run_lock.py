@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pmws.archive import iter_gzip_lines
+from pmws.archive.reader import iter_gzip_lines
 from pmws.errors import OutputLocked
 from tests.e2e.test_run import (
     MANIFESTS,

@@ -19,7 +19,8 @@ import typer
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
-from pmws.archive import GzipJsonlFile, file_digest
+from pmws.archive.digest import file_digest
+from pmws.archive.writer import GzipJsonlFile
 from pmws.cli_transfer import upload_command, verify_command
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
 from pmws.lock import acquire

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from zlib_ng import zlib_ng as zlib
 
-from pmws.archive import GzipJsonlFile, file_digest, iter_gzip_lines
+from pmws.archive.digest import file_digest
+from pmws.archive.reader import iter_gzip_lines
+from pmws.archive.writer import GzipJsonlFile
 from pmws.config import Archive
 from pmws.lock import acquire
 from pmws.rotating import SALVAGE_STEPS, RotatingArchive, repair_manifests, salvage_orphans
