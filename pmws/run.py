@@ -22,6 +22,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
+from pmws.archive.rotating import RotatingArchive, repair_manifests, salvage_orphans
 from pmws.archive.writer import LatencyStats
 from pmws.backlog import BacklogGauges, closed_bytes_sample
 from pmws.config import Config
@@ -36,7 +37,6 @@ from pmws.markets import Market, filter_live
 from pmws.metrics import HealthServer, RecorderCollector
 from pmws.protocol import Classified, iter_events
 from pmws.rest import checkpoint_books
-from pmws.rotating import RotatingArchive, repair_manifests, salvage_orphans
 from pmws.sharding import shard_label, shard_of
 from pmws.signals import stop_on_signals
 from pmws.stats import FeedStats

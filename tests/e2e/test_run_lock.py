@@ -125,8 +125,8 @@ def test_two_shards_in_one_directory_both_run_and_never_salvage_each_other(tmp_p
 def test_a_start_finishes_a_cut_salvage_and_repairs_manifests_before_recording(
     tmp_path: Path, sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pmws.archive.rotating import salvage_orphans
     from pmws.config import Archive
-    from pmws.rotating import salvage_orphans
     from tests.unit.test_salvage import Killed, closed_archive, make_orphan
 
     root = tmp_path / ROOT
