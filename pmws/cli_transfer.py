@@ -20,8 +20,8 @@ from rich.table import Table
 
 from pmws.config import load_config
 from pmws.options import ConfigOption, DebugOption, from_config
-from pmws.upload import NO_MANIFEST, PROBLEMS, Action, UploadProgress, UploadReport
-from pmws.verify import VERIFY_MODES, VerifyReport
+from pmws.transfer.upload import NO_MANIFEST, PROBLEMS, Action, UploadProgress, UploadReport
+from pmws.transfer.verify import VERIFY_MODES, VerifyReport
 
 out = Console()
 
@@ -72,7 +72,7 @@ def upload_command(
 ) -> None:
     """Upload closed archives and manifests with rclone, verify each remote copy, optionally clean up."""
     from pmws.cli import guarded
-    from pmws.upload import upload
+    from pmws.transfer.upload import upload
 
     def action() -> int:
         cfg = load_config(
@@ -124,8 +124,8 @@ def verify_command(
 ) -> None:
     """Check archives against their manifests, locally and with --remote on the remote; exit 0 if all pass."""
     from pmws.cli import guarded
-    from pmws.rclone import Rclone
-    from pmws.verify import verify
+    from pmws.transfer.rclone import Rclone
+    from pmws.transfer.verify import verify
 
     def action() -> int:
         cfg = load_config(

@@ -24,7 +24,6 @@ from rich.console import Console
 
 from pmws.archive.rotating import RotatingArchive, repair_manifests, salvage_orphans
 from pmws.archive.writer import LatencyStats
-from pmws.backlog import BacklogGauges, closed_bytes_sample
 from pmws.config import Config
 from pmws.discover import http_client
 from pmws.envelope import TrackedToken, record_line, utc_text
@@ -42,6 +41,7 @@ from pmws.signals import stop_on_signals
 from pmws.stats import FeedStats
 from pmws.subscriptions import plan_connections
 from pmws.tracker import BookTracker
+from pmws.transfer.backlog import BacklogGauges, closed_bytes_sample
 
 
 def resolve_shard(config: Config, env: dict[str, str] | None = None) -> tuple[int, int]:

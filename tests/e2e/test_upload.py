@@ -26,7 +26,7 @@ from pmws.cli_transfer import upload_command, verify_command
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
 from pmws.lock import acquire
 from pmws.manifest import file_record, write_manifest
-from pmws.rclone import Rclone, which
+from pmws.transfer.rclone import Rclone, which
 
 SECRET = "SUPERSECRETKEY123"
 SOURCE, MANIFESTS, LEDGER = Path("rec"), Path("manifests"), Path("state/ledger.jsonl")

@@ -17,7 +17,7 @@ from pmws.archive.writer import GzipJsonlFile
 from pmws.config import Archive
 from pmws.lock import acquire
 from pmws.rotation import archive_name, manifest_path_for, session_of_name
-from pmws.upload import find_candidates
+from pmws.transfer.upload import find_candidates
 
 SESSION = "20261201T000000Z-abcdef"
 

@@ -29,11 +29,11 @@ from pathlib import Path
 from pmws.archive.digest import Digests, local_digests
 from pmws.config import Upload
 from pmws.errors import ArchiveError, ConfigError, UploadError
-from pmws.ledger import Ledger, already_verified
 from pmws.lock import is_lock_file
 from pmws.manifest import read_manifest
-from pmws.rclone import Rclone, join_remote, split_remote, which
-from pmws.verify import check_mode, check_remote
+from pmws.transfer.ledger import Ledger, already_verified
+from pmws.transfer.rclone import Rclone, join_remote, split_remote, which
+from pmws.transfer.verify import check_mode, check_remote
 
 ARCHIVE_SUFFIX = ".jsonl.gz"
 #: a closed archive nobody can verify: reported as a failure (`pmws verify --repair-manifests` fixes it)

@@ -17,8 +17,8 @@ from typing import Any
 
 from pmws.archive.rotating import RotatingArchive
 from pmws.errors import PmwsError
-from pmws.ledger import already_verified
-from pmws.upload import ARCHIVE_SUFFIX
+from pmws.transfer.ledger import already_verified
+from pmws.transfer.upload import ARCHIVE_SUFFIX
 
 CACHE_SECONDS = 60.0
 

@@ -25,7 +25,7 @@ import orjson
 
 from pmws.envelope import utc_text
 from pmws.errors import UploadError
-from pmws.rclone import join_remote
+from pmws.transfer.rclone import join_remote
 
 EVENTS = ("uploaded", "verified", "deleted", "refused", "failed")
 

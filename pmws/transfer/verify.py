@@ -19,11 +19,11 @@ from pmws.archive.reader import iter_gzip_rows
 from pmws.archive.rotating import missing_manifests, repair_manifests
 from pmws.envelope import payload_matches
 from pmws.errors import ArchiveError, ArchiveUnreadable, ConfigError, VerifyError
-from pmws.ledger import Ledger, deleted_locally, known_md5
 from pmws.lock import session_live
 from pmws.manifest import read_manifest, resolve_output
-from pmws.rclone import Rclone, join_remote
 from pmws.rotation import session_of_name
+from pmws.transfer.ledger import Ledger, deleted_locally, known_md5
+from pmws.transfer.rclone import Rclone, join_remote
 
 VERIFY_MODES = ("auto", "sha256", "md5", "download")
 
