@@ -20,8 +20,9 @@ from rich.table import Table
 
 from pmws.config import load_config
 from pmws.options import ConfigOption, DebugOption, from_config
+from pmws.transfer.remote import VERIFY_MODES
 from pmws.transfer.upload import NO_MANIFEST, PROBLEMS, Action, UploadProgress, UploadReport
-from pmws.transfer.verify import VERIFY_MODES, VerifyReport
+from pmws.transfer.verify import VerifyReport
 
 out = Console()
 
