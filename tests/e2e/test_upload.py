@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from pmws.archive.digest import file_digest
 from pmws.archive.rotating import file_manifest
 from pmws.archive.writer import GzipJsonlFile
-from pmws.cli_transfer import upload_command, verify_command
+from pmws.cli.upload import upload_command
+from pmws.cli.verify import verify_command
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
 from pmws.lock import acquire
 from pmws.manifest import file_record, write_manifest
