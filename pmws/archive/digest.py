@@ -49,5 +49,5 @@ def local_digests(path: Path, *, with_md5: bool = True) -> Digests:
             while chunk := fh.read(READ_CHUNK):
                 hasher(chunk)
     except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     return hasher.digests()

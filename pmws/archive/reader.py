@@ -42,9 +42,9 @@ def iter_gzip_lines(path: Path, *, on_chunk: Callable[[bytes], None] | None = No
             except ZLIB_ERROR as exc:
                 while on_chunk is not None and (chunk := fh.read(READ_CHUNK)):
                     on_chunk(chunk)
-                raise ArchiveError(f"{path}: corrupt gzip ({exc})") from None
+                raise ArchiveError(f"{path}: corrupt gzip ({exc})") from exc
     except OSError as exc:
-        raise ArchiveUnreadable(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise ArchiveUnreadable(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if not decomp.eof:
         raise ArchiveError(f"{path}: gzip stream is truncated (no end-of-stream marker)")
     if pending:
@@ -97,7 +97,7 @@ class SalvageReader:
                         break
                 self.orphan_bytes += sum(len(c) for c in iter(partial(fh.read, READ_CHUNK), b""))
         except OSError as exc:
-            raise ArchiveUnreadable(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+            raise ArchiveUnreadable(f"{self.path}: cannot read ({exc.strerror or exc})") from exc
         if self.problem is None and not decomp.eof:
             self.problem = "gzip stream cut (process killed before close)"
 

@@ -51,7 +51,7 @@ class GzipJsonlFile:
                 raise ArchiveError(f"{final_path}: already exists; refusing to overwrite an archive")
             self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
-            raise ArchiveError(f"{self.path}: cannot create archive ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{self.path}: cannot create archive ({exc.strerror or exc})") from exc
         self._deflate = zlib.compressobj(compresslevel, zlib.DEFLATED, 31)
         self._sha = hashlib.sha256()
         self.bytes = 0
@@ -84,7 +84,7 @@ class GzipJsonlFile:
                 os.replace(self.path, self.final_path)
             fsync_dir(self.final_path.parent)
         except OSError as exc:
-            raise ArchiveError(f"{self.path}: cannot close archive ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{self.path}: cannot close archive ({exc.strerror or exc})") from exc
         self.closed = True
         return FileSummary(
             self.final_path, self.bytes, self._sha.hexdigest(), self.lines, self.uncompressed_bytes
@@ -104,7 +104,7 @@ class GzipJsonlFile:
         try:
             self._fh.write(chunk)
         except OSError as exc:
-            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from exc
         self._sha.update(chunk)
         self.bytes += len(chunk)
 
@@ -112,7 +112,7 @@ class GzipJsonlFile:
         try:
             self._fh.flush()
         except OSError as exc:
-            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from exc
 
 
 def fsync_dir(directory: Path) -> None:

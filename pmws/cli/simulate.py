@@ -107,7 +107,7 @@ def simulate_command(
                 server_context(tls_cert, tls_key)
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                raise ConfigError(f"--tls-cert/--tls-key: {reason}") from None
+                raise ConfigError(f"--tls-cert/--tls-key: {reason}") from exc
 
     def on_ready(sim: Any) -> None:
         out.print(f"gamma_url: {sim.gamma_url}\nclob_url: {sim.clob_url}\nws_url: {sim.ws_url}")
