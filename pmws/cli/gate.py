@@ -7,14 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pmws.cli.base import (
-    ConfigOption,
-    DebugOption,
-    build_config,
-    from_config,
-    guarded,
-    print_gate,
-)
+from pmws.cli.base import ConfigOption, DebugOption, build_config, from_config, guarded, print_gate
 
 
 def gate_command(

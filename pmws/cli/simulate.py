@@ -10,12 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pmws.cli.base import (
-    DebugOption,
-    build_config,
-    guarded,
-    out,
-)
+from pmws.cli.base import DebugOption, build_config, guarded, out
 
 OFF = "off"
 
