@@ -7,16 +7,13 @@ Remote: `pmws.transfer.remote.check_remote`, shared with `pmws upload`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmws.archive.digest import Digests, Hasher
-from pmws.archive.reader import iter_gzip_rows
+from pmws.archive.digest import Digests, scan_archive
 from pmws.archive.rotating import missing_manifests, repair_manifests
-from pmws.envelope import payload_matches
-from pmws.errors import ArchiveError, ArchiveUnreadable, ConfigError, VerifyError
+from pmws.errors import ArchiveUnreadable, ConfigError, VerifyError
 from pmws.lock import session_live
 from pmws.manifest import read_manifest, resolve_output
 from pmws.rotation import session_of_name
@@ -115,45 +112,27 @@ def _target(record: dict[str, Any], path: Path, relative: str, manifest_path: Pa
 def check_local(target: Target, *, with_md5: bool = False) -> tuple[list[str], Digests | None]:
     """Problems with the local archive against its manifest (none when it verifies), and its digests.
 
-    One read: the file is digested while its gzip stream, lines and payload hashes are checked."""
-    hasher = Hasher(with_md5=with_md5)
+    One read (`scan_archive`): the file is digested while its gzip stream, lines and payload hashes are
+    checked."""
     try:
-        line_problems = check_lines(target, on_chunk=hasher)
+        scan = scan_archive(target.path, with_md5=with_md5)
     except ArchiveUnreadable as exc:
         return [str(exc)], None
-    digests = hasher.digests()
+    digests = scan.digests
     problems = []
     if digests.bytes != target.bytes:
         problems.append(f"bytes {digests.bytes} != manifest {target.bytes}")
     if digests.sha256 != target.sha256:
         problems.append("sha256 differs from the manifest")
-    return problems + line_problems, digests
-
-
-def check_lines(target: Target, *, on_chunk: Callable[[bytes], None] | None = None) -> list[str]:
-    """Read the gzip stream to its end: JSON lines, line count, each envelope's payload_sha256.
-
-    Raises ArchiveUnreadable when the file cannot be read at all."""
-    lines = not_json = bad_payload = 0
-    try:
-        for row in iter_gzip_rows(target.path, on_chunk=on_chunk):
-            lines += 1
-            if row is None:
-                not_json += 1
-            elif row.get("record_type") == "ws_frame" and not payload_matches(row):
-                bad_payload += 1
-    except ArchiveUnreadable:
-        raise
-    except ArchiveError as exc:
-        return [str(exc).removeprefix(f"{target.path}: ")]
-    problems = []
-    if not_json:
-        problems.append(f"{not_json} lines are not JSON objects")
-    if bad_payload:
-        problems.append(f"{bad_payload} envelopes whose payload_sha256 does not match")
-    if target.lines is not None and lines != target.lines:
-        problems.append(f"lines {lines} != manifest {target.lines}")
-    return problems
+    if scan.error is not None:
+        return [*problems, scan.error.removeprefix(f"{target.path}: ")], digests
+    if scan.not_json:
+        problems.append(f"{scan.not_json} lines are not JSON objects")
+    if scan.payload_mismatches:
+        problems.append(f"{scan.payload_mismatches} envelopes whose payload_sha256 does not match")
+    if target.lines is not None and scan.lines != target.lines:
+        problems.append(f"lines {scan.lines} != manifest {target.lines}")
+    return problems, digests
 
 
 @dataclass
