@@ -16,7 +16,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from pmws.archive import ArchiveWriter, GzipJsonlFile, LatencyStats
+from pmws.archive.writer import ArchiveWriter, GzipJsonlFile, LatencyStats
 from pmws.config import Websocket
 from pmws.envelope import TrackedToken
 from pmws.feed import Link, Sequencer

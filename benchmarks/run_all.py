@@ -160,7 +160,7 @@ def floor_at(rate: float, seconds: float) -> dict[str, Any]:
 def reread(seconds: float) -> dict[str, Any]:
     """Gate re-read throughput vs gunzip + sha256 + json.loads of the same file."""
     from pmws.gate import run_gate
-    from pmws.verify import verify
+    from pmws.transfer.verify import verify
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

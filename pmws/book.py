@@ -209,8 +209,8 @@ class BookState:
         """Apply one `price_change` entry: `size` is the new aggregate, "0" deletes (§3.2)."""
         try:
             key = float(price)
-        except (TypeError, ValueError):
-            raise ValueError(f"price {price!r} is not a number") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"price {price!r} is not a number") from exc
         if not isfinite(key):
             raise ValueError(f"price {price!r} is not a number")
         is_bid = side == "BUY" or side.upper() == "BUY"

@@ -118,14 +118,14 @@ def load_discovery(path: Path, *, simulated: bool = False) -> list[Market]:
     """
     try:
         data = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         raise DiscoveryError(
             f"{path}: no discovery file; run `pmws discover` first (or pass --discover)"
-        ) from None
+        ) from exc
     except OSError as exc:
-        raise DiscoveryError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except orjson.JSONDecodeError:
-        raise DiscoveryError(f"{path}: not valid JSON; re-run `pmws discover`") from None
+        raise DiscoveryError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except orjson.JSONDecodeError as exc:
+        raise DiscoveryError(f"{path}: not valid JSON; re-run `pmws discover`") from exc
     if not isinstance(data, dict) or not isinstance(data.get("markets"), list):
         raise DiscoveryError(f"{path}: no 'markets' list; re-run `pmws discover`")
     if (data.get("simulated") is True) != simulated:
@@ -141,5 +141,5 @@ def load_discovery(path: Path, *, simulated: bool = False) -> list[Market]:
         except (KeyError, TypeError, ValueError) as exc:
             raise DiscoveryError(
                 f"{path}: market #{index} is malformed ({exc}); re-run `pmws discover`"
-            ) from None
+            ) from exc
     return markets

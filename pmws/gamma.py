@@ -180,8 +180,8 @@ async def _get_json(
             if response.status_code == 200:
                 try:
                     return response.json()
-                except ValueError:
-                    raise DiscoveryError(f"{url}: Gamma answered with something that is not JSON") from None
+                except ValueError as exc:
+                    raise DiscoveryError(f"{url}: Gamma answered with something that is not JSON") from exc
             error = f"{url}: HTTP {response.status_code}{_error_text(response)}"
             retry_after = retry_after_hint(response.headers, response.content)
             if response.status_code < 500 and response.status_code != 429:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmws.archive import Hasher, iter_gzip_rows
+from pmws.archive.digest import scan_archive
 from pmws.checks import FileCheck, GateCheck, GateFacts, Verdict, checks_as_json, evaluate
-from pmws.envelope import payload_matches, payload_of
-from pmws.errors import ArchiveError
+from pmws.envelope import payload_of
+from pmws.errors import ArchiveError, ArchiveUnreadable
 from pmws.manifest import read_manifest, resolve_output, write_atomic, write_manifest
 from pmws.protocol import MARKET_DATA_EVENTS, classify_text
 from pmws.report import sample_report
@@ -100,34 +100,25 @@ def _check_file(
         check.error = "file is missing"
         return check
     check.exists = True
-    hasher = Hasher(with_md5=False)  # the file's digest from the same read that checks its lines
     try:
-        for row in iter_gzip_rows(path, on_chunk=hasher):
-            check.lines += 1
-            if row is None:
-                check.unparseable_lines += 1
-                continue
-            _observe_row(kind, row, check, facts, tracked)
-        check.gzip_ok = True
-    except ArchiveError as exc:
+        scan = scan_archive(path, on_row=lambda row: _observe_row(kind, row, facts, tracked))
+    except ArchiveUnreadable as exc:
         check.error = str(exc)
-    digests = hasher.digests()
-    check.sha256, check.bytes = digests.sha256, digests.bytes
+        return check
+    check.lines, check.unparseable_lines = scan.lines, scan.not_json
+    check.payload_checked, check.payload_mismatches = scan.payload_checked, scan.payload_mismatches
+    check.gzip_ok, check.error = scan.error is None, scan.error
+    check.sha256, check.bytes = scan.digests.sha256, scan.digests.bytes
     check.sha256_matches = check.sha256 == record.get("sha256")
     check.bytes_match = check.bytes == record.get("bytes")
     check.lines_match = check.gzip_ok and check.lines == record.get("lines")
     return check
 
 
-def _observe_row(
-    kind: str, row: dict[str, Any], check: FileCheck, facts: GateFacts, tracked: set[str]
-) -> None:
+def _observe_row(kind: str, row: dict[str, Any], facts: GateFacts, tracked: set[str]) -> None:
+    """Gather the gate's facts from one row (envelopes here already passed their payload hash check)."""
     record_type = row.get("record_type")
     if kind == "ws_raw" and record_type == "ws_frame":
-        check.payload_checked += 1
-        if not payload_matches(row):
-            check.payload_mismatches += 1
-            return
         facts.ws_frames += 1
         if row.get("opcode") != "text":
             return

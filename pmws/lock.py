@@ -78,7 +78,7 @@ def _open(path: Path) -> IO[bytes]:
     except OSError as exc:
         raise ArchiveError(
             f"{path.parent}: not writable (cannot create lock file {path.name}: {exc.strerror or exc})"
-        ) from None
+        ) from exc
 
 
 def _try_flock(fh: IO[bytes]) -> bool:
@@ -183,7 +183,7 @@ def session_gone(root: Path, session_id: str | None) -> Iterator[bool]:
         yield True
         return
     except OSError as exc:
-        raise ArchiveError(f"{path}: cannot open lock file ({exc.strerror or exc})") from None
+        raise ArchiveError(f"{path}: cannot open lock file ({exc.strerror or exc})") from exc
     try:
         if not _try_flock(fh):
             yield False

@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pmws.archive import FileSummary, fsync_dir
+from pmws.archive.writer import FileSummary, fsync_dir
 from pmws.errors import ArchiveError
 
 
@@ -58,7 +58,7 @@ def write_atomic(path: Path, text: str) -> None:
             raise
         fsync_dir(path.parent)
     except OSError as exc:
-        raise ArchiveError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise ArchiveError(f"{path}: cannot write ({exc.strerror or exc})") from exc
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
@@ -80,14 +80,14 @@ def read_manifest(path: Path) -> dict[str, Any]:
     """Load a manifest, or ArchiveError naming the file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArchiveError(f"{path}: manifest not found") from None
+    except FileNotFoundError as exc:
+        raise ArchiveError(f"{path}: manifest not found") from exc
     except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
+        raise ArchiveError(f"{path}: cannot read manifest ({exc.strerror or exc})") from exc
     except json.JSONDecodeError as exc:
-        raise ArchiveError(f"{path}: manifest is not valid JSON (line {exc.lineno})") from None
-    except UnicodeDecodeError:
-        raise ArchiveError(f"{path}: not a manifest (not UTF-8 JSON text)") from None
+        raise ArchiveError(f"{path}: manifest is not valid JSON (line {exc.lineno})") from exc
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(f"{path}: not a manifest (not UTF-8 JSON text)") from exc
     if not isinstance(data, dict):
         raise ArchiveError(f"{path}: manifest must be a JSON object")
     return data

@@ -148,8 +148,8 @@ def _json_list(value: Any, name: str) -> list[Any]:
     if isinstance(value, str):
         try:
             decoded = json.loads(value)
-        except json.JSONDecodeError:
-            raise MarketRejected(f"{name} is not valid JSON") from None
+        except json.JSONDecodeError as exc:
+            raise MarketRejected(f"{name} is not valid JSON") from exc
         if isinstance(decoded, list):
             return decoded
     raise MarketRejected(f"{name} is missing or not a list")
@@ -175,8 +175,8 @@ def parse_market(obj: Any) -> Market:
     tokens = [Token(str(t), str(o)) for t, o in zip(token_ids, outcomes, strict=True)]
     try:
         end = parse_time(obj.get("endDate"))
-    except ValueError:
-        raise MarketRejected("endDate missing or not a time") from None
+    except ValueError as exc:
+        raise MarketRejected("endDate missing or not a time") from exc
     start_text = obj.get("eventStartTime") or _event_start(obj)
     try:
         start = parse_time(start_text) if start_text else None

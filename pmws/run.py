@@ -22,8 +22,8 @@ import orjson
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from pmws.archive import LatencyStats
-from pmws.backlog import BacklogGauges, closed_bytes_sample
+from pmws.archive.rotating import RotatingArchive, repair_manifests, salvage_orphans
+from pmws.archive.writer import LatencyStats
 from pmws.book import summary_hash
 from pmws.config import Config
 from pmws.coverage import ActionKind, Coverage, event_assets, metric_samples
@@ -38,12 +38,12 @@ from pmws.markets import Market, filter_live
 from pmws.metrics import HealthServer, RecorderCollector
 from pmws.protocol import Classified, iter_events
 from pmws.rest import checkpoint_books
-from pmws.rotating import RotatingArchive, repair_manifests, salvage_orphans
 from pmws.sharding import shard_label, shard_of
 from pmws.signals import stop_on_signals
 from pmws.stats import FeedStats
 from pmws.subscriptions import plan_connections
 from pmws.tracker import BookTracker
+from pmws.transfer.backlog import BacklogGauges, closed_bytes_sample
 
 
 def resolve_shard(config: Config, env: dict[str, str] | None = None) -> tuple[int, int]:

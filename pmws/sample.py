@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from pmws import __version__
-from pmws.archive import ArchiveWriter, GzipJsonlFile
+from pmws.archive.writer import ArchiveWriter, GzipJsonlFile
 from pmws.config import Config
 from pmws.discover import discover, http_client, load_discovery
 from pmws.envelope import TrackedToken, record_line, utc_text

@@ -260,8 +260,8 @@ def _int(params: list[tuple[str, str]], name: str, default: int) -> int:
         return default
     try:
         value = int(raw)
-    except ValueError:
-        raise QueryError(f"{name} must be an integer") from None
+    except ValueError as exc:
+        raise QueryError(f"{name} must be an integer") from exc
     if value < 0:
         raise QueryError(f"{name} must not be negative")
     return value
@@ -286,8 +286,8 @@ def _time(params: list[tuple[str, str]], name: str) -> float | None:
         return None
     try:
         parsed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise QueryError(f"{name} must be an ISO 8601 date") from None
+    except ValueError as exc:
+        raise QueryError(f"{name} must be an ISO 8601 date") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
@@ -362,8 +362,8 @@ def select_keyset(
         last = _decode_cursor(after)
         try:
             chosen = [i for i in chosen if _after(_position(i, keys), last, descending=descending)]
-        except TypeError:  # a cursor from another `order`
-            raise QueryError("invalid after_cursor") from None
+        except TypeError as exc:  # a cursor from another `order`
+            raise QueryError("invalid after_cursor") from exc
     page = chosen[:limit]
     if len(chosen) <= limit or not page:
         return page, None
@@ -389,8 +389,8 @@ def _decode_cursor(cursor: str) -> list[Any]:
     """The position inside a cursor; QueryError for anything we did not hand out."""
     try:
         position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        raise QueryError("invalid after_cursor") from None
+    except (ValueError, binascii.Error) as exc:
+        raise QueryError("invalid after_cursor") from exc
     if not isinstance(position, list) or not position:
         raise QueryError("invalid after_cursor")
     return position

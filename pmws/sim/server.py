@@ -17,7 +17,8 @@ from pmws.sim.engine import Engine
 from pmws.sim.http import HttpServer
 from pmws.sim.rest import RestApi
 from pmws.sim.tls import server_context
-from pmws.sim.ws import DATA, JUNK_BINARY, MarketChannel
+from pmws.sim.traffic import Traffic
+from pmws.sim.ws import MarketChannel
 
 T = TypeVar("T")
 
@@ -43,9 +44,7 @@ class Simulator:
         )
         self.engine = Engine(self.config, self.catalog, lambda: self.clock())
         self.rest = RestApi(self.catalog, self.engine, lambda: self.faults, lambda: self.clock())
-        self.sent_frames: list[SentFrame] = []
-        self.connections_opened = 0
-        self.subscriptions: list[tuple[int, str, list[str]]] = []
+        self.traffic = Traffic(self.config)
         self.gamma_url = self.clob_url = self.ws_url = ""
         self._http = HttpServer(self.rest)
         self._channel: MarketChannel | None = None
@@ -117,20 +116,19 @@ class Simulator:
         """Start on a private event loop in a daemon thread; returns once both ports are bound."""
         return SimulatorThread(self, host, port, ws_port)
 
-    # --- internals used by the websocket side ----------------------------------------------------------
+    @property
+    def sent_frames(self) -> list[SentFrame]:
+        """Every frame handed to a transport, in order (see `Traffic`)."""
+        return self.traffic.sent_frames
 
-    def _open_connection(self) -> int:
-        """Count a websocket connection; returns its id (1, 2, …)."""
-        self.connections_opened += 1
-        return self.connections_opened
+    @property
+    def connections_opened(self) -> int:
+        return self.traffic.connections_opened
 
-    def _record(self, connection_id: int, payload: bytes, kind: int) -> None:
-        """Remember a frame that was handed to a transport."""
-        if self.config.record_frames and len(self.sent_frames) < self.config.max_recorded_frames:
-            if kind == JUNK_BINARY:
-                self.sent_frames.append(SentFrame(connection_id, "binary", payload, False))
-            else:
-                self.sent_frames.append(SentFrame(connection_id, "text", payload, kind == DATA))
+    @property
+    def subscriptions(self) -> list[tuple[int, str, list[str]]]:
+        """(connection id, "initial" | "subscribe" | "unsubscribe", asset ids), in order."""
+        return self.traffic.subscriptions
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the simulator's loop when called from another thread (the state is not locked)."""

@@ -151,7 +151,7 @@ class MarketChannel:
 
     async def _handle(self, ws: ServerConnection) -> None:
         """One connection: subscription first, then PING/operations until it closes."""
-        conn_id = self.sim._open_connection()
+        conn_id = self.sim.traffic.open_connection()
         try:
             first = await ws.recv()
         except ConnectionClosed:
@@ -285,7 +285,7 @@ class MarketChannel:
         if not hasattr(ws, "send_context"):  # pragma: no cover - older websockets: one send per frame
             for payload, kind in batch:
                 await ws.send(payload, text=kind != JUNK_BINARY)
-                self.sim._record(conn.id, payload, kind)
+                self.sim.traffic.record(conn.id, payload, kind)
             return
         async with ws.send_context():
             protocol = ws.protocol
@@ -296,7 +296,7 @@ class MarketChannel:
                     protocol.send_text(payload)
             ws.transport.write(b"".join(protocol.data_to_send()))
             for payload, kind in batch:
-                self.sim._record(conn.id, payload, kind)
+                self.sim.traffic.record(conn.id, payload, kind)
 
     def _drop(self, conn: Conn) -> None:
         """Fault: end the TCP connection with no close frame.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -91,6 +94,29 @@ def test_unreachable_gamma_is_one_line(tmp_path: Path) -> None:
     assert "cannot reach http://127.0.0.1:9/markets" in result.output and "Traceback" not in result.output
 
 
-def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    result = invoke("gate", "--manifest", "nope.json", "--debug")
-    assert result.exit_code != 0 and result.exception is not None
+def pmws_process(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real `pmws` process: what a user's terminal shows, traceback included."""
+    environ = {k: v for k, v in os.environ.items() if k != "PMWS_DEBUG"} | (env or {})
+    command = [sys.executable, "-m", "pmws", *args]
+    return subprocess.run(command, cwd=cwd, env=environ, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("how", ["--debug", "PMWS_DEBUG=1"])
+def test_debug_shows_the_traceback_and_its_cause(tmp_path: Path, how: str) -> None:
+    args = ("gate", "--manifest", "nope.json")
+    plain = pmws_process(*args, cwd=tmp_path)
+    assert plain.returncode == 1
+    assert plain.stderr.splitlines() == ["error: nope.json: manifest not found"]
+    assert "Traceback" not in plain.stderr + plain.stdout
+
+    flag = ("--debug",) if how == "--debug" else ()
+    env = {"PMWS_DEBUG": "1"} if how != "--debug" else None
+    debug = pmws_process(*args, *flag, cwd=tmp_path, env=env)
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr
+    assert "pmws.errors.ArchiveError: nope.json: manifest not found" in debug.stderr
+    # the cause survives (`raise ... from exc`): the OS error that started it is in the traceback
+    assert "FileNotFoundError" in debug.stderr
+    assert "The above exception was the direct cause of the following exception" in debug.stderr

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pmws.archive import iter_gzip_lines
+from pmws.archive.reader import iter_gzip_lines
 from pmws.cli import app
 from pmws.sim import Faults, SimConfig, Simulator
 

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from pmws.archive import file_digest, iter_gzip_lines
+from pmws.archive.digest import file_digest
+from pmws.archive.reader import iter_gzip_lines
 from pmws.config import load_config
 from pmws.envelope import payload_of
 from pmws.run import RunOutcome, run_recorder

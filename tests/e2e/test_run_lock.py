@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pmws.archive import iter_gzip_lines
+from pmws.archive.reader import iter_gzip_lines
 from pmws.errors import OutputLocked
 from tests.e2e.test_run import (
     MANIFESTS,
@@ -125,8 +125,8 @@ def test_two_shards_in_one_directory_both_run_and_never_salvage_each_other(tmp_p
 def test_a_start_finishes_a_cut_salvage_and_repairs_manifests_before_recording(
     tmp_path: Path, sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pmws.archive.rotating import salvage_orphans
     from pmws.config import Archive
-    from pmws.rotating import salvage_orphans
     from tests.unit.test_salvage import Killed, closed_archive, make_orphan
 
     root = tmp_path / ROOT

@@ -19,13 +19,15 @@ import typer
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
-from pmws.archive import GzipJsonlFile, file_digest
-from pmws.cli_transfer import upload_command, verify_command
+from pmws.archive.digest import file_digest
+from pmws.archive.rotating import file_manifest
+from pmws.archive.writer import GzipJsonlFile
+from pmws.cli.upload import upload_command
+from pmws.cli.verify import verify_command
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
 from pmws.lock import acquire
 from pmws.manifest import file_record, write_manifest
-from pmws.rclone import Rclone, which
-from pmws.rotating import file_manifest
+from pmws.transfer.rclone import Rclone, which
 
 SECRET = "SUPERSECRETKEY123"
 SOURCE, MANIFESTS, LEDGER = Path("rec"), Path("manifests"), Path("state/ledger.jsonl")

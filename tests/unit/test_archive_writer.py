@@ -11,15 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pmws.archive import (
-    ArchiveWriter,
-    GzipJsonlFile,
-    Hasher,
-    LatencyStats,
-    iter_gzip_lines,
-    iter_gzip_rows,
-    local_digests,
-)
+from pmws.archive.digest import Hasher, local_digests
+from pmws.archive.reader import iter_gzip_lines, iter_gzip_rows
+from pmws.archive.writer import ArchiveWriter, GzipJsonlFile, LatencyStats
 from pmws.errors import ArchiveError
 
 
@@ -62,7 +56,7 @@ def test_lines_become_readable_within_the_flush_interval(tmp_path: Path) -> None
         )
         writer.append(b'{"n":1}\n')
         await asyncio.sleep(0.3)
-        from pmws.archive import salvage_lines
+        from pmws.archive.reader import salvage_lines
 
         readable, _, _ = salvage_lines(tmp_path / ".b.open")
         await writer.close()

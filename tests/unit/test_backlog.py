@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pmws.backlog import BacklogGauges, scan_backlog
-from pmws.ledger import Ledger
+from pmws.transfer.backlog import BacklogGauges, scan_backlog
+from pmws.transfer.ledger import Ledger
 
 
 def archive(root: Path, relative: str, size: int, mtime: float) -> Path:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+#: The flat, sans-I/O core at the top of pmws: one declared list, checked here and by test_layers.py
+#: (the core imports only the core).
 CORE = [
+    "errors",
+    "config",
+    "layout",
     "protocol",
     "envelope",
     "book",

@@ -12,7 +12,7 @@ import yaml
 
 from pmws.config import load_config
 from pmws.metrics import HEALTH_PATH, METRICS_PATH, READY_PATH
-from pmws.rclone import which
+from pmws.transfer.rclone import which
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "manifests" / "base"

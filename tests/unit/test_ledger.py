@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pmws.errors import UploadError
-from pmws.ledger import Ledger, already_verified, deleted_locally, known_md5
-from pmws.rclone import Redactor
+from pmws.transfer.ledger import Ledger, already_verified, deleted_locally, known_md5
+from pmws.transfer.rclone import Redactor
 
 A, B = "ws_raw/date=2026-11-24/hour=01/a.jsonl.gz", "ws_raw/date=2026-11-24/hour=02/b.jsonl.gz"
 

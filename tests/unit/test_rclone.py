@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pmws.errors import UploadError
-from pmws.rclone import Rclone, Redactor, join_remote, redact, run_rclone, split_remote, which
+from pmws.transfer.rclone import Rclone, Redactor, join_remote, redact, run_rclone, split_remote, which
 
 SECRET = "SUPERSECRETKEY123"
 

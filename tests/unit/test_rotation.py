@@ -5,7 +5,8 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-from pmws.archive import GzipJsonlFile, iter_gzip_lines, salvage_lines
+from pmws.archive.reader import iter_gzip_lines, salvage_lines
+from pmws.archive.writer import GzipJsonlFile
 from pmws.rotation import archive_name, final_name_of_open, period_start
 
 

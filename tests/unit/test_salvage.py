@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from zlib_ng import zlib_ng as zlib
 
-from pmws.archive import GzipJsonlFile, file_digest, iter_gzip_lines
+from pmws.archive.digest import file_digest
+from pmws.archive.reader import iter_gzip_lines
+from pmws.archive.rotating import SALVAGE_STEPS, RotatingArchive, repair_manifests, salvage_orphans
+from pmws.archive.writer import GzipJsonlFile
 from pmws.config import Archive
 from pmws.lock import acquire
-from pmws.rotating import SALVAGE_STEPS, RotatingArchive, repair_manifests, salvage_orphans
 from pmws.rotation import archive_name, manifest_path_for, session_of_name
-from pmws.upload import find_candidates
+from pmws.transfer.upload import find_candidates
 
 SESSION = "20261201T000000Z-abcdef"
 

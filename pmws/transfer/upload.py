@@ -5,7 +5,7 @@ untouched for `min_age_seconds`; never a `.open`, `.salvaged` or temporary file.
 file is hashed again: if it no longer matches its own manifest it is refused (never uploaded or deleted).
 
 Per remote directory (one hour of one stream): copy each file to `<remote>/<relative_path>`, list the
-directory once (`rclone lsjson`), verify each copy (`pmws.verify.check_remote`), then send the verified
+directory once (`rclone lsjson`), verify each copy (`transfer.remote.check_remote`), then send the verified
 files' manifests to `<remote>/manifests/`. Every step is a ledger line.
 
 Failures: the first rclone error stops the run (it is almost always the network, the credentials or the
@@ -26,14 +26,14 @@ from enum import StrEnum
 from itertools import groupby
 from pathlib import Path
 
-from pmws.archive import Digests, local_digests
+from pmws.archive.digest import Digests, local_digests
 from pmws.config import Upload
 from pmws.errors import ArchiveError, ConfigError, UploadError
-from pmws.ledger import Ledger, already_verified
 from pmws.lock import is_lock_file
 from pmws.manifest import read_manifest
-from pmws.rclone import Rclone, join_remote, split_remote, which
-from pmws.verify import check_mode, check_remote
+from pmws.transfer.ledger import Ledger, already_verified
+from pmws.transfer.rclone import Rclone, join_remote, split_remote, which
+from pmws.transfer.remote import check_mode, check_remote
 
 ARCHIVE_SUFFIX = ".jsonl.gz"
 #: a closed archive nobody can verify: reported as a failure (`pmws verify --repair-manifests` fixes it)

@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pmws.archive.rotating import RotatingArchive
 from pmws.errors import PmwsError
-from pmws.ledger import already_verified
-from pmws.rotating import RotatingArchive
-from pmws.upload import ARCHIVE_SUFFIX
+from pmws.transfer.ledger import already_verified
+from pmws.transfer.upload import ARCHIVE_SUFFIX
 
 CACHE_SECONDS = 60.0
 

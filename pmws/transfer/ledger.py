@@ -25,7 +25,7 @@ import orjson
 
 from pmws.envelope import utc_text
 from pmws.errors import UploadError
-from pmws.rclone import join_remote
+from pmws.transfer.rclone import join_remote
 
 EVENTS = ("uploaded", "verified", "deleted", "refused", "failed")
 
@@ -55,9 +55,7 @@ class Ledger:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
-            raise UploadError(
-                f"{self.path}: cannot write the upload ledger ({exc.strerror or exc})"
-            ) from None
+            raise UploadError(f"{self.path}: cannot write the upload ledger ({exc.strerror or exc})") from exc
         return record
 
     def records(self) -> list[dict[str, Any]]:
@@ -67,7 +65,7 @@ class Ledger:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise UploadError(f"{self.path}: cannot read the upload ledger ({exc.strerror or exc})") from None
+            raise UploadError(f"{self.path}: cannot read the upload ledger ({exc.strerror or exc})") from exc
         out, self.torn_lines = [], 0
         for line in data.splitlines():
             try:
@@ -95,12 +93,12 @@ class Ledger:
             lock_path.parent.mkdir(parents=True, exist_ok=True)
             fh = open(lock_path, "a")  # noqa: SIM115 - closed below
         except OSError as exc:
-            raise UploadError(f"{lock_path}: cannot open the ledger lock ({exc.strerror or exc})") from None
+            raise UploadError(f"{lock_path}: cannot open the ledger lock ({exc.strerror or exc})") from exc
         try:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UploadError(f"another pmws upload is running (it holds {lock_path})") from None
+            except BlockingIOError as exc:
+                raise UploadError(f"another pmws upload is running (it holds {lock_path})") from exc
             yield
         finally:
             fh.close()

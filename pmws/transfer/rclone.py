@@ -153,14 +153,13 @@ def run_rclone(
             done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
         else:
             done = _run_streaming(command, stream, timeout)
-    except FileNotFoundError:
-        raise UploadError(
-            f"rclone not found: {binary} (install rclone or set upload.rclone_binary)"
-        ) from None
+    except FileNotFoundError as exc:
+        raise UploadError(f"rclone not found: {binary} (install rclone or set upload.rclone_binary)") from exc
     except subprocess.TimeoutExpired:
+        # not chained: TimeoutExpired repeats the whole command line, which can carry a remote's credentials
         raise UploadError(f"rclone {args[0]} timed out after {timeout:g}s") from None
     except OSError as exc:
-        raise UploadError(f"cannot run rclone {binary}: {exc.strerror or exc}") from None
+        raise UploadError(f"cannot run rclone {binary}: {exc.strerror or exc}") from exc
     if done.returncode not in ok_codes:
         redactor = redactor or Redactor.from_sources(config, os.environ)
         line = first_error_line(done.stderr.decode("utf-8", "replace"))
@@ -308,8 +307,8 @@ class Rclone:
 def _parse_listing(stdout: bytes, directory: str) -> dict[str, RemoteEntry]:
     try:
         rows = orjson.loads(stdout or b"[]")
-    except orjson.JSONDecodeError:
-        raise UploadError(f"rclone lsjson returned something that is not JSON for {directory}") from None
+    except orjson.JSONDecodeError as exc:
+        raise UploadError(f"rclone lsjson returned something that is not JSON for {directory}") from exc
     entries = {}
     for row in rows if isinstance(rows, list) else []:
         if isinstance(row, dict) and not row.get("IsDir"):

@@ -1,4 +1,4 @@
-"""Gzip JSONL archives: written off the event loop, flushed often, closed atomically, read strictly.
+"""Writing gzip JSONL archives: off the event loop, flushed often, closed atomically.
 
 Writing: lines are buffered on the event loop and handed in batches to one worker thread that
 compresses (zlib-ng, which releases the GIL) and writes. Every `flush_interval_seconds` the deflate
@@ -15,21 +15,15 @@ import hashlib
 import os
 import time
 from array import array
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
 
-import orjson
 from zlib_ng import zlib_ng as zlib  # zlib's API and gzip format, ~2x faster both ways
 
-from pmws.errors import ArchiveError, ArchiveUnreadable
+from pmws.errors import ArchiveError
 
-#: zlib_ng.error (its stub declares an instance, not a class)
-ZLIB_ERROR = cast(type[Exception], zlib.error)
-READ_CHUNK = 1 << 20
 WAKE_BYTES = 256 * 1024
 
 
@@ -57,7 +51,7 @@ class GzipJsonlFile:
                 raise ArchiveError(f"{final_path}: already exists; refusing to overwrite an archive")
             self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
-            raise ArchiveError(f"{self.path}: cannot create archive ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{self.path}: cannot create archive ({exc.strerror or exc})") from exc
         self._deflate = zlib.compressobj(compresslevel, zlib.DEFLATED, 31)
         self._sha = hashlib.sha256()
         self.bytes = 0
@@ -90,7 +84,7 @@ class GzipJsonlFile:
                 os.replace(self.path, self.final_path)
             fsync_dir(self.final_path.parent)
         except OSError as exc:
-            raise ArchiveError(f"{self.path}: cannot close archive ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{self.path}: cannot close archive ({exc.strerror or exc})") from exc
         self.closed = True
         return FileSummary(
             self.final_path, self.bytes, self._sha.hexdigest(), self.lines, self.uncompressed_bytes
@@ -110,7 +104,7 @@ class GzipJsonlFile:
         try:
             self._fh.write(chunk)
         except OSError as exc:
-            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from exc
         self._sha.update(chunk)
         self.bytes += len(chunk)
 
@@ -118,7 +112,7 @@ class GzipJsonlFile:
         try:
             self._fh.flush()
         except OSError as exc:
-            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{self.path}: write failed ({exc.strerror or exc})") from exc
 
 
 def fsync_dir(directory: Path) -> None:
@@ -297,168 +291,3 @@ class ArchiveWriter:
         finally:
             if self._own_executor:
                 self._executor.shutdown(wait=False)
-
-
-# --- reading back -------------------------------------------------------------------------------
-
-
-def iter_gzip_lines(path: Path, *, on_chunk: Callable[[bytes], None] | None = None) -> Iterator[bytes]:
-    """Every line of a gzip JSONL file (without newline). ArchiveError if the gzip is corrupt or cut.
-
-    `on_chunk` sees every byte of the file, as read (e.g. a `Hasher`), even past a corrupt spot, so one
-    read both checks the stream and digests the file.
-    """
-    decomp = zlib.decompressobj(47)
-    pending = b""
-    try:
-        with open(path, "rb") as fh:
-            try:
-                while chunk := fh.read(READ_CHUNK):
-                    if on_chunk is not None:
-                        on_chunk(chunk)
-                    data = decomp.decompress(chunk)
-                    while decomp.eof and decomp.unused_data:
-                        rest = decomp.unused_data
-                        decomp = zlib.decompressobj(47)
-                        data += decomp.decompress(rest)
-                    pending += data
-                    *complete, pending = pending.split(b"\n")
-                    yield from complete
-            except ZLIB_ERROR as exc:
-                while on_chunk is not None and (chunk := fh.read(READ_CHUNK)):
-                    on_chunk(chunk)
-                raise ArchiveError(f"{path}: corrupt gzip ({exc})") from None
-    except OSError as exc:
-        raise ArchiveUnreadable(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not decomp.eof:
-        raise ArchiveError(f"{path}: gzip stream is truncated (no end-of-stream marker)")
-    if pending:
-        yield pending
-
-
-def iter_gzip_rows(
-    path: Path, *, on_chunk: Callable[[bytes], None] | None = None
-) -> Iterator[dict[str, Any] | None]:
-    """Each line of a gzip JSONL file as a JSON object, or None where the line is not one."""
-    for line in iter_gzip_lines(path, on_chunk=on_chunk):
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            yield None
-            continue
-        yield row if isinstance(row, dict) else None
-
-
-def file_digest(path: Path) -> tuple[str, int]:
-    """(sha256 hex, size in bytes) of a file's exact bytes."""
-    digests = local_digests(path, with_md5=False)
-    return digests.sha256, digests.bytes
-
-
-@dataclass(frozen=True)
-class Digests:
-    sha256: str
-    md5: str | None
-    bytes: int
-
-
-class Hasher:
-    """sha256 (and optionally md5) and size of a byte stream, fed chunk by chunk."""
-
-    def __init__(self, *, with_md5: bool) -> None:
-        self.sha = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
-        self.size = 0
-
-    def __call__(self, chunk: bytes) -> None:
-        self.sha.update(chunk)
-        if self.md5 is not None:
-            self.md5.update(chunk)
-        self.size += len(chunk)
-
-    def digests(self) -> Digests:
-        return Digests(self.sha.hexdigest(), self.md5.hexdigest() if self.md5 else None, self.size)
-
-
-def local_digests(path: Path, *, with_md5: bool = True) -> Digests:
-    """sha256, md5 and size of a local file in one read."""
-    hasher = Hasher(with_md5=with_md5)
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(READ_CHUNK):
-                hasher(chunk)
-    except OSError as exc:
-        raise ArchiveError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return hasher.digests()
-
-
-SALVAGE_PIECE = 256 * 1024  # most uncompressed bytes held at once while salvaging
-
-
-class SalvageReader:
-    """Streams every complete line readable from a possibly cut or damaged gzip file, bounded memory.
-
-    Iterate for blocks of complete lines (each ending in a newline); afterwards `orphan_bytes` is the
-    file's size and `problem` why reading stopped early (None if the stream ended cleanly). Never more
-    than a read chunk plus `SALVAGE_PIECE` of decompressed bytes in memory, whatever the file's size.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.orphan_bytes = 0
-        self.problem: str | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        decomp = zlib.decompressobj(47)
-        pending = b""
-        try:
-            with open(self.path, "rb") as fh:
-                while not decomp.eof and (chunk := fh.read(64 * 1024)):
-                    self.orphan_bytes += len(chunk)
-                    for data in self._pieces(decomp, chunk):
-                        pending += data
-                        cut = pending.rfind(b"\n")
-                        if cut >= 0:
-                            yield pending[: cut + 1]
-                            pending = pending[cut + 1 :]
-                    if self.problem is not None:
-                        break
-                self.orphan_bytes += sum(len(c) for c in iter(partial(fh.read, READ_CHUNK), b""))
-        except OSError as exc:
-            raise ArchiveUnreadable(f"{self.path}: cannot read ({exc.strerror or exc})") from None
-        if self.problem is None and not decomp.eof:
-            self.problem = "gzip stream cut (process killed before close)"
-
-    def _pieces(self, decomp: Any, chunk: bytes) -> Iterator[bytes]:
-        """Decompressed bytes of one read chunk, at most SALVAGE_PIECE at a time; stops at damage."""
-        data = chunk
-        while data and not decomp.eof:
-            before = decomp.copy()
-            try:
-                yield decomp.decompress(data, SALVAGE_PIECE)
-            except ZLIB_ERROR as exc:
-                yield _decompress_until_error(before, data[:SALVAGE_PIECE])  # every byte before damage
-                self.problem = f"corrupt gzip ({exc})"
-                return
-            data = decomp.unconsumed_tail
-
-
-def salvage_lines(path: Path) -> tuple[list[bytes], int, str | None]:
-    """Every complete line of a possibly cut gzip file, in memory (small files and tests only).
-
-    Returns (lines, bytes of the file, why reading stopped early or None).
-    """
-    reader = SalvageReader(path)
-    lines = [line for block in reader for line in block.splitlines(keepends=True)]
-    return lines, reader.orphan_bytes, reader.problem
-
-
-def _decompress_until_error(decomp: Any, chunk: bytes) -> bytes:
-    """Feed a damaged chunk byte by byte and return what decompressed before the error."""
-    out = bytearray()
-    for i in range(len(chunk)):
-        try:
-            out += decomp.decompress(chunk[i : i + 1])
-        except ZLIB_ERROR:
-            break
-    return bytes(out)

@@ -2,98 +2,24 @@
 
 Local: size and sha256 against the manifest, the gzip stream read to its end (a corrupt or cut file fails),
 every line a JSON object, the line count, and each `ws_frame` envelope's `payload_sha256` recomputed.
-Remote (`check_remote`, shared with `pmws upload`): the size always, then SHA-256 where the backend reports
-it (local, SFTP…), else MD5 (S3, GCS) against an MD5 of bytes whose sha256 matched the manifest, else the
-remote copy read back (`rclone cat`) and hashed. The mode used is always reported.
+Remote: `pmws.transfer.remote.check_remote`, shared with `pmws upload`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmws.archive import Digests, Hasher, iter_gzip_rows
-from pmws.envelope import payload_matches
-from pmws.errors import ArchiveError, ArchiveUnreadable, ConfigError, VerifyError
-from pmws.ledger import Ledger, deleted_locally, known_md5
+from pmws.archive.digest import Digests, scan_archive
+from pmws.archive.rotating import missing_manifests, repair_manifests
+from pmws.errors import ArchiveUnreadable, ConfigError, VerifyError
 from pmws.lock import session_live
 from pmws.manifest import read_manifest, resolve_output
-from pmws.rclone import Rclone, join_remote
-from pmws.rotating import missing_manifests, repair_manifests
 from pmws.rotation import session_of_name
-
-VERIFY_MODES = ("auto", "sha256", "md5", "download")
-
-
-def check_mode(mode: str) -> str:
-    """The verify mode, or ConfigError naming the key."""
-    if mode not in VERIFY_MODES:
-        raise ConfigError(f"upload.verify_mode must be one of {', '.join(VERIFY_MODES)}, got {mode!r}")
-    return mode
-
-
-# --- digests and the remote check ---------------------------------------------------------------------
-
-
-def remote_digests(rclone: Rclone, remote_path: str) -> Digests:
-    """Read the remote copy back (`rclone cat`) and hash it."""
-    hasher = Hasher(with_md5=False)
-    rclone.cat_remote(remote_path, hasher)
-    return hasher.digests()
-
-
-@dataclass(frozen=True)
-class RemoteCheck:
-    ok: bool
-    mode: str  # the mode used: sha256 | md5 | download (or the one asked for, when it could not be used)
-    detail: str
-    md5: str | None = None  # the local MD5 compared with the remote's, for the ledger
-
-    def describe(self) -> str:
-        return f"{'ok' if self.ok else 'FAIL'} ({self.mode})"
-
-
-def check_remote(
-    rclone: Rclone,
-    remote_path: str,
-    *,
-    sha256: str,
-    size: int,
-    mode: str = "auto",
-    local_md5: str | None = None,
-) -> RemoteCheck:
-    """Is the remote copy exactly the bytes the manifest describes? Never a name or a size alone.
-
-    `local_md5` must be the MD5 of bytes whose sha256 equals `sha256` (computed in the same read), so an MD5
-    match proves the remote copy is the manifest's file.
-    """
-    entry = rclone.remote_entry(remote_path)
-    if entry is None:
-        return RemoteCheck(False, mode, "missing on the remote")
-    if entry.size != size:
-        return RemoteCheck(False, mode, f"remote size {entry.size} != manifest {size}")
-    remote_sha, remote_md5 = entry.hashes.get("sha256"), entry.hashes.get("md5")
-    if mode in ("auto", "sha256") and remote_sha:
-        ok = remote_sha == sha256
-        return RemoteCheck(ok, "sha256", "remote sha256 matches" if ok else "remote sha256 differs")
-    if mode in ("auto", "md5") and remote_md5 and local_md5:
-        ok = remote_md5 == local_md5
-        return RemoteCheck(ok, "md5", "remote md5 matches" if ok else "remote md5 differs", local_md5)
-    if mode == "sha256":
-        return RemoteCheck(False, mode, "the remote reports no SHA-256 (use --verify-mode md5 or download)")
-    if mode == "md5":
-        why = "no local MD5 to compare with" if remote_md5 else "the remote reports no MD5"
-        return RemoteCheck(False, mode, f"{why} (use --verify-mode download)")
-    got = remote_digests(rclone, remote_path)
-    if got.bytes != size:
-        return RemoteCheck(False, "download", f"downloaded {got.bytes} bytes, manifest says {size}")
-    ok = got.sha256 == sha256
-    return RemoteCheck(
-        ok, "download", "downloaded copy matches" if ok else "downloaded copy's sha256 differs"
-    )
-
+from pmws.transfer.ledger import Ledger, deleted_locally, known_md5
+from pmws.transfer.rclone import Rclone, join_remote
+from pmws.transfer.remote import check_mode, check_remote
 
 # --- what to verify -------------------------------------------------------------------------------------
 
@@ -186,45 +112,27 @@ def _target(record: dict[str, Any], path: Path, relative: str, manifest_path: Pa
 def check_local(target: Target, *, with_md5: bool = False) -> tuple[list[str], Digests | None]:
     """Problems with the local archive against its manifest (none when it verifies), and its digests.
 
-    One read: the file is digested while its gzip stream, lines and payload hashes are checked."""
-    hasher = Hasher(with_md5=with_md5)
+    One read (`scan_archive`): the file is digested while its gzip stream, lines and payload hashes are
+    checked."""
     try:
-        line_problems = check_lines(target, on_chunk=hasher)
+        scan = scan_archive(target.path, with_md5=with_md5)
     except ArchiveUnreadable as exc:
         return [str(exc)], None
-    digests = hasher.digests()
+    digests = scan.digests
     problems = []
     if digests.bytes != target.bytes:
         problems.append(f"bytes {digests.bytes} != manifest {target.bytes}")
     if digests.sha256 != target.sha256:
         problems.append("sha256 differs from the manifest")
-    return problems + line_problems, digests
-
-
-def check_lines(target: Target, *, on_chunk: Callable[[bytes], None] | None = None) -> list[str]:
-    """Read the gzip stream to its end: JSON lines, line count, each envelope's payload_sha256.
-
-    Raises ArchiveUnreadable when the file cannot be read at all."""
-    lines = not_json = bad_payload = 0
-    try:
-        for row in iter_gzip_rows(target.path, on_chunk=on_chunk):
-            lines += 1
-            if row is None:
-                not_json += 1
-            elif row.get("record_type") == "ws_frame" and not payload_matches(row):
-                bad_payload += 1
-    except ArchiveUnreadable:
-        raise
-    except ArchiveError as exc:
-        return [str(exc).removeprefix(f"{target.path}: ")]
-    problems = []
-    if not_json:
-        problems.append(f"{not_json} lines are not JSON objects")
-    if bad_payload:
-        problems.append(f"{bad_payload} envelopes whose payload_sha256 does not match")
-    if target.lines is not None and lines != target.lines:
-        problems.append(f"lines {lines} != manifest {target.lines}")
-    return problems
+    if scan.error is not None:
+        return [*problems, scan.error.removeprefix(f"{target.path}: ")], digests
+    if scan.not_json:
+        problems.append(f"{scan.not_json} lines are not JSON objects")
+    if scan.payload_mismatches:
+        problems.append(f"{scan.payload_mismatches} envelopes whose payload_sha256 does not match")
+    if target.lines is not None and scan.lines != target.lines:
+        problems.append(f"lines {scan.lines} != manifest {target.lines}")
+    return problems, digests
 
 
 @dataclass

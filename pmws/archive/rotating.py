@@ -24,16 +24,9 @@ from typing import Any
 import orjson
 
 from pmws import __version__
-from pmws.archive import (
-    ArchiveWriter,
-    FileSummary,
-    GzipJsonlFile,
-    Hasher,
-    LatencyStats,
-    SalvageReader,
-    fsync_dir,
-    iter_gzip_lines,
-)
+from pmws.archive.digest import Hasher
+from pmws.archive.reader import SalvageReader, iter_gzip_lines
+from pmws.archive.writer import ArchiveWriter, FileSummary, GzipJsonlFile, LatencyStats, fsync_dir
 from pmws.config import Archive
 from pmws.envelope import utc_text
 from pmws.errors import ArchiveError
