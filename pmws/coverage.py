@@ -54,6 +54,7 @@ class TokenCoverage:
     messages_since_checkpoint: int = 0
     strikes: int = 0  # consecutive disagreeing checkpoints with no feed message since the last agreement
     resubscribed_at: float | None = None  # waiting for a fresh book since then
+    gave_up: bool = False  # resubscribe and reconnect both failed: stay BLIND, act again only after a message
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Coverage:
         cov.messages_since_agree += 1
         cov.messages_since_checkpoint += 1
         cov.strikes = 0
+        cov.gave_up = False
         if cov.state is TokenState.BLIND:
             self.recoveries += 1  # after a resubscribe, or after the reconnect that followed it
         if cov.state in (TokenState.BLIND, TokenState.QUIET):
@@ -116,10 +118,11 @@ class Coverage:
             cov.state, cov.strikes = TokenState.LIVE, 0
             return None
         cov.strikes += 1
-        if cov.strikes < 2 or cov.resubscribed_at is not None:
-            return None
+        if cov.strikes < 2 or cov.resubscribed_at is not None or cov.gave_up:
+            return None  # a token the server no longer serves must not reconnect its link every checkpoint
+        if cov.state is not TokenState.BLIND:
+            self.blind_events += 1
         cov.state = TokenState.BLIND
-        self.blind_events += 1
         self.resubscribes += 1
         cov.resubscribed_at = now
         return Action(
@@ -137,6 +140,7 @@ class Coverage:
         for token, cov in self.tokens.items():
             if cov.resubscribed_at is not None and now - cov.resubscribed_at >= self.resubscribe_timeout:
                 cov.resubscribed_at = None
+                cov.gave_up = True
                 self.resubscribe_reconnects += 1
                 actions.append(Action(ActionKind.RECONNECT, token))
         return actions

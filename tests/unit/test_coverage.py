@@ -86,10 +86,27 @@ def test_resubscribe_without_a_fresh_book_asks_for_a_reconnect_once() -> None:
     (action,) = cov.due(8.0)
     assert action.kind is ActionKind.RECONNECT and action.token_id == "a"
     assert cov.due(9.0) == [] and cov.resubscribe_reconnects == 1
-    assert cov.on_checkpoint("a", "h2", {"h1"}, 9.0) is not None  # still blind: try again
-    assert cov.blind_events == 2 and cov.recoveries == 0
-    cov.on_message("a", 9.5, is_book=True)  # the reconnect brought it back
+    cov.on_message("a", 8.5, is_book=True)  # the reconnect brought it back
     assert cov.recoveries == 1 and cov.due(100.0) == []
+    assert cov.state("a") is TokenState.LIVE
+
+
+def test_a_token_no_reconnect_brings_back_stays_blind_without_churning_its_link() -> None:
+    cov = fresh("a")
+    cov.on_checkpoint("a", "h1", {"h1"}, 1.0)
+    cov.on_checkpoint("a", "h2", {"h1"}, 2.0)
+    assert cov.on_checkpoint("a", "h3", {"h1"}, 3.0) is not None  # resubscribe
+    (action,) = cov.due(8.0)  # no book: reconnect, once
+    assert action.kind is ActionKind.RECONNECT
+    for t in range(9, 60):  # the server never serves it again: blind, counted once, no further action
+        assert cov.on_checkpoint("a", f"h{t}", {"h1"}, float(t)) is None
+        assert cov.due(float(t)) == []
+    assert cov.state("a") is TokenState.BLIND
+    assert (cov.blind_events, cov.resubscribes, cov.resubscribe_reconnects) == (1, 1, 1)
+    cov.on_message("a", 60.0)  # it comes back: the next outage is handled from the start again
+    cov.on_checkpoint("a", "h60", {"h60"}, 61.0)
+    cov.on_checkpoint("a", "h61", {"h60"}, 62.0)
+    assert cov.on_checkpoint("a", "h62", {"h60"}, 63.0) is not None
 
 
 def test_removed_token_is_forgotten_and_ignored() -> None:
