@@ -104,7 +104,7 @@ class Run:
     rediscover_interval_seconds: float = 60.0
     subscribe_ahead_seconds: int = 3600
     post_end_grace_seconds: float = 300.0
-    rest_checkpoint_interval_seconds: float = 60.0
+    rest_checkpoint_interval_seconds: float = 20.0  # < stale_after/2: quiet takes 2 checkpoints
     status_interval_seconds: float = 30.0
     verify_book_hashes: bool = True
     shard_index: int = 0

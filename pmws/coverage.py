@@ -162,7 +162,7 @@ class Coverage:
 
     def by_state(self) -> dict[TokenState, int]:
         counts = dict.fromkeys(TokenState, 0)
-        for cov in self.tokens.values():
+        for cov in list(self.tokens.values()):  # read from the metrics thread: iterate over a copy
             counts[cov.state] += 1
         return counts
 
@@ -197,7 +197,7 @@ def metric_samples(
     state: dict[Any, float] = {}
     message_age: dict[Any, float] = {}
     agree_age: dict[Any, float] = {}
-    for token, cov in coverage.tokens.items():
+    for token, cov in list(coverage.tokens.items()):  # the metrics thread: a copy, the loop may change it
         if token not in labels:
             continue
         slug, outcome = labels[token]

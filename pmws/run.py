@@ -206,7 +206,8 @@ class Recorder:
                 key = (("state", link.state.value),)
                 states[key] = states.get(key, 0) + 1
         out["pmws_connections"] = ("gauge", "connections by state", states or {(("state", "none"),): 0})
-        labels = {t: (v.market_slug, v.outcome) for t, v in self.tokens.items()}
+        # This runs in the metrics thread while the loop changes these dicts: iterate over copies.
+        labels = {t: (v.market_slug, v.outcome) for t, v in dict(self.tokens).items()}
         out.update(metric_samples(self.coverage, labels, time.monotonic()))
         out["pmws_subscribed_assets"] = ("gauge", "assets subscribed", len(self.tokens))
         out["pmws_recorded_markets"] = ("gauge", "markets recorded", len(self.recorded))
@@ -253,9 +254,9 @@ class Recorder:
         now = time.monotonic()
         for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
             kind = event.get("event_type")
-            for asset in event_assets(event):
-                self.coverage.on_message(asset, now, is_book=kind == "book")
-            if verify:
+            if verify:  # coverage compares REST with the rebuilt books: nothing to follow without them
+                for asset in event_assets(event):
+                    self.coverage.on_message(asset, now, is_book=kind == "book")
                 for divergence in self.tracker.observe(event):
                     self._write_record(divergence.to_record(), received_ns)
             if kind == "market_resolved" and isinstance(event.get("market"), str):

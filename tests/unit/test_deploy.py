@@ -73,6 +73,10 @@ def test_probes_and_ports_are_what_pmws_run_serves(
     (port,) = recorder["ports"]
     assert port["containerPort"] == runtime_config.metrics.port
     assert recorder["livenessProbe"]["httpGet"]["path"] == HEALTH_PATH
+    # start-up recovery (salvage, manifest repair) runs before /healthz exists: minutes, not the 40 s liveness
+    startup = recorder["startupProbe"]
+    assert startup["httpGet"]["path"] == HEALTH_PATH
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
     assert recorder["readinessProbe"]["httpGet"]["path"] == READY_PATH
     service = find(objects, "Service")
     assert service["spec"]["ports"][0]["port"] == runtime_config.metrics.port
