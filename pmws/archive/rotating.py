@@ -335,7 +335,8 @@ def salvage(
     kept = open_path.with_name(open_path.name + ".salvaged")
     manifest_path = manifest_path_for(manifest_dir, final)
     if final.exists():  # an earlier salvage was cut after its rename
-        summary, facts = read_strict(final)
+        # salvage copies every complete line, JSON or not: check the copy the same way, or it never finishes
+        summary, facts = read_strict(final, require_json=False)
         reader = SalvageReader(open_path)
         orphan_lines = sum(block.count(b"\n") for block in reader)
         if orphan_lines != summary.lines:
@@ -397,15 +398,16 @@ def _salvage_manifest(
     return facts.manifest(summary, root=root, recovered=True, extra={"salvage": salvage_facts})
 
 
-def read_strict(path: Path) -> tuple[FileSummary, LineFacts]:
-    """Read a closed archive to its end: complete gzip, every line a JSON object; else ArchiveError."""
+def read_strict(path: Path, *, require_json: bool = True) -> tuple[FileSummary, LineFacts]:
+    """Read a closed archive to its end: complete gzip, every line a JSON object (unless not
+    `require_json`, for a salvaged copy that keeps every complete line); else ArchiveError."""
     hasher = Hasher(with_md5=False)
     facts = LineFacts()
     lines = uncompressed = 0
     for line in iter_gzip_lines(path, on_chunk=hasher):
         lines += 1
         uncompressed += len(line) + 1
-        if not facts.add(line):
+        if not facts.add(line) and require_json:
             raise ArchiveError(f"{path}: line {lines} is not a JSON object")
     digests = hasher.digests()
     return FileSummary(path, digests.bytes, digests.sha256, lines, uncompressed), facts

@@ -26,8 +26,11 @@ class Killed(BaseException):
     """Stands in for kill -9 between two salvage steps (not an error salvage could catch)."""
 
 
-def make_orphan(root: Path, *, lines: int = 50, session: str = SESSION) -> tuple[Path, list[bytes], bytes]:
-    """A `.open` file cut as by kill -9: `lines` complete lines synced, then half a line."""
+def make_orphan(
+    root: Path, *, lines: int = 50, session: str = SESSION, junk: bool = False
+) -> tuple[Path, list[bytes], bytes]:
+    """A `.open` file cut as by kill -9: `lines` complete lines synced (one not JSON with `junk`), then half
+    a line."""
     name = archive_name(root, "ws_raw", session, 1_790_000_000, 3600)
     writer = GzipJsonlFile(name.final, open_path=name.open)
     complete = [
@@ -35,16 +38,21 @@ def make_orphan(root: Path, *, lines: int = 50, session: str = SESSION) -> tuple
         + b"\n"
         for n in range(1, lines + 1)
     ]
+    if junk:
+        complete[lines // 2] = b"\x00 not json \xff\n"
     writer.write_lines(complete, sync_flush=True)
     writer.write_lines([b'{"record_type": "ws_fr'], sync_flush=True)
     writer.abandon()
     return name.open, complete, name.open.read_bytes()
 
 
+@pytest.mark.parametrize("junk", [False, True], ids=["json", "with-a-non-json-line"])
 @pytest.mark.parametrize("killed_after", SALVAGE_STEPS)
-def test_salvage_cut_after_any_step_is_finished_by_the_next_start(tmp_path: Path, killed_after: str) -> None:
+def test_salvage_cut_after_any_step_is_finished_by_the_next_start(
+    tmp_path: Path, killed_after: str, junk: bool
+) -> None:
     root, manifests = tmp_path / "rec", tmp_path / "m"
-    orphan, complete, orphan_bytes = make_orphan(root)
+    orphan, complete, orphan_bytes = make_orphan(root, junk=junk)
 
     def kill(step: str) -> None:
         if step == killed_after:
