@@ -43,6 +43,21 @@ def output_lock_path(directory: Path, owner: str) -> Path:
     return directory / f"{LOCK_PREFIX}{safe}{LOCK_SUFFIX}"
 
 
+@contextlib.contextmanager
+def recovery_lock(root: Path) -> Iterator[None]:
+    """One recovery (salvage, manifest repair) at a time per archive root, waiting for the other.
+
+    Recorders of several shards (and `pmws verify --repair-manifests`) may share a root; a file whose
+    session left no lock counts as gone to each of them, so without this two could salvage it at once.
+    """
+    fh = _open(root / f"{LOCK_PREFIX}recovery{LOCK_SUFFIX}")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+    finally:
+        fh.close()
+
+
 def session_lock_path(root: Path, session_id: str) -> Path:
     return root / f"{LOCK_PREFIX}session-{session_id}{LOCK_SUFFIX}"
 

@@ -30,7 +30,7 @@ from pmws.archive.writer import ArchiveWriter, FileSummary, GzipJsonlFile, Laten
 from pmws.config import Archive
 from pmws.envelope import utc_text
 from pmws.errors import ArchiveError
-from pmws.lock import remove_stale_session_lock, session_gone
+from pmws.lock import recovery_lock, remove_stale_session_lock, session_gone
 from pmws.manifest import read_manifest, write_manifest
 from pmws.rotation import (
     ArchiveName,
@@ -289,26 +289,39 @@ def salvage_orphans(
     on_step: Callable[[str], None] | None = None,
 ) -> SalvageResult:
     """Salvage every `.open` file under root whose writer is provably gone; leave live ones alone."""
+    if not root.exists():
+        return SalvageResult()
+    with recovery_lock(root):
+        return _salvage_orphans(root, manifest_dir=manifest_dir, settings=settings, on_step=on_step)
+
+
+def _salvage_orphans(
+    root: Path,
+    *,
+    manifest_dir: Path,
+    settings: Archive,
+    on_step: Callable[[str], None] | None,
+) -> SalvageResult:
     result = SalvageResult()
     sessions: set[str] = set()
     for open_path in find_open_files(root):
         session = session_of_name(open_path.name)
-        with session_gone(root, session) as gone:
-            if not gone:
-                result.live.append(open_path)
-                continue
-            if not open_path.exists():  # salvaged by another start meanwhile
-                continue
-            try:
+        try:  # one unreadable lock file or damaged orphan never stops the others' salvage
+            with session_gone(root, session) as gone:
+                if not gone:
+                    result.live.append(open_path)
+                    continue
+                if not open_path.exists():  # salvaged by another start meanwhile
+                    continue
                 result.salvaged.append(
                     salvage(
                         open_path, root=root, manifest_dir=manifest_dir, settings=settings, on_step=on_step
                     )
                 )
-            except ArchiveError as exc:
-                result.problems.append(str(exc))
-            if session is not None:
-                sessions.add(session)
+        except ArchiveError as exc:
+            result.problems.append(str(exc))
+        if session is not None:
+            sessions.add(session)
     for session in sessions:
         remove_stale_session_lock(root, session)
     return result
@@ -444,23 +457,29 @@ def repair_manifests(root: Path, manifest_dir: Path) -> RepairResult:
     close and manifest).
     """
     result = RepairResult()
-    for path in missing_manifests(root, manifest_dir):
-        manifest_path = manifest_path_for(manifest_dir, path)
-        with session_gone(root, session_of_name(path.name)) as gone:
-            if not gone:
-                result.live.append(path)
-                continue
-            if manifest_path.exists():
-                continue
+    if not root.exists():
+        return result
+    with recovery_lock(root):
+        for path in missing_manifests(root, manifest_dir):
             try:
-                summary, facts = read_strict(path)
+                _repair_one(path, root, manifest_dir, result)
             except ArchiveError as exc:
                 result.problems.append(f"{exc}; no manifest written")
-                continue
-            manifest = facts.manifest(summary, root=root, recovered=False, extra={"repaired": True})
-            write_manifest(manifest_path, manifest)
-            result.repaired.append(manifest)
     return result
+
+
+def _repair_one(path: Path, root: Path, manifest_dir: Path, result: RepairResult) -> None:
+    manifest_path = manifest_path_for(manifest_dir, path)
+    with session_gone(root, session_of_name(path.name)) as gone:
+        if not gone:
+            result.live.append(path)
+            return
+        if manifest_path.exists():
+            return
+        summary, facts = read_strict(path)
+        manifest = facts.manifest(summary, root=root, recovered=False, extra={"repaired": True})
+        write_manifest(manifest_path, manifest)
+        result.repaired.append(manifest)
 
 
 class LineFacts:

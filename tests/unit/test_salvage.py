@@ -232,3 +232,27 @@ def test_a_taken_final_name_gets_a_distinct_name_not_an_error(tmp_path: Path) ->
     assert manifest_path_for(manifests, suffixed).exists()
     candidates, _ = find_candidates(root, manifests, min_age_seconds=0)
     assert suffixed in [c.path for c in candidates]  # upload takes the suffixed name
+
+
+def test_salvage_waits_for_a_recovery_already_running_on_the_same_root(tmp_path: Path) -> None:
+    """Two shards starting together on one root (or `verify --repair-manifests`) never salvage at once."""
+    import threading
+
+    from pmws.lock import recovery_lock
+
+    root, manifests = tmp_path / "rec", tmp_path / "m"
+    orphan, complete, _ = make_orphan(root)
+    done = threading.Event()
+
+    def start() -> None:
+        salvage_orphans(root, manifest_dir=manifests, settings=Archive())
+        done.set()
+
+    with recovery_lock(root):
+        worker = threading.Thread(target=start)
+        worker.start()
+        assert not done.wait(0.5)  # the other recovery holds the root: nothing is touched meanwhile
+        assert orphan.exists() and not list(manifests.glob("*.manifest.json"))
+    worker.join(timeout=30)
+    assert done.is_set() and not orphan.exists()
+    assert len(list(manifests.glob("*.manifest.json"))) == 1
