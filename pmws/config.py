@@ -290,7 +290,7 @@ RULES: dict[str, Rule] = {
     "run.manifest_dir": PATH,
     "run.rotate_interval_seconds": Between(1, DAY),
     "run.rediscover_interval_seconds": Between(0.5, DAY),
-    "run.subscribe_ahead_seconds": Between(0, 7 * DAY),
+    "run.subscribe_ahead_seconds": Between(0, 366 * DAY),
     "run.post_end_grace_seconds": Between(0, DAY),
     "run.rest_checkpoint_interval_seconds": Between(1, DAY),
     "run.status_interval_seconds": Between(0.5, DAY),
