@@ -344,15 +344,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a YAML config file (not UTF-8 text)") from None
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a YAML config file (not UTF-8 text)") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+        raise ConfigError(f"{path}: not valid YAML{where}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -426,15 +426,15 @@ def coerce(value: Any, hint: Any, *, source: str, key: str) -> Any:
             raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}")
         try:
             return int(value)
-        except ValueError:
-            raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}") from exc
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
         try:
             return float(value)
-        except ValueError:
-            raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}") from exc
     if hint is str:
         if isinstance(value, (dict, list)) or value is None:
             raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")

@@ -148,7 +148,7 @@ class Link:
                 self.last_error = str(exc)
                 self.handler.on_lifecycle("connect_failed", self, {"reason": str(exc)})
                 if self.fail_fast and not self._ever_subscribed:
-                    raise FeedError(str(exc)) from None
+                    raise FeedError(str(exc)) from exc
                 retry_after = exc.retry_after
                 served_data = False
             if self.stop.is_set():
@@ -227,11 +227,11 @@ class Link:
         except InvalidStatus as exc:
             status = exc.response.status_code
             retry = retry_after_hint(exc.response.headers, exc.response.body)
-            raise ConnectFailed(f"{self.url}: websocket upgrade refused with HTTP {status}", retry) from None
+            raise ConnectFailed(f"{self.url}: websocket upgrade refused with HTTP {status}", retry) from exc
         except InvalidURI as exc:
-            raise ConnectFailed(f"{self.url}: not a websocket URL ({exc})") from None
+            raise ConnectFailed(f"{self.url}: not a websocket URL ({exc})") from exc
         except (OSError, TimeoutError, InvalidHandshake) as exc:
-            raise ConnectFailed(describe_network_error(self.url, exc)) from None
+            raise ConnectFailed(describe_network_error(self.url, exc)) from exc
 
     async def _receive(self, ws: ClientConnection) -> None:
         """The hot path: receive, stamp, envelope, hand over; then wait if the writer is behind."""

@@ -751,7 +751,7 @@ def _start_metrics(config: Config, recorder: Recorder) -> HealthServer | None:
     except OSError as exc:
         raise ConfigError(
             f"metrics.port {config.metrics.port}: cannot listen on {config.metrics.host} ({exc.strerror})"
-        ) from None
+        ) from exc
     return server.start()
 
 
@@ -763,7 +763,7 @@ def _check_writable(*directories: Path) -> None:
             probe.write_bytes(b"ok")
             probe.unlink()
         except OSError as exc:
-            raise ArchiveError(f"{directory}: not writable ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{directory}: not writable ({exc.strerror or exc})") from exc
 
 
 def summary_json(outcome: RunOutcome) -> str:

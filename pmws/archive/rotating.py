@@ -364,7 +364,7 @@ def salvage(
         try:
             os.replace(temp, final)
         except OSError as exc:
-            raise ArchiveError(f"{temp}: cannot rename to {final.name} ({exc.strerror or exc})") from None
+            raise ArchiveError(f"{temp}: cannot rename to {final.name} ({exc.strerror or exc})") from exc
         fsync_dir(final.parent)
         summary = dataclasses.replace(summary, path=final)
         step("renamed")
@@ -377,7 +377,7 @@ def salvage(
     try:
         os.replace(open_path, kept)
     except OSError as exc:
-        raise ArchiveError(f"{open_path}: cannot rename to {kept.name} ({exc.strerror or exc})") from None
+        raise ArchiveError(f"{open_path}: cannot rename to {kept.name} ({exc.strerror or exc})") from exc
     fsync_dir(open_path.parent)
     step("kept")
     return manifest
