@@ -58,6 +58,9 @@ class Period:
     records: Counter[str] = field(default_factory=Counter)
     start_ns: int = 0  # the period's bounds, [start_ns, end_ns)
     end_ns: int = 0
+    # taken when the period ends, not when its close finishes: the next file's frames are not counted here
+    counters_at_close: dict[str, int] | None = None
+    facts_at_close: dict[str, Any] = field(default_factory=dict)
 
 
 class RotatingArchive:
@@ -136,6 +139,9 @@ class RotatingArchive:
             return False
         start = period_start(now_ns / 1e9, self.interval)
         old = self.current
+        counters = self.counters()
+        if old is not None:
+            self._end(old, counters)
         name = self._free_name(start)
         writer = ArchiveWriter(
             GzipJsonlFile(name.final, open_path=name.open, compresslevel=self.settings.compresslevel),
@@ -144,7 +150,7 @@ class RotatingArchive:
             latency=self.latency,
         )
         self.current = Period(
-            name, writer, self.counters(), start_ns=start * 10**9, end_ns=(start + self.interval) * 10**9
+            name, writer, counters, start_ns=start * 10**9, end_ns=(start + self.interval) * 10**9
         )
         if old is not None:
             task = asyncio.create_task(self._close(old, rotated_to=name.final.name))
@@ -172,11 +178,17 @@ class RotatingArchive:
         """Close the current file and wait for every background close."""
         period, self.current = self.current, None
         if period is not None:
+            self._end(period, self.counters())
             await self._close(period, rotated_to=None)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         if self.errors:
             raise ArchiveError(self.errors[0])
+
+    def _end(self, period: Period, counters: dict[str, int]) -> None:
+        """Freeze what the period's manifest says of the recorder, at the moment the period ends."""
+        period.counters_at_close = counters
+        period.facts_at_close = self.at_close() if self.at_close else {}
 
     async def _close(self, period: Period, *, rotated_to: str | None) -> None:
         try:
@@ -188,7 +200,7 @@ class RotatingArchive:
             self.errors.append(str(exc))
 
     def _manifest(self, period: Period, summary: FileSummary, *, rotated_to: str | None) -> dict[str, Any]:
-        now = self.counters()
+        now = period.counters_at_close if period.counters_at_close is not None else self.counters()
         deltas = {k: v - period.counters_at_open.get(k, 0) for k, v in now.items()}
         return file_manifest(
             kind=self.kind,
@@ -207,7 +219,7 @@ class RotatingArchive:
             records=dict(period.records),
             counters=deltas,
             recovered=False,
-            extra={"rotated_to": rotated_to, **(self.at_close() if self.at_close else {})},
+            extra={"rotated_to": rotated_to, **period.facts_at_close},
         )
 
 

@@ -256,3 +256,35 @@ def test_salvage_waits_for_a_recovery_already_running_on_the_same_root(tmp_path:
     worker.join(timeout=30)
     assert done.is_set() and not orphan.exists()
     assert len(list(manifests.glob("*.manifest.json"))) == 1
+
+
+def test_each_file_counts_what_happened_during_its_own_period(tmp_path: Path) -> None:
+    """Counter deltas are frozen when a period ends, so the files' deltas add up to the total exactly,
+    even while the recorder keeps counting during a background close."""
+    root, manifests = tmp_path / "rec", tmp_path / "m"
+    t0 = 1_790_000_000 * 10**9
+    frames = {"frames": 0}
+
+    async def main() -> None:
+        archive = RotatingArchive(
+            "ws_raw",
+            root=root,
+            manifest_dir=manifests,
+            session_id=SESSION,
+            interval=2,
+            settings=Archive(flush_interval_seconds=0.05),
+            counters=lambda: dict(frames),
+        )
+        for n, seconds in enumerate([0.1, 0.5, 1.0, 2.1, 2.2, 4.5], 1):
+            archive.append(json.dumps({"n": n}).encode() + b"\n", t0 + int(seconds * 1e9))
+            frames["frames"] += 1  # counted as the line is written, like the recorder does
+        frames["frames"] += 100  # frames of a later file, counted before the background closes finish
+        await asyncio.sleep(0)
+        await archive.close()
+
+    asyncio.run(main())
+    by_start = sorted(
+        (m["period_start_utc"], m["counters"]["frames"])
+        for m in (json.loads(p.read_text()) for p in manifests.glob("*.manifest.json"))
+    )
+    assert [n for _, n in by_start] == [3, 2, 101]
