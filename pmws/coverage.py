@@ -166,10 +166,6 @@ class Coverage:
             counts[cov.state] += 1
         return counts
 
-    def state_counts(self) -> dict[str, int]:
-        """`by_state` with plain string keys (for JSON manifests)."""
-        return {state.value: n for state, n in self.by_state().items()}
-
 
 def _age(now: float, at: float | None) -> float | None:
     return None if at is None else round(now - at, 3)

@@ -34,7 +34,7 @@ from pmws.feed import Link, Sequencer
 from pmws.gamma import fetch_btc_markets
 from pmws.live import LinkView, LiveView, Snapshot
 from pmws.lock import acquire
-from pmws.markets import Market, filter_live
+from pmws.markets import WINDOW_SECONDS, Market, filter_live
 from pmws.metrics import HealthServer, RecorderCollector
 from pmws.protocol import Classified, iter_events
 from pmws.rest import checkpoint_books
@@ -325,7 +325,9 @@ class Recorder:
             cfg.endpoints.gamma_url,
             now=now,
             windows=cfg.discovery.windows,
-            lookahead_seconds=cfg.run.subscribe_ahead_seconds + 14400,
+            # a window starting within the horizon ends at most one window length after it
+            lookahead_seconds=cfg.run.subscribe_ahead_seconds
+            + max(WINDOW_SECONDS[w] for w in cfg.discovery.windows),
             page_limit=cfg.discovery.page_limit,
             max_pages=cfg.discovery.max_pages,
             request_timeout=cfg.discovery.request_timeout_seconds,
