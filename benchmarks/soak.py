@@ -98,7 +98,6 @@ def soak(minutes: float, rate: float, tokens: int, every: float, rotate_seconds:
 
 def trace(minutes: float, rate: float, tokens: int, top: int, snapshots: int, rotate_seconds: int) -> None:
     """The recorder in this process under tracemalloc: top growth by line after the warm-up."""
-    from rich.console import Console
 
     from pmws.config import load_config
     from pmws.run import run_recorder
@@ -115,7 +114,7 @@ def trace(minutes: float, rate: float, tokens: int, top: int, snapshots: int, ro
 
         async def main() -> None:
             loop_box.append(asyncio.get_running_loop())
-            outcome = await run_recorder(config, console=Console(file=sys.stderr), stop=stop)
+            outcome = await run_recorder(config, stop=stop)
             print(f"frames recorded: {outcome.counters.get('frames')}", flush=True)
 
         runner = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)

@@ -4,43 +4,17 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from pmws.envelope import TrackedToken
-from pmws.stats import FeedStats
+from pmws.health import LinkView, Snapshot
+
+__all__ = ["LinkView", "LiveView", "Snapshot", "console_view", "plain_line", "render"]
 
 SHOWN_EVENTS = ("book", "price_change", "last_trade_price", "tick_size_change", "best_bid_ask")
-
-
-@dataclass
-class LinkView:
-    slot: int
-    state: str
-    connection_sequence: int
-    reconnects: int
-    stale_events: int
-    assets: int
-
-
-@dataclass
-class Snapshot:
-    """Everything the view shows, gathered by the orchestrator."""
-
-    title: str
-    tokens: Sequence[TrackedToken]
-    stats: FeedStats
-    links: Sequence[LinkView]
-    rest_ok: int
-    rest_failed: int
-    elapsed_seconds: float
-    extra: dict[str, Any]
-    token_states: dict[str, str] = field(default_factory=dict)  # token → live/quiet/blind/unverified
 
 
 def render(snapshot: Snapshot, now_ns: int | None = None) -> Group:
@@ -123,3 +97,12 @@ class LiveView:
         if self._live is not None:
             self._live.update(render(self.snapshot()))
             self._live.__exit__(None, None, None)
+
+
+def console_view(console: Console, *, live: bool) -> Callable[[Callable[[], Snapshot], float], LiveView]:
+    """The view factory the CLI hands a recorder: a LiveView on `console`, refreshed every interval."""
+
+    def make(snapshot: Callable[[], Snapshot], interval: float) -> LiveView:
+        return LiveView(snapshot, live=live, interval=interval, console=console)
+
+    return make

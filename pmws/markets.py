@@ -14,6 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pmws.envelope import TrackedToken
+from pmws.sharding import shard_of
+
 NEW_YORK = ZoneInfo("America/New_York")
 WINDOW_SECONDS = {"5m": 300, "15m": 900, "1h": 3600, "4h": 14400}
 MONTHS = "january february march april may june july august september october november december".split()
@@ -75,6 +78,13 @@ class Market:
 
     def token_ids(self) -> list[str]:
         return [t.token_id for t in self.tokens]
+
+    def tracked(self) -> tuple[TrackedToken, ...]:
+        """The market's tokens as the feed context and the view name them."""
+        return tuple(
+            TrackedToken(self.market_slug, self.condition_id, t.token_id, t.outcome, self.end_time_utc)
+            for t in self.tokens
+        )
 
     def has_both_outcomes(self) -> bool:
         labels = {t.outcome.lower() for t in self.tokens}
@@ -283,3 +293,46 @@ def select_markets(markets: list[Market], *, limit: int, now: datetime, run_seco
         return (0 if started else 1, m.end)
 
     return sorted(usable, key=rank)[:limit]
+
+
+def tracked_tokens(markets: list[Market]) -> tuple[TrackedToken, ...]:
+    return tuple(token for market in markets for token in market.tracked())
+
+
+def lookahead_seconds(subscribe_ahead_seconds: int, windows: list[str]) -> int:
+    """How far ahead to ask Gamma: a window starting within the horizon ends at most one window after it."""
+    return subscribe_ahead_seconds + max(WINDOW_SECONDS[w] for w in windows)
+
+
+def shard_markets(
+    markets: list[Market], *, now: datetime, ahead_seconds: float, shard_index: int, shard_count: int
+) -> list[Market]:
+    """The markets this shard records that start within `ahead_seconds` (or have no start)."""
+    horizon = now + timedelta(seconds=ahead_seconds)
+    return [
+        m
+        for m in markets
+        if (m.start is None or m.start <= horizon) and shard_of(m.condition_id, shard_count) == shard_index
+    ]
+
+
+def desired_markets(
+    live: list[Market],
+    *,
+    recorded: dict[str, Market],
+    resolved: set[str],
+    now: datetime,
+    grace_seconds: float,
+) -> dict[str, Market]:
+    """Live markets, plus recorded ones Gamma stopped listing until resolved or `grace_seconds` past end.
+
+    Keyed by condition id; a resolved market is never desired again.
+    """
+    grace = timedelta(seconds=grace_seconds)
+    desired = {m.condition_id: m for m in live if m.condition_id not in resolved}
+    for condition, market in recorded.items():
+        if condition in desired or condition in resolved:
+            continue
+        if now < market.end + grace:
+            desired[condition] = market
+    return desired

@@ -8,8 +8,10 @@ attempt is its own row. Only an allowlist of response headers is kept: never coo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,9 @@ import httpx
 import orjson
 
 from pmws.backoff import backoff, retry_after_hint, retry_delay
+from pmws.config import Rest
 from pmws.envelope import utc_text
+from pmws.health import RestTotals
 
 SAFE_RESPONSE_HEADERS = frozenset(
     {
@@ -189,3 +193,52 @@ def _parse_books(content: bytes) -> tuple[Any, str | None]:
     if not isinstance(parsed, list) or not all(isinstance(b, dict) for b in parsed):
         return parsed, "response is not a JSON array of books"
     return parsed, None
+
+
+async def checkpoint_loop(
+    client: httpx.AsyncClient,
+    clob_url: str,
+    tokens: Callable[[], list[str]],
+    totals: RestTotals,
+    *,
+    settings: Rest,
+    interval: float,
+    session_id: str,
+    stop: asyncio.Event,
+    write: Callable[[dict[str, Any]], None],
+    on_books: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
+) -> None:
+    """A checkpoint of the current `tokens()` at start and every `interval` until `stop` (none while empty).
+
+    Every attempt's row goes to `write`, failed ones counted; a checkpoint whose books all came back is
+    handed to `on_books` (the run compares them with its rebuilt books).
+    """
+    while not stop.is_set():
+        began = time.monotonic()
+        token_ids = tokens()
+        if token_ids:
+            totals.checkpoints += 1
+            checkpoint = await checkpoint_books(
+                client,
+                clob_url,
+                token_ids,
+                session_id=session_id,
+                checkpoint_sequence=totals.checkpoints,
+                max_attempts=settings.max_attempts,
+                retry_max_seconds=min(settings.retry_max_seconds, interval),
+                timeout=settings.timeout_seconds,
+                batch_size=settings.batch_size,
+            )
+            for row in checkpoint.rows:
+                write(row)
+                if not row.get("ok"):
+                    totals.failed_attempts += 1
+            if checkpoint.books is None:
+                totals.failed += 1
+            else:
+                totals.ok += 1
+                if on_books is not None:
+                    await on_books(checkpoint.books)
+        remaining = interval - (time.monotonic() - began)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=max(0.0, remaining))

@@ -7,41 +7,34 @@ SIGTERM, or an error) always closes both archives, writes the manifest and runs 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from pmws import __version__
 from pmws.archive.writer import ArchiveWriter, GzipJsonlFile
 from pmws.config import Config
 from pmws.discover import discover, http_client, load_discovery
-from pmws.envelope import TrackedToken, record_line, utc_text
+from pmws.envelope import record_line, utc_text
 from pmws.errors import DiscoveryError, PmwsError
-from pmws.feed import Link, Sequencer
+from pmws.feed import Link
 from pmws.gate import GateOutcome, run_gate
+from pmws.health import RestTotals
 from pmws.layout import SamplePaths, discovery_latest, new_session_id, sample_paths
-from pmws.live import LinkView, LiveView, Snapshot
 from pmws.lock import acquire
 from pmws.manifest import file_record, rebase_record, write_atomic, write_manifest
-from pmws.markets import Market, iso, select_markets
+from pmws.markets import iso, select_markets, tracked_tokens
+from pmws.pool import LinkPool
 from pmws.protocol import Classified
+from pmws.recorder import NoView, Shell, ViewFactory
 from pmws.report import sample_report
-from pmws.rest import checkpoint_books
 from pmws.signals import stop_on_signals
 from pmws.stats import FeedStats
 
-
-@dataclass
-class RestCounters:
-    checkpoints: int = 0
-    ok: int = 0
-    failed: int = 0
-    failed_attempts: int = 0
+#: How long stopping waits for the websocket link before cancelling it (what it got is kept).
+LINK_STOP_SECONDS = 5.0
 
 
 @dataclass
@@ -83,23 +76,14 @@ class SampleOutcome:
     paths: SamplePaths
     gate: GateOutcome
     stats: FeedStats
-    rest: RestCounters
+    rest: RestTotals
     error: PmwsError | None
-
-
-def tracked_tokens(markets: list[Market]) -> tuple[TrackedToken, ...]:
-    return tuple(
-        TrackedToken(m.market_slug, m.condition_id, t.token_id, t.outcome, m.end_time_utc)
-        for m in markets
-        for t in m.tokens
-    )
 
 
 async def run_sample(
     config: Config,
     *,
-    console: Console,
-    live: bool = True,
+    view: ViewFactory = NoView,
     discover_first: bool = False,
     simulated: bool = False,
     stop: asyncio.Event | None = None,
@@ -111,15 +95,14 @@ async def run_sample(
         acquire([report.parent], owner=f"sample-{report.name}", session_id=None, command="pmws sample"),
     ):
         return await _run_sample(
-            config, console=console, live=live, discover_first=discover_first, simulated=simulated, stop=stop
+            config, view=view, discover_first=discover_first, simulated=simulated, stop=stop
         )
 
 
 async def _run_sample(
     config: Config,
     *,
-    console: Console,
-    live: bool,
+    view: ViewFactory,
     discover_first: bool,
     simulated: bool,
     stop: asyncio.Event | None,
@@ -154,55 +137,35 @@ async def _run_sample(
         flush_interval=config.archive.flush_interval_seconds,
     )
     handler = SampleHandler(ws_writer, frozenset(t.token_id for t in tokens))
-    link = Link(
-        slot=0,
+    pool = LinkPool(
         url=config.endpoints.ws_url,
-        tokens=tokens,
         settings=config.websocket,
         handler=handler,
-        sequencer=Sequencer(),
         session_id=session_id,
-        stop=stop,
+        stop_timeout=LINK_STOP_SECONDS,
         fail_fast=True,
     )
-    rest = RestCounters()
-    t0 = time.monotonic()
-
-    def snapshot() -> Snapshot:
-        view = LinkView(
-            0,
-            link.state.value,
-            link.connection_sequence,
-            link.reconnects,
-            link.stale_events,
-            len(tokens),
-        )
-        return Snapshot(
-            f"pmws sample {session_id}",
-            tokens,
-            handler.stats,
-            [view],
-            rest.ok,
-            rest.failed,
-            time.monotonic() - t0,
-            {},
-        )
-
+    shell = Shell(pool, stats=handler.stats, stop=stop, session_id=session_id)
     error: PmwsError | None = None
     stopped_by = "duration"
     with (
         stop_on_signals(stop) as signalled,
-        LiveView(snapshot, live=live, interval=settings.live_refresh_seconds, console=console) as view,
+        view(
+            lambda: shell.snapshot(f"pmws sample {session_id}", tokens), settings.live_refresh_seconds
+        ) as shown,
     ):
-        link_task = asyncio.create_task(link.run(), name="pmws-link")
-        rest_task = asyncio.create_task(
-            _rest_loop(config, [t.token_id for t in tokens], rest_writer, rest, session_id, stop)
-        )
-        try:
-            error = await _supervise(link_task, stop, settings.duration_seconds, view)
-        finally:
-            stop.set()
-            await _finish(link_task, rest_task)
+        pool.start(0, tokens)
+        async with http_client(config, timeout=config.rest.timeout_seconds) as client:
+            rest_loop = shell.rest_loop(
+                client,
+                config,
+                lambda: [t.token_id for t in tokens],
+                interval=settings.rest_checkpoint_interval_seconds,
+                write=lambda row: rest_writer.append(record_line(row)),
+            )
+            error = await shell.serve(
+                [rest_loop], shown, deadline=time.monotonic() + settings.duration_seconds
+            )
         if error is not None:
             stopped_by = "error"
         elif signalled:
@@ -242,10 +205,10 @@ async def _run_sample(
         },
         "counts": handler.stats.to_json(),
         "connections": handler.connections,
-        "connections_opened": link.sequencer.connections,
-        "reconnects": link.reconnects,
-        "stale_feed_events": link.stale_events,
-        "rest": vars(rest).copy(),
+        "connections_opened": pool.sequencer.connections,
+        "reconnects": pool.totals()["reconnects"],
+        "stale_feed_events": pool.totals()["stale_feed_events"],
+        "rest": vars(shell.rest).copy(),
         "outputs": [file_record(s, kind=k, manifest_path=paths.session_manifest) for k, s in summaries],
         "report_path": str(paths.session_report),
         "session_manifest_path": str(paths.session_manifest),
@@ -254,7 +217,7 @@ async def _run_sample(
     write_manifest(paths.session_manifest, manifest)
     gate = run_gate(paths.session_manifest)
     publish_latest(gate, paths)
-    return SampleOutcome(session_id, paths, gate, handler.stats, rest, error)
+    return SampleOutcome(session_id, paths, gate, handler.stats, shell.rest, error)
 
 
 def publish_latest(gate: GateOutcome, paths: SamplePaths) -> None:
@@ -269,70 +232,3 @@ def publish_latest(gate: GateOutcome, paths: SamplePaths) -> None:
     write_manifest(paths.manifest, latest)
     write_atomic(paths.report, sample_report(latest))
     gate.manifest_path, gate.report_path = paths.manifest, paths.report
-
-
-async def _supervise(
-    link_task: asyncio.Task[None], stop: asyncio.Event, duration: float, view: LiveView
-) -> PmwsError | None:
-    """Wait for the duration, a stop signal, or the link failing; refresh the view meanwhile."""
-    deadline = time.monotonic() + duration
-    while not stop.is_set() and time.monotonic() < deadline:
-        if link_task.done():
-            exc = link_task.exception()
-            if isinstance(exc, PmwsError):
-                return exc
-            if exc is not None:
-                raise exc
-            return None
-        view.refresh()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=min(0.25, max(0.0, deadline - time.monotonic())))
-    return None
-
-
-async def _finish(link_task: asyncio.Task[None], rest_task: asyncio.Task[None]) -> None:
-    rest_task.cancel()
-    for task in (link_task, rest_task):
-        with contextlib.suppress(asyncio.CancelledError, PmwsError):
-            try:
-                await asyncio.wait_for(task, timeout=5.0)
-            except TimeoutError:
-                task.cancel()
-
-
-async def _rest_loop(
-    config: Config,
-    token_ids: list[str],
-    writer: ArchiveWriter,
-    counters: RestCounters,
-    session_id: str,
-    stop: asyncio.Event,
-) -> None:
-    """A `/books` checkpoint at start and every interval, in this event loop (async httpx)."""
-    interval = config.sample.rest_checkpoint_interval_seconds
-    async with http_client(config, timeout=config.rest.timeout_seconds) as client:
-        while not stop.is_set():
-            began = time.monotonic()
-            counters.checkpoints += 1
-            checkpoint = await checkpoint_books(
-                client,
-                config.endpoints.clob_url,
-                token_ids,
-                session_id=session_id,
-                checkpoint_sequence=counters.checkpoints,
-                max_attempts=config.rest.max_attempts,
-                retry_max_seconds=min(config.rest.retry_max_seconds, interval),
-                timeout=config.rest.timeout_seconds,
-                batch_size=config.rest.batch_size,
-            )
-            for row in checkpoint.rows:
-                writer.append(record_line(row))
-                if not row.get("ok"):
-                    counters.failed_attempts += 1
-            if checkpoint.ok:
-                counters.ok += 1
-            else:
-                counters.failed += 1
-            remaining = interval - (time.monotonic() - began)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, remaining))

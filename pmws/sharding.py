@@ -8,6 +8,11 @@ Going from N to N+1 shards moves only the ~1/(N+1) of markets the new shard wins
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
+
+from pmws.config import Config
+from pmws.errors import ConfigError
 
 
 def _weight(key: str, shard: int) -> int:
@@ -26,3 +31,17 @@ def shard_of(condition_id: str, shard_count: int) -> int:
 
 def shard_label(index: int, count: int) -> str:
     return f"{index}/{count}"
+
+
+def resolve_shard(config: Config, env: Mapping[str, str]) -> tuple[int, int]:
+    """(index, count) from config, or the StatefulSet ordinal at the end of HOSTNAME (`…-3`) in `env`."""
+    index, count = config.run.shard_index, config.run.shard_count
+    if config.run.shard_index_from_hostname:
+        host = env.get("HOSTNAME", "")
+        match = re.search(r"-(\d+)$", host)
+        if not match:
+            raise ConfigError(f"run.shard_index_from_hostname: HOSTNAME {host!r} does not end in -<ordinal>")
+        index = int(match.group(1))
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"run.shard_index {index} must be in 0..{count - 1} (run.shard_count {count})")
+    return index, count

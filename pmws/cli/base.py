@@ -3,9 +3,10 @@ exit code), building the Config, `--simulate`, and the reusable Annotated option
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -132,3 +133,17 @@ def print_warnings(console: Console, warnings: list[str]) -> None:
 def print_line(console: Console, text: str) -> None:
     """One line however long: paths and rclone messages are read (and grepped) whole."""
     console.print(text, highlight=False, soft_wrap=True)
+
+
+def record(
+    config: Config,
+    *,
+    simulate: bool,
+    live: bool,
+    start: Callable[[Config, Any], Coroutine[Any, Any, T]],
+) -> T:
+    """Run a recorder (`sample`, `run`) to its end, shown on the terminal (`live.console_view`)."""
+    from pmws.live import console_view
+
+    with simulated(config, simulate):
+        return asyncio.run(start(config, console_view(out, live=live)))

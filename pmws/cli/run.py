@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import typer
@@ -15,8 +14,7 @@ from pmws.cli.base import (
     build_config,
     from_config,
     guarded,
-    out,
-    simulated,
+    record,
 )
 
 
@@ -38,9 +36,12 @@ def run_command(
     from pmws.run import run_recorder, summary_json
 
     def action() -> int:
-        cfg = build_config(config, {"run.shard_index": shard_index, "run.shard_count": shard_count})
-        with simulated(cfg, simulate):
-            outcome = asyncio.run(run_recorder(cfg, console=out, live=not no_live, on_ready=_announce))
+        outcome = record(
+            build_config(config, {"run.shard_index": shard_index, "run.shard_count": shard_count}),
+            simulate=simulate,
+            live=not no_live,
+            start=lambda cfg, view: run_recorder(cfg, view=view, on_ready=_announce),
+        )
         print(summary_json(outcome), flush=True)
         if outcome.error is not None:
             raise outcome.error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -17,7 +16,7 @@ from pmws.cli.base import (
     guarded,
     out,
     print_gate,
-    simulated,
+    record,
 )
 
 
@@ -51,25 +50,21 @@ def sample_command(
     """Record a bounded sample (checkpoint 010b): websocket + REST checkpoints, manifest, report, gate."""
     from pmws.sample import run_sample
 
+    overrides = {
+        "sample.market_limit": market_limit,
+        "sample.duration_seconds": duration_seconds,
+        "sample.rest_checkpoint_interval_seconds": rest_checkpoint_interval_seconds,
+    }
+
     def action() -> int:
-        cfg = build_config(
-            config,
-            {
-                "sample.market_limit": market_limit,
-                "sample.duration_seconds": duration_seconds,
-                "sample.rest_checkpoint_interval_seconds": rest_checkpoint_interval_seconds,
-            },
+        outcome = record(
+            build_config(config, overrides),
+            simulate=simulate,
+            live=not no_live,
+            start=lambda cfg, view: run_sample(
+                cfg, view=view, discover_first=discover_first or simulate, simulated=simulate
+            ),
         )
-        with simulated(cfg, simulate):
-            outcome = asyncio.run(
-                run_sample(
-                    cfg,
-                    console=out,
-                    live=not no_live,
-                    discover_first=discover_first or simulate,
-                    simulated=simulate,
-                )
-            )
         print_gate(outcome.gate)
         out.print(f"manifest {outcome.gate.manifest_path}\nreport   {outcome.gate.report_path}")
         if outcome.error is not None:

@@ -49,10 +49,10 @@ def blind_one_token(sim: Any, seen: dict[str, Any]) -> Callable[[dict[str, Any]]
 
         assert wait_until(lambda: live_token() is not None, 10)
         token = live_token()
-        seen["token"], seen["ok_at_fault"] = token, recorder.rest.checkpoints_ok
+        seen["token"], seen["ok_at_fault"] = token, recorder.rest.ok
         sim.sim.faults.blind_tokens.add(token)  # the server silently stops sending this token's events
         assert wait_until(lambda: cov.blind_events >= 1, 10)
-        seen["ok_at_blind"] = recorder.rest.checkpoints_ok
+        seen["ok_at_blind"] = recorder.rest.ok
         seen["metrics_blind"] = metrics_text(holder)
         seen["others"] = {t: c.state for t, c in cov.tokens.items() if t != token}
         assert wait_until(lambda: cov.state(token) is TokenState.LIVE, 10)

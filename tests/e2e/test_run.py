@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import resource
 import signal
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
 from pmws.archive.digest import file_digest
 from pmws.archive.reader import iter_gzip_lines
@@ -81,7 +79,6 @@ def record(
         kwargs: dict[str, Any] = {"clock": clock} if clock else {}
         return await run_recorder(
             config,
-            console=Console(file=io.StringIO()),
             stop=stop,
             on_ready=ready,
             **kwargs,

@@ -10,7 +10,9 @@ import pytest
 import respx
 
 from pmws import rest
-from pmws.rest import checkpoint_books
+from pmws.config import load_config
+from pmws.health import RestTotals
+from pmws.rest import checkpoint_books, checkpoint_loop
 
 URL = "https://clob.example"
 BOOK = {"market": "0x1", "asset_id": "1", "timestamp": "5", "hash": "h", "bids": [], "asks": []}
@@ -145,3 +147,74 @@ def run_tokens(tokens: list[str], **kwargs: object):  # type: ignore[no-untyped-
             )
 
     return asyncio.run(go())
+
+
+def loop_until(checkpoints: int, tokens: list[list[str]]):  # type: ignore[no-untyped-def]
+    """Run checkpoint_loop with `tokens` in turn per round until it made `checkpoints` checkpoints."""
+    totals = RestTotals()
+    rows: list[dict[str, object]] = []
+    books: list[list[dict[str, object]]] = []
+    rounds = iter(tokens)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+
+        def next_tokens() -> list[str]:
+            if totals.checkpoints >= checkpoints:
+                stop.set()
+                return []
+            return next(rounds, ["1"])
+
+        async def on_books(got: list[dict[str, object]]) -> None:
+            books.append(got)
+
+        settings = load_config().rest
+        settings.max_attempts, settings.retry_max_seconds = 2, 0.01
+        async with httpx.AsyncClient() as client:
+            await checkpoint_loop(
+                client,
+                URL,
+                next_tokens,
+                totals,
+                settings=settings,
+                interval=0.0,
+                session_id="S",
+                stop=stop,
+                write=rows.append,
+                on_books=on_books,
+            )
+
+    asyncio.run(go())
+    return totals, rows, books
+
+
+@respx.mock
+def test_loop_skips_empty_token_lists_and_numbers_only_real_checkpoints() -> None:
+    route = respx.post(f"{URL}/books").respond(200, json=[BOOK])
+    totals, rows, books = loop_until(2, [[], ["1"], [], ["1", "2"]])
+    assert route.call_count == 2
+    assert [r["checkpoint_sequence"] for r in rows] == [1, 2]
+    assert [r["request"]["token_ids"] for r in rows] == [["1"], ["1", "2"]]  # type: ignore[index]
+    assert totals == RestTotals(checkpoints=2, ok=2, failed=0, failed_attempts=0)
+    assert books == [[BOOK], [BOOK]]
+
+
+@respx.mock
+def test_loop_counts_failed_attempts_and_checkpoints_and_skips_on_books() -> None:
+    respx.post(f"{URL}/books").mock(
+        side_effect=[
+            httpx.Response(500),
+            httpx.Response(500),
+            httpx.Response(500),
+            httpx.Response(200, json=[BOOK]),
+        ]
+    )
+    totals, rows, books = loop_until(2, [])
+    assert [(r["checkpoint_sequence"], r["attempt"], r["ok"]) for r in rows] == [
+        (1, 1, False),
+        (1, 2, False),
+        (2, 1, False),
+        (2, 2, True),
+    ]
+    assert totals == RestTotals(checkpoints=2, ok=1, failed=1, failed_attempts=3)
+    assert books == [[BOOK]]

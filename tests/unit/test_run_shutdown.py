@@ -22,13 +22,15 @@ def test_shutdown_cancels_a_link_that_outlives_the_timeout(tmp_path: Path) -> No
 
     async def main() -> None:
         recorder = Recorder(config, stop=asyncio.Event(), session_id="S")
+        pool = recorder.pool
         stubborn = asyncio.create_task(asyncio.sleep(3600))  # a link that never notices `stop`
         link: Any = SimpleNamespace(
             stop=asyncio.Event(), reconnects=2, stale_events=0, pong_timeouts=0, connect_failures=0
         )
-        recorder.links, recorder.link_tasks = [link], {0: stubborn}
-        await asyncio.wait_for(recorder.shutdown(), timeout=4)  # the default of 8 s would not fit
+        pool.links, pool.tasks = [link], {0: stubborn}
+        await asyncio.wait_for(pool.shutdown(), timeout=4)  # the default of 8 s would not fit
         assert link.stop.is_set() and stubborn.cancelled()
-        assert recorder.links == [None] and recorder.retired["reconnects"] == 2
+        assert pool.links == [None] and pool.retired["reconnects"] == 2
+        assert pool.totals()["reconnects"] == 2  # a retired link's counters stay in the totals
 
     asyncio.run(main())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pmws.sharding import shard_of
+from pmws.config import load_config
+from pmws.errors import ConfigError
+from pmws.sharding import resolve_shard, shard_of
 
 CONDITIONS = [f"0x{i:064x}" for i in range(4000)]
 
@@ -44,3 +47,14 @@ def test_markets_coming_and_going_move_nothing_else() -> None:
     before = {c: shard_of(c, 5) for c in CONDITIONS[:100]}
     after = {c: shard_of(c, 5) for c in CONDITIONS[:100] + [f"new-{i}" for i in range(50)]}
     assert all(after[c] == s for c, s in before.items())
+
+
+def test_resolve_shard_from_config_or_the_statefulset_ordinal() -> None:
+    config = load_config(overrides={"run.shard_index": 1, "run.shard_count": 3})
+    assert resolve_shard(config, {}) == (1, 3)
+    by_host = load_config(overrides={"run.shard_count": 4, "run.shard_index_from_hostname": True})
+    assert resolve_shard(by_host, {"HOSTNAME": "orderbooks-ws-recorder-3"}) == (3, 4)
+    with pytest.raises(ConfigError, match="does not end in -<ordinal>"):
+        resolve_shard(by_host, {"HOSTNAME": "recorder"})
+    with pytest.raises(ConfigError, match=r"must be in 0\.\.3"):
+        resolve_shard(by_host, {"HOSTNAME": "recorder-4"})

@@ -1,0 +1,362 @@
+"""The `run` recorder's policy on the shared shell: rediscovery, rotation, book verification, coverage.
+
+Every frame goes to a rotating ws_raw archive; connection events, divergences and coverage actions are
+lifecycle lines in the same stream, so gaps are visible in the data itself. Which markets to record and how
+healthy the recorder is are pure functions (markets.py, health.py); this class feeds them values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pmws.archive.rotating import RotatingArchive
+from pmws.archive.writer import LatencyStats
+from pmws.book import summary_hash
+from pmws.config import Config
+from pmws.coverage import ActionKind, Coverage, event_assets
+from pmws.envelope import TrackedToken, record_line, utc_text
+from pmws.errors import ArchiveError, PmwsError
+from pmws.feed import Link
+from pmws.gamma import fetch_btc_markets
+from pmws.health import Sample, Snapshot, counters, metrics_sample, readiness, run_extra
+from pmws.markets import Market, desired_markets, filter_live, lookahead_seconds, shard_markets
+from pmws.pool import LinkPool
+from pmws.protocol import Classified, iter_events
+from pmws.recorder import Shell
+from pmws.sharding import resolve_shard, shard_label
+from pmws.stats import FeedStats
+from pmws.subscriptions import plan_connections
+from pmws.tracker import BookTracker
+
+
+class Recorder:
+    """Everything one `pmws run` process owns; the frame handler of its links."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        stop: asyncio.Event,
+        session_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.config = config
+        self.clock = clock
+        self.session_id = session_id
+        self.shard_index, self.shard_count = resolve_shard(config, os.environ)
+        self.shard = shard_label(self.shard_index, self.shard_count)
+        self.pool = LinkPool(
+            url=config.endpoints.ws_url,
+            settings=config.websocket,
+            handler=self,
+            session_id=session_id,
+            stop_timeout=config.run.shutdown_timeout_seconds,
+            shard=self.shard,
+        )
+        self.shell = Shell(self.pool, stats=FeedStats(), stop=stop, session_id=session_id)
+        self.stop, self.stats, self.rest = stop, self.shell.stats, self.shell.rest
+        self.tracker = BookTracker()
+        self.coverage = Coverage(resubscribe_timeout=config.websocket.resubscribe_timeout_seconds)
+        self.latency = LatencyStats()
+        self.recorded: dict[str, Market] = {}
+        self.tokens: dict[str, TrackedToken] = {}
+        self.resolved: set[str] = set()
+        self.discovery_failures = 0
+        self.rediscover_now = asyncio.Event()
+        self.heartbeat = time.monotonic()
+        self.ws = self._archive(
+            "ws_raw",
+            on_open=self._file_opened,
+            latency=self.latency,
+            at_close=lambda: {
+                "token_states_at_close": {str(k): n for k, n in self.coverage.by_state().items()}
+            },
+        )
+        self.rest_archive = self._archive("rest_checkpoints")
+
+    def _archive(self, kind: str, **extra: Any) -> RotatingArchive:
+        return RotatingArchive(
+            kind,
+            root=Path(self.config.run.output_dir),
+            manifest_dir=Path(self.config.run.manifest_dir),
+            session_id=self.session_id,
+            interval=self.config.run.rotate_interval_seconds,
+            settings=self.config.archive,
+            counters=self.counters,
+            shard=self.shard,
+            **extra,
+        )
+
+    # --- health (health.py computes, this reads the values) ------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        """Every cumulative counter (per-file manifests store their deltas)."""
+        return counters(
+            stats=self.stats,
+            links=self.pool.totals(),
+            rest=self.rest,
+            tracker=self.tracker,
+            coverage=self.coverage,
+            discovery_failures=self.discovery_failures,
+        )
+
+    def metrics_sample(self) -> Sample:
+        # This runs in the metrics thread while the loop changes these dicts: iterate over copies.
+        labels = {t: (v.market_slug, v.outcome) for t, v in dict(self.tokens).items()}
+        return metrics_sample(
+            self.counters(),
+            self.pool.views(),
+            coverage=self.coverage,
+            labels=labels,
+            recorded_markets=len(self.recorded),
+            latency_ms={q: self.latency.percentile(q / 100) for q in (50, 99)},
+            now=time.monotonic(),
+        )
+
+    def ready(self) -> tuple[bool, str]:
+        return readiness(self.pool.views())
+
+    def snapshot(self) -> Snapshot:
+        current = self.ws.current_open_path
+        extra = run_extra(
+            self.counters(), current_file=current.name if current else None, coverage=self.coverage
+        )
+        states = {token: self.coverage.state(token).value for token in self.tokens}
+        return self.shell.snapshot(
+            f"pmws run {self.session_id} shard {self.shard}", list(self.tokens.values()), extra, states
+        )
+
+    def archive_error(self) -> PmwsError | None:
+        for archive in (self.ws, self.rest_archive):
+            if archive.errors:
+                return ArchiveError(archive.errors[0])
+        return None
+
+    # --- the stream (FrameHandler) -------------------------------------------------------------------
+
+    def on_envelope(
+        self, line: bytes, classified: Classified, received_ns: int, global_sequence: int
+    ) -> None:
+        self.ws.append(line, received_ns, sequence=global_sequence, events=classified.event_types)
+        self.stats.observe(classified, received_ns, self.tokens)
+        if classified.parsed is not None:
+            self._follow_events(classified, received_ns)
+
+    def _follow_events(self, classified: Classified, received_ns: int) -> None:
+        verify = self.config.run.verify_book_hashes
+        parsed = classified.parsed
+        now = time.monotonic()
+        for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
+            kind = event.get("event_type")
+            if verify:  # coverage compares REST with the rebuilt books: nothing to follow without them
+                for asset in event_assets(event):
+                    self.coverage.on_message(asset, now, is_book=kind == "book")
+                for divergence in self.tracker.observe(event):
+                    self.write_record(divergence.to_record(), received_ns)
+            if kind == "market_resolved" and isinstance(event.get("market"), str):
+                self.resolved.add(event["market"])
+                self.rediscover_now.set()
+            elif kind == "new_market":
+                self.rediscover_now.set()
+
+    def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
+        record = {
+            "event": event,
+            "slot": link.slot,
+            "connection_sequence": link.connection_sequence,
+            **details,
+        }
+        self.write_record({"record_type": "lifecycle", **record}, time.time_ns())
+
+    async def wait_for_room(self) -> None:
+        await self.ws.wait_for_room()
+
+    def quiet_ok(self, link: Link, now: float) -> bool:
+        within = self.config.websocket.stale_after_seconds
+        return self.coverage.all_quiet(link.asset_ids, now, within=within)
+
+    def write_record(self, record: dict[str, Any], at_ns: int) -> None:
+        full = {
+            **record,
+            "at_utc": utc_text(at_ns),
+            "at_ns": at_ns,
+            "session_id": self.session_id,
+            "shard": self.shard,
+            "after_global_message_sequence": self.pool.sequencer.messages,
+        }
+        self.ws.append(record_line(full), at_ns, record_type=str(record["record_type"]))
+
+    def _file_opened(self, archive: RotatingArchive) -> None:
+        """First lines of every ws_raw file: the rotation and the subscription state right now."""
+        now = time.time_ns()
+        period = archive.current
+        assert period is not None
+        self.write_record(
+            {"record_type": "lifecycle", "event": "rotation", "file": period.name.final.name}, now
+        )
+        for link in self.pool.live():
+            self.write_record(
+                {
+                    "record_type": "lifecycle",
+                    "event": "subscription_state",
+                    "slot": link.slot,
+                    "connection_sequence": link.connection_sequence,
+                    "state": link.state.value,
+                    "assets_ids": link.asset_ids,
+                },
+                now,
+            )
+
+    # --- markets and connections ---------------------------------------------------------------------
+
+    async def discover_once(self, client: httpx.AsyncClient) -> list[Market]:
+        """Live BTC up/down markets of this shard that start within the subscribe-ahead horizon."""
+        now, cfg = self.clock(), self.config
+        fetch = await fetch_btc_markets(
+            client,
+            cfg.endpoints.gamma_url,
+            now=now,
+            windows=cfg.discovery.windows,
+            lookahead_seconds=lookahead_seconds(cfg.run.subscribe_ahead_seconds, cfg.discovery.windows),
+            page_limit=cfg.discovery.page_limit,
+            max_pages=cfg.discovery.max_pages,
+            request_timeout=cfg.discovery.request_timeout_seconds,
+        )
+        return shard_markets(
+            filter_live(fetch.objects, now, windows=cfg.discovery.windows).markets,
+            now=now,
+            ahead_seconds=cfg.run.subscribe_ahead_seconds,
+            shard_index=self.shard_index,
+            shard_count=self.shard_count,
+        )
+
+    def desired(self, live: list[Market]) -> dict[str, Market]:
+        return desired_markets(
+            live,
+            recorded=self.recorded,
+            resolved=self.resolved,
+            now=self.clock(),
+            grace_seconds=self.config.run.post_end_grace_seconds,
+        )
+
+    async def apply(self, desired: dict[str, Market]) -> None:
+        """Subscribe new markets, unsubscribe gone ones, open/close connections as needed."""
+        for market in desired.values():
+            for token in market.tracked():
+                self.tokens[token.token_id] = token
+            if market.min_order_size:
+                for token_id in market.token_ids():
+                    self.tracker.set_metadata(token_id, market.min_order_size, market.neg_risk)
+        current = [link.asset_ids if link is not None else [] for link in self.pool.links]
+        ordered = sorted(desired.values(), key=lambda m: (m.end, m.market_slug))
+        plan = plan_connections(
+            current, [m.token_ids() for m in ordered], self.config.websocket.max_assets_per_connection
+        )
+        await self.pool.follow([tuple(self.tokens[a] for a in assets) for assets in plan])
+        for condition in set(self.recorded) - set(desired):
+            for token_id in self.recorded[condition].token_ids():
+                self.tokens.pop(token_id, None)
+                self.tracker.forget(token_id)
+                self.stats.forget(token_id)
+        self.coverage.track(self.tokens)
+        self.recorded = dict(desired)
+
+    # --- loops ---------------------------------------------------------------------------------------
+
+    async def discovery_loop(self, client: httpx.AsyncClient) -> None:
+        interval = self.config.run.rediscover_interval_seconds
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.rediscover_now.wait(), timeout=interval)
+            self.rediscover_now.clear()
+            if self.stop.is_set():
+                return
+            try:
+                live = await self.discover_once(client)
+            except PmwsError as exc:
+                self.discovery_failures += 1
+                self.write_record(
+                    {"record_type": "lifecycle", "event": "discovery_failed", "reason": str(exc)},
+                    time.time_ns(),
+                )
+                continue
+            await self.apply(self.desired(live))
+
+    def rest_loop(self, client: httpx.AsyncClient) -> Any:
+        return self.shell.rest_loop(
+            client,
+            self.config,
+            lambda: list(self.tokens),
+            interval=self.config.run.rest_checkpoint_interval_seconds,
+            write=self._write_rest_row,
+            on_books=self._check_books,
+        )
+
+    def _write_rest_row(self, row: dict[str, Any]) -> None:
+        row["shard"] = self.shard
+        self.rest_archive.append(record_line(row), time.time_ns(), record_type="rest_checkpoint")
+
+    async def _check_books(self, books: list[dict[str, Any]]) -> None:
+        """Compare REST books with the rebuilt ones, then feed coverage (resubscribing blind tokens)."""
+        if not self.config.run.verify_book_hashes:
+            return
+        for summary in books:
+            divergence = self.tracker.compare_rest(summary)
+            if divergence is not None:
+                self.write_record(divergence.to_record(), time.time_ns())
+        now = time.monotonic()
+        for summary in books:
+            token = str(summary.get("asset_id", ""))
+            book = self.tracker.books.get(token)
+            rest_hash = str(summary.get("hash") or summary_hash(summary))
+            action = self.coverage.on_checkpoint(
+                token,
+                rest_hash,
+                book.recent_hashes if book is not None else (),
+                now,
+                feed_hash=book.recent_hashes.latest if book is not None else None,
+            )
+            link = self.pool.link_of(token) if action is not None else None
+            if action is None or link is None:
+                continue
+            market = self.tokens.get(token)
+            self.write_record(
+                {
+                    "record_type": "lifecycle",
+                    "event": "token_blind",
+                    "slot": link.slot,
+                    "connection_sequence": link.connection_sequence,
+                    "token_id": token,
+                    "market_slug": market.market_slug if market else None,
+                    "outcome": market.outcome if market else None,
+                    "rest_hash": action.rest_hash,
+                    "feed_hash": action.feed_hash,
+                    "last_message_age_seconds": action.last_message_age_seconds,
+                    "last_agreeing_checkpoint_age_seconds": action.last_agreeing_checkpoint_age_seconds,
+                },
+                time.time_ns(),
+            )
+            await link.resubscribe([token])
+
+    async def rotation_loop(self) -> None:
+        """Close files on time even when the feed is quiet; keep the health heartbeat; coverage deadlines."""
+        while not self.stop.is_set():
+            self.heartbeat = time.monotonic()
+            self.ws.roll_if_due()
+            self.rest_archive.roll_if_due()
+            for action in self.coverage.due(time.monotonic()):
+                link = self.pool.link_of(action.token_id)
+                if action.kind is ActionKind.RECONNECT and link is not None:
+                    self.on_lifecycle("resubscribe_timeout", link, {"token_id": action.token_id})
+                    await link.reconnect("resubscribe_timeout")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=0.2)
