@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -291,7 +291,8 @@ class Recorder:
                 continue
             await self.apply(self.desired(live))
 
-    def rest_loop(self, client: httpx.AsyncClient) -> Any:
+    def rest_loop(self, client: httpx.AsyncClient) -> Coroutine[Any, Any, None]:
+        """The shell's REST checkpoint loop over the subscribed tokens; rows stamped with the shard."""
         return self.shell.rest_loop(
             client,
             self.config,

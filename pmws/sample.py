@@ -1,7 +1,8 @@
 """`pmws sample` (checkpoint 010b): N markets, D seconds, websocket + REST checkpoints, manifest, gate.
 
-One event loop runs the websocket link, the REST checkpoint loop and the view. Stopping (duration, Ctrl-C,
-SIGTERM, or an error) always closes both archives, writes the manifest and runs the gate on what is on disk.
+The sample policy on the recorder shell `run` uses too (recorder.py): fixed markets on one websocket link
+that fails fast, REST checkpoints, a deadline. Stopping (duration, Ctrl-C, SIGTERM, or an error) always
+closes both archives, writes the manifest and runs the gate on what is on disk.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ async def _run_sample(
             stopped_by = "error"
         elif signalled:
             stopped_by = f"signal {signalled[0]}"
-    ended = datetime.now(UTC)
+    ended, links = datetime.now(UTC), pool.totals()
     summaries = []
     errors = [str(error)] if error else []
     for kind, writer in (("ws_raw", ws_writer), ("rest_checkpoints", rest_writer)):
@@ -206,8 +207,8 @@ async def _run_sample(
         "counts": handler.stats.to_json(),
         "connections": handler.connections,
         "connections_opened": pool.sequencer.connections,
-        "reconnects": pool.totals()["reconnects"],
-        "stale_feed_events": pool.totals()["stale_feed_events"],
+        "reconnects": links["reconnects"],
+        "stale_feed_events": links["stale_feed_events"],
         "rest": vars(shell.rest).copy(),
         "outputs": [file_record(s, kind=k, manifest_path=paths.session_manifest) for k, s in summaries],
         "report_path": str(paths.session_report),
