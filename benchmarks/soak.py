@@ -98,7 +98,6 @@ def soak(minutes: float, rate: float, tokens: int, every: float, rotate_seconds:
 
 def trace(minutes: float, rate: float, tokens: int, top: int, snapshots: int, rotate_seconds: int) -> None:
     """The recorder in this process under tracemalloc: top growth by line after the warm-up."""
-
     from pmws.config import load_config
     from pmws.run import run_recorder
 
