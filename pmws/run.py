@@ -22,7 +22,8 @@ import orjson
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from pmws.archive.rotating import RotatingArchive, repair_manifests, salvage_orphans
+from pmws.archive.rotating import RotatingArchive
+from pmws.archive.salvage import repair_manifests, salvage_orphans
 from pmws.archive.writer import LatencyStats
 from pmws.book import summary_hash
 from pmws.config import Config
@@ -34,6 +35,7 @@ from pmws.feed import Link, Sequencer
 from pmws.gamma import fetch_btc_markets
 from pmws.live import LinkView, LiveView, Snapshot
 from pmws.lock import acquire
+from pmws.manifest import FileManifest
 from pmws.markets import WINDOW_SECONDS, Market, filter_live
 from pmws.metrics import HealthServer, RecorderCollector
 from pmws.protocol import Classified, iter_events
@@ -72,7 +74,7 @@ class RestTotals:
 class RunOutcome:
     session_id: str
     files_closed: int
-    salvaged: list[dict[str, Any]]
+    salvaged: list[FileManifest]
     error: PmwsError | None
     counters: dict[str, int] = field(default_factory=dict)
     recovery: StartRecovery | None = None
@@ -82,8 +84,8 @@ class RunOutcome:
 class StartRecovery:
     """What a start found and fixed before recording: salvaged orphans, repaired manifests, problems."""
 
-    salvaged: list[dict[str, Any]] = field(default_factory=list)
-    repaired: list[dict[str, Any]] = field(default_factory=list)
+    salvaged: list[FileManifest] = field(default_factory=list)
+    repaired: list[FileManifest] = field(default_factory=list)
     left_alone: list[str] = field(default_factory=list)  # `.open` files of live sessions (other shards)
     problems: list[str] = field(default_factory=list)  # could not be recovered: left untouched
 
@@ -92,8 +94,8 @@ class StartRecovery:
         return {
             "record_type": "lifecycle",
             "event": "startup_recovery",
-            "salvaged": [m.get("file") for m in self.salvaged],
-            "repaired_manifests": [m.get("file") for m in self.repaired],
+            "salvaged": [m.file for m in self.salvaged],
+            "repaired_manifests": [m.file for m in self.repaired],
             "left_alone": self.left_alone,
             "problems": self.problems,
         }
