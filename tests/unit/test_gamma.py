@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from pmws import gamma
+from pmws import retry
 from pmws.errors import DiscoveryError, RestError
 from pmws.gamma import fetch_btc_markets, predicted_slugs
 
@@ -130,7 +130,7 @@ def test_429_waits_for_the_body_hint_and_the_header(monkeypatch: pytest.MonkeyPa
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(gamma.asyncio, "sleep", sleep)
+    monkeypatch.setattr(retry.asyncio, "sleep", sleep)
     respx.get(f"{URL}/markets").mock(
         side_effect=[
             httpx.Response(429, json={"error": "rate limited", "retry_after_seconds": 7}),

@@ -16,7 +16,7 @@ from tests.unit.test_core_is_pure import CORE
 PACKAGE = Path(__file__).resolve().parents[2] / "pmws"
 ORCHESTRATORS = {"pmws.discover", "pmws.sample", "pmws.run", "pmws.gate"}
 EDGE_PREFIXES = ("pmws.archive", "pmws.transfer")
-EDGE_MODULES = {"pmws.feed", "pmws.rest", "pmws.gamma", "pmws.metrics", "pmws.lock"}
+EDGE_MODULES = {"pmws.feed", "pmws.rest", "pmws.gamma", "pmws.metrics", "pmws.lock", "pmws.retry"}
 
 
 def is_edge(module: str) -> bool:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from pmws import rest
+from pmws import retry
 from pmws.rest import checkpoint_books
 
 URL = "https://clob.example"
@@ -120,7 +120,7 @@ def test_429_waits_for_the_body_hint_retry_after_seconds(monkeypatch: pytest.Mon
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(rest.asyncio, "sleep", sleep)
+    monkeypatch.setattr(retry.asyncio, "sleep", sleep)
     respx.post(f"{URL}/books").mock(
         side_effect=[
             httpx.Response(429, json={"error": "Too Many Requests", "retry_after_seconds": 4}),
