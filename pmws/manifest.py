@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +45,38 @@ class Summary(Protocol):
     def lines(self) -> int: ...
     @property
     def uncompressed_bytes(self) -> int: ...
+
+
+class LineCounts(Protocol):
+    """What a file's lines hold, as its writer (`archive.rotating.Period`) or a re-read counted them."""
+
+    @property
+    def first_ns(self) -> int | None: ...
+    @property
+    def last_ns(self) -> int | None: ...
+    @property
+    def first_sequence(self) -> int | None: ...
+    @property
+    def last_sequence(self) -> int | None: ...
+    @property
+    def frames(self) -> int: ...
+    @property
+    def events(self) -> Mapping[str, int]: ...
+    @property
+    def records(self) -> Mapping[str, int]: ...
+
+
+@dataclass
+class Counts:
+    """LineCounts as plain values (a re-read's tally, or a test's)."""
+
+    first_ns: int | None = None
+    last_ns: int | None = None
+    first_sequence: int | None = None
+    last_sequence: int | None = None
+    frames: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    records: Counter[str] = field(default_factory=Counter)
 
 
 def canonical_json(data: Any) -> str:
@@ -158,13 +192,7 @@ def file_manifest(
     shard: str | None,
     period_start: int | None,
     interval: int | None,
-    first_ns: int | None,
-    last_ns: int | None,
-    first_sequence: int | None,
-    last_sequence: int | None,
-    frames: int,
-    events: dict[str, int],
-    records: dict[str, int],
+    lines: LineCounts,
     counters: dict[str, int],
     recovered: bool,
     closed_ns: int,
@@ -184,13 +212,13 @@ def file_manifest(
         shard=shard,
         period_start_utc=utc_text(period_start * 1_000_000_000) if period_start is not None else None,
         period_seconds=interval,
-        first_received_at_utc=utc_text(first_ns) if first_ns else None,
-        last_received_at_utc=utc_text(last_ns) if last_ns else None,
-        first_global_message_sequence=first_sequence,
-        last_global_message_sequence=last_sequence,
-        frames=frames,
-        events_by_type=events,
-        records_by_type=records,
+        first_received_at_utc=utc_text(lines.first_ns) if lines.first_ns else None,
+        last_received_at_utc=utc_text(lines.last_ns) if lines.last_ns else None,
+        first_global_message_sequence=lines.first_sequence,
+        last_global_message_sequence=lines.last_sequence,
+        frames=lines.frames,
+        events_by_type=dict(lines.events),
+        records_by_type=dict(lines.records),
         counters=counters,
         recovered=recovered,
         closed_at_utc=utc_text(closed_ns),

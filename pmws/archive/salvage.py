@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from pmws.archive.writer import FileSummary, GzipJsonlFile, fsync_dir
 from pmws.config import Archive
 from pmws.errors import ArchiveError
 from pmws.lock import recovery_lock, remove_stale_session_lock, session_gone
-from pmws.manifest import FileManifest, file_manifest
+from pmws.manifest import Counts, FileManifest, file_manifest
 from pmws.rotation import final_name_of_open, manifest_path_for, session_of_name
 
 
@@ -130,11 +129,7 @@ def salvage(
         temp.unlink(missing_ok=True)  # a cut earlier attempt: redo it
         summary, facts, reader = _recover(open_path, temp, settings)
         step("written")
-        try:
-            os.replace(temp, final)
-        except OSError as exc:
-            raise ArchiveError(f"{temp}: cannot rename to {final.name} ({exc.strerror or exc})") from exc
-        fsync_dir(final.parent)
+        _rename(temp, final)
         summary = dataclasses.replace(summary, path=final)
         step("renamed")
     if manifest_path.exists():
@@ -143,13 +138,18 @@ def salvage(
         manifest = _salvage_manifest(summary, facts, root=root, kept=kept, reader=reader)
         write_file_manifest(manifest_path, manifest)
     step("manifest")
-    try:
-        os.replace(open_path, kept)
-    except OSError as exc:
-        raise ArchiveError(f"{open_path}: cannot rename to {kept.name} ({exc.strerror or exc})") from exc
-    fsync_dir(open_path.parent)
+    _rename(open_path, kept)
     step("kept")
     return manifest
+
+
+def _rename(source: Path, target: Path) -> None:
+    """Rename within a directory, durably (the directory is fsynced)."""
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        raise ArchiveError(f"{source}: cannot rename to {target.name} ({exc.strerror or exc})") from exc
+    fsync_dir(target.parent)
 
 
 def _recover(open_path: Path, temp: Path, settings: Archive) -> tuple[FileSummary, LineFacts, SalvageReader]:
@@ -244,19 +244,12 @@ def _repair_one(path: Path, root: Path, manifest_dir: Path, result: RepairResult
         result.repaired.append(manifest)
 
 
-class LineFacts:
+@dataclass
+class LineFacts(Counts):
     """What a manifest says about lines, gathered one line at a time (salvage and repair)."""
 
-    def __init__(self) -> None:
-        self.session_id: str | None = None
-        self.shard: str | None = None
-        self.first_ns: int | None = None
-        self.last_ns: int | None = None
-        self.first_sequence: int | None = None
-        self.last_sequence: int | None = None
-        self.frames = 0
-        self.events: Counter[str] = Counter()
-        self.records: Counter[str] = Counter()
+    session_id: str | None = None
+    shard: str | None = None
 
     def add(self, line: bytes) -> bool:
         """Count one line; False if it is not a JSON object."""
@@ -298,13 +291,7 @@ class LineFacts:
             shard=self.shard,
             period_start=None,
             interval=None,
-            first_ns=self.first_ns,
-            last_ns=self.last_ns,
-            first_sequence=self.first_sequence,
-            last_sequence=self.last_sequence,
-            frames=self.frames,
-            events=dict(self.events),
-            records=dict(self.records),
+            lines=self,
             counters={},
             recovered=recovered,
             closed_ns=time.time_ns(),

@@ -10,6 +10,7 @@ import logging
 import os
 import stat
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from pmws.cli.upload import upload_command
 from pmws.cli.verify import verify_command
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
 from pmws.lock import acquire
-from pmws.manifest import canonical_json, file_manifest
+from pmws.manifest import Counts, canonical_json, file_manifest
 from pmws.transfer.rclone import Rclone, which
 
 SECRET = "SUPERSECRETKEY123"
@@ -73,13 +74,7 @@ def archive(name: str, hour: int, *, lines: list[bytes] | None = None, old: bool
         shard=None,
         period_start=None,
         interval=3600,
-        first_ns=None,
-        last_ns=None,
-        first_sequence=1,
-        last_sequence=20,
-        frames=20,
-        events={"book": 20},
-        records={"ws_frame": 20, "lifecycle": 1},
+        lines=Counts(None, None, 1, 20, 20, Counter(book=20), Counter(ws_frame=20, lifecycle=1)),
         counters={},
         recovered=False,
         closed_ns=time.time_ns(),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from pmws.archive.writer import FileSummary
 from pmws.errors import ArchiveError
-from pmws.manifest import FileManifest, OutputRecord, SampleManifest, canonical_json, file_manifest
+from pmws.manifest import Counts, FileManifest, OutputRecord, SampleManifest, canonical_json, file_manifest
 
 ROOT = Path("/data/archive")
 SHA = "7ae72570f6d684c204dcc8e960dd558493827ee1e1e6d47d0279ef708e78b96a"
@@ -127,13 +128,15 @@ def test_the_writer_still_writes_the_old_bytes() -> None:
         shard="0of2",
         period_start=1796047200,
         interval=3600,
-        first_ns=1796047200123456789,
-        last_ns=1796050799000000000,
-        first_sequence=1,
-        last_sequence=1,
-        frames=1,
-        events={"book": 1},
-        records={"ws_frame": 1, "lifecycle": 1},
+        lines=Counts(
+            first_ns=1796047200123456789,
+            last_ns=1796050799000000000,
+            first_sequence=1,
+            last_sequence=1,
+            frames=1,
+            events=Counter(book=1),
+            records=Counter(ws_frame=1, lifecycle=1),
+        ),
         counters={"reconnects": 0},
         recovered=False,
         closed_ns=1796050800412345678,
