@@ -95,10 +95,10 @@ def _version(data: dict[str, Any], source: str) -> int:
     return version
 
 
-def _of(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+def _of(data: dict[str, Any], key: str, kind: type) -> Any:
     """`data[key]` if it has the expected type (a bool is not an int here), else None."""
     value = data.get(key)
-    if isinstance(value, bool) and kind in (int, (int, float)):
+    if isinstance(value, bool) and kind is not bool:
         return None
     return value if isinstance(value, kind) else None
 

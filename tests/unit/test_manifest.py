@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pmws.archive.writer import FileSummary
+from pmws.archive.writer import FileSummary, GzipJsonlFile
+from pmws.envelope import record_line
 from pmws.errors import ArchiveError
+from pmws.gate import run_gate
 from pmws.manifest import Counts, FileManifest, OutputRecord, SampleManifest, canonical_json, file_manifest
+from pmws.transfer.verify import verify
 
 ROOT = Path("/data/archive")
 SHA = "7ae72570f6d684c204dcc8e960dd558493827ee1e1e6d47d0279ef708e78b96a"
@@ -177,3 +180,25 @@ def test_a_file_manifest_without_its_sums_is_refused() -> None:
     broken = {k: v for k, v in json.loads(OLD_FILE_MANIFEST).items() if k != "sha256"}
     with pytest.raises(ArchiveError, match="m.json has no sha256/bytes"):
         FileManifest.from_json(broken, source="m.json")
+
+
+def test_verify_and_gate_read_old_manifests_from_disk(tmp_path: Path) -> None:
+    relative = ARCHIVE.relative_to(ROOT)
+    writer = GzipJsonlFile(tmp_path / relative)
+    writer.write_lines([record_line({"record_type": "lifecycle", "n": 1})], sync_flush=True)
+    summary = writer.close()
+    sums = {"bytes": summary.bytes, "sha256": summary.sha256, "lines": summary.lines}
+    old_file = json.loads(OLD_FILE_MANIFEST) | sums  # `path` names /data/archive: found by relative_path
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / f"{ARCHIVE.name}.manifest.json").write_text(json.dumps(old_file))
+    report = verify([], manifest_dir=tmp_path / "manifests", source=tmp_path)
+    assert report.ok and [r.local for r in report.results] == ["ok"]
+
+    output = json.loads(OLD_SAMPLE_MANIFEST)["outputs"][0] | sums | {"path_from_manifest": str(relative)}
+    old_sample = json.loads(OLD_SAMPLE_MANIFEST) | {"outputs": [output], "report_path": None}
+    (tmp_path / "sample.json").write_text(json.dumps(old_sample))
+    outcome = run_gate(tmp_path / "sample.json")
+    (checksums,) = [c for c in outcome.checks if c.name == "checksums_match"]
+    assert checksums.passed and outcome.not_written == []
+    rewritten = json.loads((tmp_path / "sample.json").read_text())
+    assert rewritten == old_sample | {"manifest_version": 1, "gate": rewritten["gate"]}
