@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,24 +18,17 @@ from pmws.archive.files import write_file_manifest
 from pmws.archive.writer import ArchiveWriter, FileSummary, GzipJsonlFile, LatencyStats
 from pmws.config import Archive
 from pmws.errors import ArchiveError
-from pmws.manifest import FileManifest, file_manifest
+from pmws.manifest import Counts, FileManifest, file_manifest
 from pmws.rotation import ArchiveName, archive_name, manifest_path_for, period_start
 
 
-@dataclass
-class Period:
-    """One archive file being written and what it holds so far."""
+@dataclass(kw_only=True)
+class Period(Counts):
+    """One archive file being written and what it holds so far (its line counts: `Counts`)."""
 
     name: ArchiveName
     writer: ArchiveWriter
     counters_at_open: dict[str, int]
-    first_ns: int | None = None
-    last_ns: int | None = None
-    first_sequence: int | None = None
-    last_sequence: int | None = None
-    frames: int = 0
-    events: Counter[str] = field(default_factory=Counter)
-    records: Counter[str] = field(default_factory=Counter)
     start_ns: int = 0  # the period's bounds, [start_ns, end_ns)
     end_ns: int = 0
     # taken when the period ends, not when its close finishes: the next file's frames are not counted here
@@ -131,7 +123,11 @@ class RotatingArchive:
             latency=self.latency,
         )
         self.current = Period(
-            name, writer, counters, start_ns=start * 10**9, end_ns=(start + self.interval) * 10**9
+            name=name,
+            writer=writer,
+            counters_at_open=counters,
+            start_ns=start * 10**9,
+            end_ns=(start + self.interval) * 10**9,
         )
         if old is not None:
             task = asyncio.create_task(self._close(old, rotated_to=name.final.name))
