@@ -11,11 +11,12 @@ import httpx
 import orjson
 
 from pmws import __version__
+from pmws.archive.files import write_atomic
 from pmws.config import Config
 from pmws.errors import DiscoveryError, PmwsError
 from pmws.gamma import fetch_btc_markets
 from pmws.layout import discovery_latest, discovery_snapshot
-from pmws.manifest import canonical_json, write_atomic
+from pmws.manifest import canonical_json
 from pmws.markets import DiscoveryResult, Market, filter_live, iso
 
 

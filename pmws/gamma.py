@@ -12,21 +12,22 @@ DiscoveryError naming it rather than hand back a partial listing that could repl
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from pmws.backoff import backoff, retry_after_hint, retry_delay
+from pmws.backoff import retry_after_hint
 from pmws.errors import DiscoveryError, RestError, describe_network_error
 from pmws.markets import WINDOW_SECONDS, iso, slug_for_window, window_starts
+from pmws.retry import Attempt, with_retries
 
 SLUGS_PER_REQUEST = 40
 PREDICTED_PER_WINDOW = 12
 MAX_ATTEMPTS = 3
 MAX_PAGE_LIMIT = 100  # /markets/keyset serves at most 100 markets a page (§6.1)
+BACKOFF_MAX_SECONDS = 10.0  # longest backoff between attempts without a server hint
 RETRY_MAX_SECONDS = 30.0  # longest wait between attempts, whatever the server's hint
 
 
@@ -168,33 +169,34 @@ async def _get_json(
 ) -> Any:
     """GET with retries on 429/5xx/network errors; records failures in `fetch` and returns None."""
     url = base.rstrip("/") + path
-    delays = backoff(0.5, 10.0)
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+
+    async def once(_attempt: int) -> Attempt[Any]:
         fetch.requests += 1
-        retry_after: float | None = None
         try:
             response = await client.get(url, params=params, timeout=fetch.timeout)
         except httpx.HTTPError as exc:
-            error = describe_network_error(url, exc)
-        else:
-            if response.status_code == 200:
-                try:
-                    return response.json()
-                except ValueError as exc:
-                    raise DiscoveryError(f"{url}: Gamma answered with something that is not JSON") from exc
-            error = f"{url}: HTTP {response.status_code}{_error_text(response)}"
-            retry_after = retry_after_hint(response.headers, response.content)
-            if response.status_code < 500 and response.status_code != 429:
-                fetch.failed_requests += 1
-                fetch.errors.append(error)
-                fetch.failed_pages += 1
-                return None
-        fetch.failed_requests += 1
-        fetch.errors.append(error)
-        if attempt < MAX_ATTEMPTS:
-            await asyncio.sleep(retry_delay(next(delays), retry_after, RETRY_MAX_SECONDS))
-    fetch.failed_pages += 1
-    return None
+            return _failed(fetch, describe_network_error(url, exc), retryable=True)
+        if response.status_code == 200:
+            try:
+                return Attempt(done=True, value=response.json())
+            except ValueError as exc:
+                raise DiscoveryError(f"{url}: Gamma answered with something that is not JSON") from exc
+        error = f"{url}: HTTP {response.status_code}{_error_text(response)}"
+        retryable = response.status_code >= 500 or response.status_code == 429
+        return _failed(fetch, error, retryable, retry_after_hint(response.headers, response.content))
+
+    outcome = await with_retries(
+        once, max_attempts=MAX_ATTEMPTS, backoff_max=BACKOFF_MAX_SECONDS, hint_max=RETRY_MAX_SECONDS
+    )
+    if not outcome.done:
+        fetch.failed_pages += 1
+    return outcome.value
+
+
+def _failed(fetch: GammaFetch, error: str, retryable: bool, retry_after: float | None = None) -> Attempt[Any]:
+    fetch.failed_requests += 1
+    fetch.errors.append(error)
+    return Attempt(retryable=retryable, retry_after=retry_after)
 
 
 def _error_text(response: httpx.Response) -> str:

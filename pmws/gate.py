@@ -6,16 +6,18 @@ envelope's `raw_text`, REST successes re-counted from the checkpoint rows, check
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmws.archive.digest import scan_archive
+from pmws.archive.digest import check_against_manifest
+from pmws.archive.files import read_sample_manifest, resolve_output, write_atomic, write_sample_manifest
 from pmws.checks import FileCheck, GateCheck, GateFacts, Verdict, checks_as_json, evaluate
 from pmws.envelope import payload_of
-from pmws.errors import ArchiveError, ArchiveUnreadable
-from pmws.manifest import read_manifest, resolve_output, write_atomic, write_manifest
+from pmws.errors import ArchiveError
+from pmws.manifest import OutputRecord, SampleManifest
 from pmws.protocol import MARKET_DATA_EVENTS, classify_text
 from pmws.report import sample_report
 
@@ -28,7 +30,7 @@ class GateOutcome:
     checks: list[GateCheck]
     manifest_path: Path
     report_path: Path | None
-    manifest: dict[str, Any] = field(default_factory=dict)  # with the gate's checks
+    manifest: SampleManifest  # with the gate's checks
     not_written: list[str] = field(default_factory=list)  # why the manifest or report kept its old text
 
 
@@ -38,22 +40,23 @@ def run_gate(manifest_path: Path, *, report_path: Path | None = None) -> GateOut
     The verdict stands on what was read: a manifest or report that cannot be rewritten (read-only data,
     another user's files) is noted in `not_written`, never turned into an error.
     """
-    manifest = read_manifest(manifest_path)
-    facts = collect_facts(manifest_path, manifest)
+    read = read_sample_manifest(manifest_path)
+    facts = collect_facts(manifest_path, read)
     verdict, checks = evaluate(facts)
-    manifest["gate"] = checks_as_json(verdict, checks)
-    manifest["gate"]["recomputed"] = {
+    gate = checks_as_json(verdict, checks)
+    gate["recomputed"] = {
         "ws_frames": facts.ws_frames,
         "ws_market_data_messages": facts.ws_market_data_messages,
         "rest_ok": facts.rest_ok,
         "rest_failed": facts.rest_failed,
         "files": [vars(f) for f in facts.files],
     }
-    outcome = GateOutcome(verdict, checks, manifest_path, report_path or _report_path(manifest), manifest)
-    _try_write(outcome, lambda: write_manifest(manifest_path, manifest))
-    report = outcome.report_path
+    manifest = dataclasses.replace(read, gate=gate)
+    report = report_path or (Path(manifest.report_path) if manifest.report_path else None)
+    outcome = GateOutcome(verdict, checks, manifest_path, report, manifest)
+    _try_write(outcome, lambda: write_sample_manifest(manifest_path, manifest))
     if report is not None:
-        _try_write(outcome, lambda: write_atomic(report, sample_report(manifest)))
+        _try_write(outcome, lambda: write_atomic(report, sample_report(manifest.to_json())))
     return outcome
 
 
@@ -64,54 +67,42 @@ def _try_write(outcome: GateOutcome, write: Callable[[], None]) -> None:
         outcome.not_written.append(str(exc))
 
 
-def _report_path(manifest: dict[str, Any]) -> Path | None:
-    value = manifest.get("report_path")
-    return Path(value) if isinstance(value, str) and value else None
-
-
-def collect_facts(manifest_path: Path, manifest: dict[str, Any]) -> GateFacts:
+def collect_facts(manifest_path: Path, manifest: SampleManifest) -> GateFacts:
     """Re-read every output listed in the manifest."""
-    selection = manifest.get("selection") or {}
-    markets = selection.get("markets") if isinstance(selection, dict) else None
-    facts = GateFacts(selected_markets=markets if isinstance(markets, list) else [], files=[])
+    facts = GateFacts(selected_markets=manifest.markets, files=[])
     tracked = {
         str(t.get("token_id"))
         for m in facts.selected_markets
-        if isinstance(m, dict)
         for t in (m.get("tokens") or [])
         if isinstance(t, dict)
     }
-    outputs = manifest.get("outputs")
-    records = [r for r in outputs if isinstance(r, dict)] if isinstance(outputs, list) else []
-    kinds = {r.get("kind") for r in records}
+    kinds = {r.kind for r in manifest.outputs}
     facts.missing_kinds = [k for k in REQUIRED_KINDS if k not in kinds]
-    for record in records:
+    for record in manifest.outputs:
         facts.files.append(_check_file(manifest_path, record, facts, tracked))
     return facts
 
 
-def _check_file(
-    manifest_path: Path, record: dict[str, Any], facts: GateFacts, tracked: set[str]
-) -> FileCheck:
+def _check_file(manifest_path: Path, record: OutputRecord, facts: GateFacts, tracked: set[str]) -> FileCheck:
     path = resolve_output(manifest_path, record)
-    kind = str(record.get("kind", "?"))
-    check = FileCheck(kind=kind, path=str(record.get("path", path)))
-    if not path.is_file():
-        check.error = "file is missing"
+    kind = record.kind
+    checked = check_against_manifest(
+        path,
+        sha256=record.sha256,
+        size=record.bytes,
+        lines=record.lines,
+        on_row=lambda row: _observe_row(kind, row, facts, tracked),
+    )
+    check = FileCheck(kind=kind, path=record.path or str(path), exists=checked.exists, error=checked.error)
+    if checked.scan is None:
         return check
-    check.exists = True
-    try:
-        scan = scan_archive(path, on_row=lambda row: _observe_row(kind, row, facts, tracked))
-    except ArchiveUnreadable as exc:
-        check.error = str(exc)
-        return check
+    scan = checked.scan
     check.lines, check.unparseable_lines = scan.lines, scan.not_json
     check.payload_checked, check.payload_mismatches = scan.payload_checked, scan.payload_mismatches
-    check.gzip_ok, check.error = scan.error is None, scan.error
+    check.gzip_ok = scan.error is None
     check.sha256, check.bytes = scan.digests.sha256, scan.digests.bytes
-    check.sha256_matches = check.sha256 == record.get("sha256")
-    check.bytes_match = check.bytes == record.get("bytes")
-    check.lines_match = check.gzip_ok and check.lines == record.get("lines")
+    check.sha256_matches, check.bytes_match = checked.sha256_matches, checked.bytes_match
+    check.lines_match = checked.lines_match
     return check
 
 

@@ -58,6 +58,19 @@ def recovery_lock(root: Path) -> Iterator[None]:
         fh.close()
 
 
+@contextlib.contextmanager
+def try_lock(path: Path) -> Iterator[bool]:
+    """Take `path`'s lock without waiting: inside, True while this process holds it, False if another does.
+
+    For a lock of its own file name (the upload ledger's `<ledger>.lock`); ArchiveError if it cannot be
+    created."""
+    fh = _open(path)
+    try:
+        yield _try_flock(fh)
+    finally:
+        fh.close()
+
+
 def session_lock_path(root: Path, session_id: str) -> Path:
     return root / f"{LOCK_PREFIX}session-{session_id}{LOCK_SUFFIX}"
 

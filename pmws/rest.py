@@ -18,10 +18,11 @@ from typing import Any
 import httpx
 import orjson
 
-from pmws.backoff import backoff, retry_after_hint, retry_delay
+from pmws.backoff import retry_after_hint
 from pmws.config import Rest
 from pmws.envelope import utc_text
 from pmws.health import RestTotals
+from pmws.retry import Attempt, with_retries
 
 SAFE_RESPONSE_HEADERS = frozenset(
     {
@@ -105,17 +106,16 @@ async def _post_with_retries(
     retry_max_seconds: float,
     timeout: float,
 ) -> list[dict[str, Any]] | None:
-    delays = backoff(0.5, retry_max_seconds)
-    for attempt in range(1, max_attempts + 1):
+    async def once(attempt: int) -> Attempt[list[dict[str, Any]]]:
         row, books, retry_after = await post_books_once(client, clob_url, token_ids, timeout=timeout)
         row.update(session_id=session_id, checkpoint_sequence=checkpoint_sequence, attempt=attempt)
         result.rows.append(row)
-        if books is not None:
-            return books
-        if attempt == max_attempts or not row.get("retryable", False):
-            return None
-        await asyncio.sleep(retry_delay(next(delays), retry_after, retry_max_seconds))
-    return None
+        return Attempt(books is not None, books, bool(row.get("retryable", False)), retry_after)
+
+    outcome = await with_retries(
+        once, max_attempts=max_attempts, backoff_max=retry_max_seconds, hint_max=retry_max_seconds
+    )
+    return outcome.value
 
 
 async def post_books_once(

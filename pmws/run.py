@@ -19,12 +19,14 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from pmws.archive.rotating import RotatingArchive, repair_manifests, salvage_orphans
+from pmws.archive.rotating import RotatingArchive
+from pmws.archive.salvage import repair_manifests, salvage_orphans
 from pmws.config import Config
 from pmws.continuous import Recorder
 from pmws.discover import http_client
 from pmws.errors import ArchiveError, ConfigError, PmwsError
 from pmws.lock import acquire
+from pmws.manifest import FileManifest
 from pmws.metrics import HealthServer, RecorderCollector
 from pmws.recorder import NoView, ViewFactory
 from pmws.sharding import resolve_shard
@@ -38,7 +40,7 @@ __all__ = ["Recorder", "RunOutcome", "StartRecovery", "run_recorder", "summary_j
 class RunOutcome:
     session_id: str
     files_closed: int
-    salvaged: list[dict[str, Any]]
+    salvaged: list[FileManifest]
     error: PmwsError | None
     counters: dict[str, int] = field(default_factory=dict)
     recovery: StartRecovery | None = None
@@ -48,8 +50,8 @@ class RunOutcome:
 class StartRecovery:
     """What a start found and fixed before recording: salvaged orphans, repaired manifests, problems."""
 
-    salvaged: list[dict[str, Any]] = field(default_factory=list)
-    repaired: list[dict[str, Any]] = field(default_factory=list)
+    salvaged: list[FileManifest] = field(default_factory=list)
+    repaired: list[FileManifest] = field(default_factory=list)
     left_alone: list[str] = field(default_factory=list)  # `.open` files of live sessions (other shards)
     problems: list[str] = field(default_factory=list)  # could not be recovered: left untouched
 
@@ -58,8 +60,8 @@ class StartRecovery:
         return {
             "record_type": "lifecycle",
             "event": "startup_recovery",
-            "salvaged": [m.get("file") for m in self.salvaged],
-            "repaired_manifests": [m.get("file") for m in self.repaired],
+            "salvaged": [m.file for m in self.salvaged],
+            "repaired_manifests": [m.file for m in self.repaired],
             "left_alone": self.left_alone,
             "problems": self.problems,
         }

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pmws import __version__
+from pmws.archive.files import output_record, rebased, write_atomic, write_sample_manifest
 from pmws.archive.writer import ArchiveWriter, GzipJsonlFile
 from pmws.config import Config
 from pmws.discover import discover, http_client, load_discovery
@@ -25,7 +26,7 @@ from pmws.gate import GateOutcome, run_gate
 from pmws.health import RestTotals
 from pmws.layout import SamplePaths, discovery_latest, new_session_id, sample_paths
 from pmws.lock import acquire
-from pmws.manifest import file_record, rebase_record, write_atomic, write_manifest
+from pmws.manifest import SampleManifest
 from pmws.markets import iso, select_markets, tracked_tokens
 from pmws.pool import LinkPool
 from pmws.protocol import Classified
@@ -180,11 +181,10 @@ async def _run_sample(
         except PmwsError as exc:
             errors.append(str(exc))
             error = error or exc
-    manifest = {
+    details = {
         "checkpoint": "010b",
         "kind": "ws_raw_sample",
         "generator": f"pmws {__version__}",
-        "session_id": session_id,
         "simulated": simulated,
         "started_at_utc": iso(started),
         "ended_at_utc": iso(ended),
@@ -199,23 +199,23 @@ async def _run_sample(
             "stale_after_seconds": config.websocket.stale_after_seconds,
             "custom_feature_enabled": config.websocket.custom_feature_enabled,
         },
-        "selection": {
-            "discovery_file": str(discovery_file),
-            "markets": [m.to_json() for m in selected],
-            "tokens": [t.to_json() for t in tokens],
-        },
         "counts": handler.stats.to_json(),
         "connections": handler.connections,
         "connections_opened": pool.sequencer.connections,
         "reconnects": links["reconnects"],
         "stale_feed_events": links["stale_feed_events"],
         "rest": vars(shell.rest).copy(),
-        "outputs": [file_record(s, kind=k, manifest_path=paths.session_manifest) for k, s in summaries],
-        "report_path": str(paths.session_report),
         "session_manifest_path": str(paths.session_manifest),
         "errors": errors,
     }
-    write_manifest(paths.session_manifest, manifest)
+    selection = {
+        "discovery_file": str(discovery_file),
+        "markets": [m.to_json() for m in selected],
+        "tokens": [t.to_json() for t in tokens],
+    }
+    outputs = [output_record(s, kind=k, manifest_path=paths.session_manifest) for k, s in summaries]
+    manifest = SampleManifest(session_id, outputs, selection, str(paths.session_report), details=details)
+    write_sample_manifest(paths.session_manifest, manifest)
     gate = run_gate(paths.session_manifest)
     publish_latest(gate, paths)
     return SampleOutcome(session_id, paths, gate, handler.stats, shell.rest, error)
@@ -227,9 +227,7 @@ def publish_latest(gate: GateOutcome, paths: SamplePaths) -> None:
     The session's own copies stay under `sessions/<session_id>/`, so the next sample replacing the latest
     never leaves this one's archives without a manifest (`pmws gate --session <id>`).
     """
-    latest = dict(gate.manifest)
-    latest["outputs"] = [rebase_record(r, paths.manifest) for r in latest.get("outputs", [])]
-    latest["report_path"] = str(paths.report)
-    write_manifest(paths.manifest, latest)
-    write_atomic(paths.report, sample_report(latest))
+    latest = rebased(gate.manifest, paths.manifest, report_path=paths.report)
+    write_sample_manifest(paths.manifest, latest)
+    write_atomic(paths.report, sample_report(latest.to_json()))
     gate.manifest_path, gate.report_path = paths.manifest, paths.report

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from pmws.manifest import write_atomic
+from pmws.archive.files import write_atomic
 
 
 def write_sim_config(path: Path, gamma_url: str, clob_url: str, ws_url: str) -> None:

@@ -31,3 +31,15 @@ def example(name: str) -> object:
 
 def example_bytes(name: str) -> bytes:
     return (EXAMPLES / name).read_bytes()
+
+
+@pytest.fixture
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits pmws's HTTP retry loop (`pmws.retry`) asked for, recorded instead of slept."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr("pmws.retry.asyncio.sleep", sleep)
+    return waits

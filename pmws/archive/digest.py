@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pmws.archive.reader import READ_CHUNK, iter_gzip_rows
+from pmws.archive.reader import READ_CHUNK, iter_gzip_lines, json_object
 from pmws.envelope import payload_matches
 from pmws.errors import ArchiveError, ArchiveUnreadable
 
@@ -62,30 +62,40 @@ class ArchiveScan:
 
     digests: Digests
     lines: int = 0
+    uncompressed_bytes: int = 0
     not_json: int = 0  # lines that are not a JSON object
+    first_not_json: int | None = None  # the line number of the first of them
     payload_checked: int = 0  # `ws_frame` envelopes whose payload_sha256 was recomputed
     payload_mismatches: int = 0
     error: str | None = None  # why the gzip stream could not be read to its end (corrupt or cut), else None
 
 
 def scan_archive(
-    path: Path, *, with_md5: bool = False, on_row: Callable[[dict[str, Any]], None] | None = None
+    path: Path,
+    *,
+    with_md5: bool = False,
+    check_payloads: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> ArchiveScan:
     """Read an archive once: digest its bytes, check its gzip stream, lines and envelope payload hashes.
 
-    `on_row` sees every JSON-object line except `ws_frame` envelopes whose payload hash does not match.
-    The one scan behind `pmws gate` and `pmws verify`. ArchiveUnreadable if the file cannot be read at all.
+    `on_row` sees every JSON-object line except (when `check_payloads`) `ws_frame` envelopes whose payload
+    hash does not match. The one scan behind `pmws gate`, `pmws verify` and manifest repair.
+    ArchiveUnreadable if the file cannot be read at all.
     """
     hasher = Hasher(with_md5=with_md5)
-    lines = not_json = checked = mismatches = 0
-    error = None
+    lines = uncompressed = not_json = checked = mismatches = 0
+    first_not_json = error = None
     try:
-        for row in iter_gzip_rows(path, on_chunk=hasher):
+        for line in iter_gzip_lines(path, on_chunk=hasher):
             lines += 1
+            uncompressed += len(line) + 1
+            row = json_object(line)
             if row is None:
                 not_json += 1
+                first_not_json = first_not_json or lines
                 continue
-            if row.get("record_type") == "ws_frame":
+            if check_payloads and row.get("record_type") == "ws_frame":
                 checked += 1
                 if not payload_matches(row):
                     mismatches += 1
@@ -96,4 +106,70 @@ def scan_archive(
         raise
     except ArchiveError as exc:
         error = str(exc)
-    return ArchiveScan(hasher.digests(), lines, not_json, checked, mismatches, error)
+    return ArchiveScan(
+        hasher.digests(), lines, uncompressed, not_json, first_not_json, checked, mismatches, error
+    )
+
+
+@dataclass
+class ManifestCheck:
+    """An archive re-read against what its manifest promises (sha256, bytes, lines)."""
+
+    path: Path
+    scan: ArchiveScan | None  # None when the file is missing or cannot be read
+    exists: bool = True
+    error: str | None = None  # missing, unreadable, or why its gzip stream stopped
+    sha256_matches: bool = False
+    bytes_match: bool = False
+    lines_match: bool = False
+    promised_bytes: int | None = None
+    promised_lines: int | None = None
+
+    def problems(self) -> list[str]:
+        """What is wrong, one phrase each (empty when the archive matches its manifest and reads clean)."""
+        if self.scan is None:
+            return [self.error or "cannot be read"]
+        scan, problems = self.scan, []
+        if not self.bytes_match:
+            problems.append(f"bytes {scan.digests.bytes} != manifest {self.promised_bytes}")
+        if not self.sha256_matches:
+            problems.append("sha256 differs from the manifest")
+        if scan.error is not None:
+            return [*problems, scan.error.removeprefix(f"{self.path}: ")]
+        if scan.not_json:
+            problems.append(f"{scan.not_json} lines are not JSON objects")
+        if scan.payload_mismatches:
+            problems.append(f"{scan.payload_mismatches} envelopes whose payload_sha256 does not match")
+        if self.promised_lines is not None and not self.lines_match:
+            problems.append(f"lines {scan.lines} != manifest {self.promised_lines}")
+        return problems
+
+
+def check_against_manifest(
+    path: Path,
+    *,
+    sha256: str | None,
+    size: int | None,
+    lines: int | None,
+    with_md5: bool = False,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> ManifestCheck:
+    """Re-read one archive (`scan_archive`) against its manifest's sha256, bytes and lines: the one check
+    behind `pmws gate` (a sample's outputs) and `pmws verify` (rotated files)."""
+    if not path.is_file():
+        return ManifestCheck(path, None, False, "file is missing", promised_bytes=size, promised_lines=lines)
+    try:
+        scan = scan_archive(path, with_md5=with_md5, on_row=on_row)
+    except ArchiveUnreadable as exc:
+        return ManifestCheck(path, None, True, str(exc), promised_bytes=size, promised_lines=lines)
+    return ManifestCheck(
+        path,
+        scan,
+        True,
+        scan.error,
+        sha256_matches=scan.digests.sha256 == sha256,
+        bytes_match=scan.digests.bytes == size,
+        lines_match=scan.error is None and scan.lines == lines,
+        promised_lines=lines,
+        promised_bytes=size,
+    )

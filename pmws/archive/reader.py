@@ -56,12 +56,16 @@ def iter_gzip_rows(
 ) -> Iterator[dict[str, Any] | None]:
     """Each line of a gzip JSONL file as a JSON object, or None where the line is not one."""
     for line in iter_gzip_lines(path, on_chunk=on_chunk):
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            yield None
-            continue
-        yield row if isinstance(row, dict) else None
+        yield json_object(line)
+
+
+def json_object(line: bytes) -> dict[str, Any] | None:
+    """A line as a JSON object, or None when it is not one (not JSON, or another JSON value)."""
+    try:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
 
 
 SALVAGE_PIECE = 256 * 1024  # most uncompressed bytes held at once while salvaging

@@ -110,8 +110,6 @@ def render_verify(report: VerifyReport, console: Console) -> None:
     for problem in report.repair_problems:
         print_line(console, f"[red]not repaired[/red] {escape(problem)}")
     for manifest in report.repaired:
-        print_line(
-            console, f"[yellow]repaired[/yellow] {escape(str(manifest['relative_path']))}: manifest written"
-        )
+        print_line(console, f"[yellow]repaired[/yellow] {escape(manifest.relative_path)}: manifest written")
     print_line(console, f"{len(report.results)} archives, {len(report.failed)} failed")
     print_warnings(console, report.warnings)

@@ -8,17 +8,16 @@ it is still cached for `ttl` seconds so a scrape never walks the tree more than 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pmws.archive.files import is_closed_archive_name, walk_files
 from pmws.archive.rotating import RotatingArchive
 from pmws.errors import PmwsError
 from pmws.transfer.ledger import already_verified
-from pmws.transfer.upload import ARCHIVE_SUFFIX
 
 CACHE_SECONDS = 60.0
 
@@ -40,19 +39,14 @@ def scan_backlog(source: Path, ledger_path: Path, now: float) -> Backlog:
         verified, errors = {}, 1
     files = size = 0
     oldest = now
-    for directory, dirs, names in os.walk(source):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            if name.startswith(".") or not name.endswith(ARCHIVE_SUFFIX):
-                continue
-            path = Path(directory, name)
-            if path.relative_to(source).as_posix() in verified:
-                continue
-            try:
-                stat = path.stat()
-            except FileNotFoundError:  # deleted by the uploader while we looked
-                continue
-            files, size, oldest = files + 1, size + stat.st_size, min(oldest, stat.st_mtime)
+    for path, relative in walk_files(source):  # the walk `pmws upload` makes
+        if not is_closed_archive_name(path.name) or relative in verified:
+            continue
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # deleted by the uploader while we looked
+            continue
+        files, size, oldest = files + 1, size + stat.st_size, min(oldest, stat.st_mtime)
     return Backlog(files, size, max(now - oldest, 0.0), errors)
 
 
@@ -99,7 +93,5 @@ class BacklogGauges:
 
 def closed_bytes_sample(archives: Sequence[RotatingArchive]) -> dict[str, tuple[str, str, Any]]:
     """Compressed bytes of the archive files this process closed, by kind (rate = archive growth)."""
-    by_kind = {
-        (("kind", a.kind),): sum(int(m.get("bytes") or 0) for m in list(a.closed_files)) for a in archives
-    }
+    by_kind = {(("kind", a.kind),): sum(m.bytes for m in list(a.closed_files)) for a in archives}
     return {"pmws_archive_closed_bytes": ("counter", "bytes of archive files closed, by kind", by_kind)}

@@ -13,7 +13,6 @@ upload or delete the same file.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ import orjson
 
 from pmws.envelope import utc_text
 from pmws.errors import UploadError
+from pmws.lock import try_lock
 from pmws.transfer.rclone import join_remote
 
 EVENTS = ("uploaded", "verified", "deleted", "refused", "failed")
@@ -89,19 +89,10 @@ class Ledger:
     def lock(self) -> Iterator[None]:
         """Hold `<ledger>.lock` for one run; a second concurrent run fails at once instead of waiting."""
         lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(lock_path, "a")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise UploadError(f"{lock_path}: cannot open the ledger lock ({exc.strerror or exc})") from exc
-        try:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise UploadError(f"another pmws upload is running (it holds {lock_path})") from exc
+        with try_lock(lock_path) as taken:  # an unwritable directory: ArchiveError naming it
+            if not taken:
+                raise UploadError(f"another pmws upload is running (it holds {lock_path})")
             yield
-        finally:
-            fh.close()
 
 
 def _fresh_line(fh: BinaryIO) -> bytes:

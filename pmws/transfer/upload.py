@@ -17,7 +17,6 @@ The next run sends again whatever failed: a failure after a verification cancels
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -27,15 +26,14 @@ from itertools import groupby
 from pathlib import Path
 
 from pmws.archive.digest import Digests, local_digests
+from pmws.archive.files import ARCHIVE_SUFFIX, read_file_manifest, walk_files
 from pmws.config import Upload
 from pmws.errors import ArchiveError, ConfigError, UploadError
 from pmws.lock import is_lock_file
-from pmws.manifest import read_manifest
 from pmws.transfer.ledger import Ledger, already_verified
 from pmws.transfer.rclone import Rclone, join_remote, split_remote, which
 from pmws.transfer.remote import check_mode, check_remote
 
-ARCHIVE_SUFFIX = ".jsonl.gz"
 #: a closed archive nobody can verify: reported as a failure (`pmws verify --repair-manifests` fixes it)
 NO_MANIFEST = "no manifest"
 
@@ -127,27 +125,20 @@ def find_candidates(
         raise UploadError(f"{source}: no such source directory (upload.source)")
     now = time.time() if now is None else now
     candidates, skipped = [], []
-    for directory, dirs, files in os.walk(source):
-        here = Path(directory)
-        hidden = [d for d in dirs if d.startswith(".")]
-        skipped += [((here / d).relative_to(source).as_posix() + "/", "hidden directory") for d in hidden]
-        dirs[:] = [d for d in dirs if d not in hidden]
-        for name in files:
-            if is_lock_file(name):  # a recorder's lock, not data: not even worth a "not eligible" line
-                continue
-            path = here / name
-            relative = path.relative_to(source).as_posix()
-            manifest_path = manifest_dir / f"{name}.manifest.json"
-            try:
-                reason = _not_eligible(path, now, min_age_seconds)
-                if reason is None and not manifest_path.is_file():
-                    reason = NO_MANIFEST
-                if reason is None:
-                    candidates.append(_candidate(path, manifest_path, relative))
-            except FileNotFoundError:
-                reason = "gone while listing"
-            if reason is not None:
-                skipped.append((relative, reason))
+    for path, relative in walk_files(source, on_hidden_dir=lambda d: skipped.append((d, "hidden directory"))):
+        if is_lock_file(path.name):  # a recorder's lock, not data: not even worth a "not eligible" line
+            continue
+        manifest_path = manifest_dir / f"{path.name}.manifest.json"
+        try:
+            reason = _not_eligible(path, now, min_age_seconds)
+            if reason is None and not manifest_path.is_file():
+                reason = NO_MANIFEST
+            if reason is None:
+                candidates.append(_candidate(path, manifest_path, relative))
+        except FileNotFoundError:
+            reason = "gone while listing"
+        if reason is not None:
+            skipped.append((relative, reason))
     candidates.sort(key=lambda c: c.relative_path)
     return candidates, sorted(skipped)
 
@@ -173,18 +164,13 @@ def _not_eligible(path: Path, now: float, min_age_seconds: float) -> str | None:
 def _candidate(path: Path, manifest_path: Path, relative: str) -> Candidate:
     mtime_ns = path.stat().st_mtime_ns
     try:
-        manifest = read_manifest(manifest_path)
+        manifest = read_file_manifest(manifest_path)
     except ArchiveError as exc:
         return Candidate(path, manifest_path, relative, "", -1, mtime_ns, problem=str(exc))
-    sha, size = manifest.get("sha256"), manifest.get("bytes")
-    if not isinstance(sha, str) or not isinstance(size, int):
-        return Candidate(
-            path, manifest_path, relative, "", -1, mtime_ns, f"{manifest_path} has no sha256/bytes"
-        )
     problem = None
-    if manifest.get("file") not in (None, path.name):
-        problem = f"{manifest_path} describes {manifest.get('file')}, not {path.name}"
-    return Candidate(path, manifest_path, relative, sha, size, mtime_ns, problem)
+    if manifest.file not in ("", path.name):
+        problem = f"{manifest_path} describes {manifest.file}, not {path.name}"
+    return Candidate(path, manifest_path, relative, manifest.sha256, manifest.bytes, mtime_ns, problem)
 
 
 def upload(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pmws.archive.digest import Digests, scan_archive
-from pmws.archive.rotating import missing_manifests, repair_manifests
-from pmws.errors import ArchiveUnreadable, ConfigError, VerifyError
+from pmws.archive.digest import Digests, check_against_manifest
+from pmws.archive.files import closed_archives, read_file_manifest, read_sample_manifest, resolve_output
+from pmws.archive.salvage import missing_manifests, repair_manifests
+from pmws.errors import ConfigError, VerifyError
 from pmws.lock import session_live
-from pmws.manifest import read_manifest, resolve_output
+from pmws.manifest import FileManifest, OutputRecord
 from pmws.rotation import session_of_name
 from pmws.transfer.ledger import Ledger, deleted_locally, known_md5
 from pmws.transfer.rclone import Rclone, join_remote
@@ -45,8 +45,7 @@ def targets_from_manifest_dir(manifest_dir: Path, source: Path) -> list[Target]:
 
 def archives_under(directory: Path) -> list[Path]:
     """Every closed archive below `directory` (never a hidden `.…open` file or its salvaged bytes)."""
-    found = sorted(p for p in directory.rglob("*.jsonl.gz") if p.is_file())
-    return [p for p in found if not any(part.startswith(".") for part in p.relative_to(directory).parts)]
+    return [p for p, _ in closed_archives(directory)]
 
 
 def targets_for_paths(paths: list[Path], manifest_dir: Path, source: Path) -> list[Target]:
@@ -75,35 +74,33 @@ def targets_for_paths(paths: list[Path], manifest_dir: Path, source: Path) -> li
 
 def targets_from_sample(manifest_path: Path, source: Path = Path(".")) -> list[Target]:
     """The outputs of a `pmws sample` (checkpoint 010b) manifest; remotely, at their path under source."""
-    manifest = read_manifest(manifest_path)
-    outputs = manifest.get("outputs")
-    if not isinstance(outputs, list) or not outputs:
+    manifest = read_sample_manifest(manifest_path)
+    if not manifest.outputs:
         raise VerifyError(f"{manifest_path}: not a sample manifest (no outputs list)")
     out = []
-    for record in outputs:
+    for record in manifest.outputs:
         path = resolve_output(manifest_path, record)
         try:
             relative = path.resolve().relative_to(source.resolve()).as_posix()
         except ValueError:
-            relative = f"{record.get('kind', 'output')}/{path.name}"
+            relative = f"{record.kind}/{path.name}"
         out.append(_target(record, path, relative, manifest_path))
     return out
 
 
 def _file_target(manifest_path: Path, source: Path) -> Target:
-    manifest = read_manifest(manifest_path)
-    relative = str(manifest.get("relative_path") or manifest.get("file") or manifest_path.name)
+    manifest = read_file_manifest(manifest_path)
+    relative = manifest.relative_path or manifest_path.name
     under_source = source / relative
-    recorded = Path(str(manifest.get("path") or under_source))
+    recorded = Path(manifest.path) if manifest.path else under_source
     path = under_source if under_source.exists() or not recorded.exists() else recorded
     return _target(manifest, path, relative, manifest_path)
 
 
-def _target(record: dict[str, Any], path: Path, relative: str, manifest_path: Path) -> Target:
-    sha, size, lines = record.get("sha256"), record.get("bytes"), record.get("lines")
-    if not isinstance(sha, str) or not isinstance(size, int):
+def _target(record: FileManifest | OutputRecord, path: Path, relative: str, manifest_path: Path) -> Target:
+    if record.sha256 is None or record.bytes is None:
         raise VerifyError(f"{manifest_path}: no sha256/bytes for {path.name}")
-    return Target(path, relative, sha, size, lines if isinstance(lines, int) else None, manifest_path)
+    return Target(path, relative, record.sha256, record.bytes, record.lines, manifest_path)
 
 
 # --- checking -------------------------------------------------------------------------------------------
@@ -112,27 +109,12 @@ def _target(record: dict[str, Any], path: Path, relative: str, manifest_path: Pa
 def check_local(target: Target, *, with_md5: bool = False) -> tuple[list[str], Digests | None]:
     """Problems with the local archive against its manifest (none when it verifies), and its digests.
 
-    One read (`scan_archive`): the file is digested while its gzip stream, lines and payload hashes are
-    checked."""
-    try:
-        scan = scan_archive(target.path, with_md5=with_md5)
-    except ArchiveUnreadable as exc:
-        return [str(exc)], None
-    digests = scan.digests
-    problems = []
-    if digests.bytes != target.bytes:
-        problems.append(f"bytes {digests.bytes} != manifest {target.bytes}")
-    if digests.sha256 != target.sha256:
-        problems.append("sha256 differs from the manifest")
-    if scan.error is not None:
-        return [*problems, scan.error.removeprefix(f"{target.path}: ")], digests
-    if scan.not_json:
-        problems.append(f"{scan.not_json} lines are not JSON objects")
-    if scan.payload_mismatches:
-        problems.append(f"{scan.payload_mismatches} envelopes whose payload_sha256 does not match")
-    if target.lines is not None and scan.lines != target.lines:
-        problems.append(f"lines {scan.lines} != manifest {target.lines}")
-    return problems, digests
+    One read, the check `pmws gate` makes too (`check_against_manifest`): the file is digested while its
+    gzip stream, lines and payload hashes are checked."""
+    check = check_against_manifest(
+        target.path, sha256=target.sha256, size=target.bytes, lines=target.lines, with_md5=with_md5
+    )
+    return check.problems(), check.scan.digests if check.scan else None
 
 
 @dataclass
@@ -151,7 +133,7 @@ class FileResult:
 class VerifyReport:
     results: list[FileResult]
     remote: str | None = None
-    repaired: list[dict[str, Any]] = field(default_factory=list)  # manifests --repair-manifests wrote
+    repaired: list[FileManifest] = field(default_factory=list)  # manifests --repair-manifests wrote
     repair_problems: list[str] = field(default_factory=list)  # archives it could not read back strictly
     warnings: list[str] = field(default_factory=list)  # e.g. torn ledger lines skipped
 
@@ -186,7 +168,7 @@ def verify(
     check_mode(mode)
     if sample_manifest is not None and paths:
         raise ConfigError("give archive paths or --manifest, not both")
-    repaired: list[dict[str, Any]] = []
+    repaired: list[FileManifest] = []
     repair_problems: list[str] = []
     unmanifested: list[FileResult] = []
     if sample_manifest is None and not paths:

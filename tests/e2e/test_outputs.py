@@ -102,7 +102,7 @@ def test_gate_prints_its_verdict_when_the_report_cannot_be_written(
     def read_only(path: Path, data: object) -> None:
         raise ArchiveError(f"{path}: cannot write (Read-only file system)")
 
-    monkeypatch.setattr("pmws.gate.write_manifest", read_only)  # root ignores chmod; a read-only mount
+    monkeypatch.setattr("pmws.gate.write_sample_manifest", read_only)  # root ignores chmod; a read-only mount
     result = invoke("gate")
     assert result.exit_code == 1, result.output
     assert "WS_RAW_SAMPLE_NEEDS_REVIEW" in result.output and "Read-only file system" in result.output

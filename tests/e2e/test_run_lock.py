@@ -125,7 +125,7 @@ def test_two_shards_in_one_directory_both_run_and_never_salvage_each_other(tmp_p
 def test_a_start_finishes_a_cut_salvage_and_repairs_manifests_before_recording(
     tmp_path: Path, sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pmws.archive.rotating import salvage_orphans
+    from pmws.archive.salvage import salvage_orphans
     from pmws.config import Archive
     from tests.unit.test_salvage import Killed, closed_archive, make_orphan
 
@@ -145,8 +145,8 @@ def test_a_start_finishes_a_cut_salvage_and_repairs_manifests_before_recording(
 
     outcome, _ = record(run_config(tmp_path, sim), 2.5, sim=sim)
     assert outcome.error is None and outcome.recovery is not None
-    assert [m["lines"] for m in outcome.salvaged] == [len(complete)]
-    assert [m["file"] for m in outcome.recovery.repaired] == [good.name]
+    assert [m.lines for m in outcome.salvaged] == [len(complete)]
+    assert [m.file for m in outcome.recovery.repaired] == [good.name]
     assert len(outcome.recovery.problems) == 1 and bad.name in outcome.recovery.problems[0]
     assert orphan.with_name(orphan.name + ".salvaged").exists() and not orphan.exists()
     manifests = {p.name for p in (tmp_path / MANIFESTS).glob("*.manifest.json")}

@@ -10,6 +10,7 @@ import logging
 import os
 import stat
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,13 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from pmws.archive.digest import file_digest
-from pmws.archive.rotating import file_manifest
+from pmws.archive.files import output_record, write_atomic, write_file_manifest
 from pmws.archive.writer import GzipJsonlFile
 from pmws.cli.upload import upload_command
 from pmws.cli.verify import verify_command
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
 from pmws.lock import acquire
-from pmws.manifest import file_record, write_manifest
+from pmws.manifest import Counts, canonical_json, file_manifest
 from pmws.transfer.rclone import Rclone, which
 
 SECRET = "SUPERSECRETKEY123"
@@ -73,17 +74,12 @@ def archive(name: str, hour: int, *, lines: list[bytes] | None = None, old: bool
         shard=None,
         period_start=None,
         interval=3600,
-        first_ns=None,
-        last_ns=None,
-        first_sequence=1,
-        last_sequence=20,
-        frames=20,
-        events={"book": 20},
-        records={"ws_frame": 20, "lifecycle": 1},
+        lines=Counts(None, None, 1, 20, 20, Counter(book=20), Counter(ws_frame=20, lifecycle=1)),
         counters={},
         recovered=False,
+        closed_ns=time.time_ns(),
     )
-    write_manifest(MANIFESTS / f"{name}.manifest.json", manifest)
+    write_file_manifest(MANIFESTS / f"{name}.manifest.json", manifest)
     if old:
         age(summary.path)
     return summary.path
@@ -448,9 +444,9 @@ def test_verify_a_sample_manifest(local_remote: Any) -> None:
             "path_from_manifest": os.path.relpath(ws_raw, manifest_path.parent),
         }
         | recorded,
-        file_record(rest, kind="rest_checkpoints", manifest_path=manifest_path),
+        output_record(rest, kind="rest_checkpoints", manifest_path=manifest_path).to_json(),
     ]
-    write_manifest(manifest_path, {"session_id": "S", "outputs": outputs})
+    write_atomic(manifest_path, canonical_json({"session_id": "S", "outputs": outputs}))
 
     result = invoke("verify", "--manifest", str(manifest_path))
     assert result.exit_code == 0, result.output

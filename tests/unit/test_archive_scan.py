@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pmws.archive.digest import local_digests, scan_archive
+from pmws.archive.digest import check_against_manifest, local_digests, scan_archive
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
 from pmws.errors import ArchiveUnreadable
 
@@ -66,3 +66,26 @@ def test_a_cut_stream_is_reported_with_the_digest_of_every_byte(tmp_path: Path) 
 def test_a_missing_file_is_unreadable_not_a_bad_stream(tmp_path: Path) -> None:
     with pytest.raises(ArchiveUnreadable):
         scan_archive(tmp_path / "nope.jsonl.gz")
+
+
+def test_the_manifest_check_gate_and_verify_share_names_each_difference(tmp_path: Path) -> None:
+    path = archive(tmp_path / "a.jsonl.gz", [frame(1), tampered(frame(2)), b"not json\n"])
+    sums = local_digests(path)
+    clean = check_against_manifest(path, sha256=sums.sha256, size=sums.bytes, lines=3)
+    assert clean.exists and clean.sha256_matches and clean.bytes_match and clean.lines_match
+    assert clean.problems() == [
+        "1 lines are not JSON objects",
+        "1 envelopes whose payload_sha256 does not match",
+    ]
+    off = check_against_manifest(path, sha256="0" * 64, size=1, lines=4)
+    assert off.problems()[:2] == [f"bytes {sums.bytes} != manifest 1", "sha256 differs from the manifest"]
+    assert off.problems()[-1] == "lines 3 != manifest 4" and not off.lines_match
+    missing = check_against_manifest(tmp_path / "gone.jsonl.gz", sha256=None, size=None, lines=None)
+    assert (missing.exists, missing.scan, missing.problems()) == (False, None, ["file is missing"])
+
+
+def test_a_repair_read_counts_what_it_read(tmp_path: Path) -> None:
+    path = archive(tmp_path / "a.jsonl.gz", [frame(1), b"[1]\n", b"x\n"])
+    scan = scan_archive(path, check_payloads=False)
+    assert (scan.lines, scan.not_json, scan.first_not_json, scan.payload_checked) == (3, 2, 2, 0)
+    assert scan.uncompressed_bytes == len(frame(1)) + 4 + 2

@@ -25,6 +25,7 @@ CORE = [
     "backoff",
     "report",
     "health",
+    "manifest",
 ]
 
 

@@ -9,7 +9,6 @@ import httpx
 import pytest
 import respx
 
-from pmws import gamma
 from pmws.errors import DiscoveryError, RestError
 from pmws.gamma import fetch_btc_markets, predicted_slugs
 
@@ -124,13 +123,7 @@ def test_a_wrong_shaped_200_is_a_failed_request_with_the_reason(
 
 
 @respx.mock
-def test_429_waits_for_the_body_hint_and_the_header(monkeypatch: pytest.MonkeyPatch) -> None:
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr(gamma.asyncio, "sleep", sleep)
+def test_429_waits_for_the_body_hint_and_the_header(slept: list[float]) -> None:
     respx.get(f"{URL}/markets").mock(
         side_effect=[
             httpx.Response(429, json={"error": "rate limited", "retry_after_seconds": 7}),

@@ -22,9 +22,9 @@ EDGE_MODULES = {
     "pmws.gamma",
     "pmws.metrics",
     "pmws.lock",
-    "pmws.manifest",
     "pmws.pool",
     "pmws.recorder",
+    "pmws.retry",
 }
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pmws.manifest import rebase_record, write_atomic
+from pmws.archive.files import rebased, write_atomic
+from pmws.manifest import OutputRecord, SampleManifest
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
@@ -29,6 +30,8 @@ def test_written_files_follow_the_umask_like_the_archives(tmp_path: Path, umask:
 
 def test_a_record_rebased_for_a_copy_of_its_manifest_points_at_the_same_file(tmp_path: Path) -> None:
     data = tmp_path / "data" / "ws_raw" / "s" / "f.jsonl.gz"
-    record = {"path": str(data), "path_from_manifest": "../../../data/ws_raw/s/f.jsonl.gz", "bytes": 3}
-    rebased = rebase_record(record, tmp_path / "manifests" / "latest.json")
-    assert rebased == record | {"path_from_manifest": "../data/ws_raw/s/f.jsonl.gz"}
+    record = OutputRecord("ws_raw", str(data), "../../../data/ws_raw/s/f.jsonl.gz", bytes=3)
+    copy = tmp_path / "manifests" / "latest.json"
+    moved = rebased(SampleManifest("S", [record]), copy, report_path=tmp_path / "r.md")
+    assert moved.outputs == [OutputRecord("ws_raw", str(data), "../data/ws_raw/s/f.jsonl.gz", bytes=3)]
+    assert moved.report_path == str(tmp_path / "r.md")

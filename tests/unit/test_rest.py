@@ -6,10 +6,8 @@ import asyncio
 import json
 
 import httpx
-import pytest
 import respx
 
-from pmws import rest
 from pmws.config import load_config
 from pmws.health import RestTotals
 from pmws.rest import checkpoint_books, checkpoint_loop
@@ -116,13 +114,7 @@ def test_batch_size_splits_the_tokens_into_requests_of_that_size() -> None:
 
 
 @respx.mock
-def test_429_waits_for_the_body_hint_retry_after_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr(rest.asyncio, "sleep", sleep)
+def test_429_waits_for_the_body_hint_retry_after_seconds(slept: list[float]) -> None:
     respx.post(f"{URL}/books").mock(
         side_effect=[
             httpx.Response(429, json={"error": "Too Many Requests", "retry_after_seconds": 4}),

@@ -12,7 +12,8 @@ from zlib_ng import zlib_ng as zlib
 
 from pmws.archive.digest import file_digest
 from pmws.archive.reader import iter_gzip_lines
-from pmws.archive.rotating import SALVAGE_STEPS, RotatingArchive, repair_manifests, salvage_orphans
+from pmws.archive.rotating import RotatingArchive
+from pmws.archive.salvage import SALVAGE_STEPS, repair_manifests, salvage_orphans
 from pmws.archive.writer import GzipJsonlFile
 from pmws.config import Archive
 from pmws.lock import acquire
@@ -127,8 +128,8 @@ def test_salvage_streams_a_large_orphan_in_bounded_memory(tmp_path: Path) -> Non
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert result.problems == [] and result.salvaged[0]["lines"] == lines
-    assert result.salvaged[0]["uncompressed_bytes"] == size
+    assert result.problems == [] and result.salvaged[0].lines == lines
+    assert result.salvaged[0].uncompressed_bytes == size
     assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB salvaging {size / 1e6:.0f} MB"
 
 
