@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from pmws import __version__
 from pmws.cli import app
+from tests.conftest import TIME_FACTOR
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["discover", "sample", "gate", "run", "upload", "verify", "simulate"]
@@ -100,7 +101,9 @@ def pmws_process(
     """The real `pmws` process: what a user's terminal shows, traceback included."""
     environ = {k: v for k, v in os.environ.items() if k != "PMWS_DEBUG"} | (env or {})
     command = [sys.executable, "-m", "pmws", *args]
-    return subprocess.run(command, cwd=cwd, env=environ, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        command, cwd=cwd, env=environ, capture_output=True, text=True, timeout=60 * TIME_FACTOR
+    )
 
 
 @pytest.mark.parametrize("how", ["--debug", "PMWS_DEBUG=1"])
