@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +32,12 @@ def example(name: str) -> object:
 
 def example_bytes(name: str) -> bytes:
     return (EXAMPLES / name).read_bytes()
+
+
+def no_traceback(result: Any) -> bool:
+    """A CliRunner result ended through the CLI's own exit, not an exception that escaped it.
+
+    The runner never prints a traceback (an escaped exception only lands in `result.exception`), so
+    `"Traceback" not in result.output` cannot fail there; this can.
+    """
+    return result.exception is None or isinstance(result.exception, SystemExit)
