@@ -273,7 +273,10 @@ class Layered:
     key: str  # dotted config key
     flag: str
     values: tuple[str, str, str]  # from the file, from the environment, from the flag
-    seen: Callable[[Spy], Any]
+    seen: Callable[[Spy], Any] | None = None  # where the call gets it; None: the Config it is passed
+
+
+MODES = ("sha256", "md5", "download")
 
 
 def config_of(spy: Spy) -> Config:
@@ -283,62 +286,27 @@ def config_of(spy: Spy) -> Config:
 
 
 LAYERED = [
-    Layered(
-        "discover",
-        "discovery.output_dir",
-        "--output-dir",
-        ("f", "e", "c"),
-        lambda s: config_of(s).discovery.output_dir,
-    ),
-    Layered(
-        "sample",
-        "sample.market_limit",
-        "--market-limit",
-        ("3", "4", "5"),
-        lambda s: config_of(s).sample.market_limit,
-    ),
-    Layered(
-        "sample",
-        "sample.duration_seconds",
-        "--duration-seconds",
-        ("7.5", "8.5", "9.5"),
-        lambda s: config_of(s).sample.duration_seconds,
-    ),
+    Layered("discover", "discovery.output_dir", "--output-dir", ("f", "e", "c")),
+    Layered("sample", "sample.market_limit", "--market-limit", ("3", "4", "5")),
+    Layered("sample", "sample.duration_seconds", "--duration-seconds", ("7.5", "8.5", "9.5")),
     Layered(
         "sample",
         "sample.rest_checkpoint_interval_seconds",
         "--rest-checkpoint-interval-seconds",
         ("2.5", "3.5", "4.5"),
-        lambda s: config_of(s).sample.rest_checkpoint_interval_seconds,
     ),
     Layered(
         "gate", "sample.manifest_path", "--manifest", ("f.json", "e.json", "c.json"), lambda s: s.args[0]
     ),
-    Layered(
-        "run", "run.shard_count", "--shard-count", ("3", "4", "5"), lambda s: config_of(s).run.shard_count
-    ),
-    Layered(
-        "run", "run.shard_index", "--shard-index", ("1", "2", "3"), lambda s: config_of(s).run.shard_index
-    ),
+    Layered("run", "run.shard_count", "--shard-count", ("3", "4", "5")),
+    Layered("run", "run.shard_index", "--shard-index", ("1", "2", "3")),
     Layered("upload", "upload.source", "--source", ("f", "e", "c"), lambda s: s.args[0].source),
     Layered("upload", "upload.remote", "--remote", ("f:a", "e:b", "c:c"), lambda s: s.args[0].remote),
-    Layered(
-        "upload",
-        "upload.verify_mode",
-        "--verify-mode",
-        ("sha256", "md5", "download"),
-        lambda s: s.args[0].verify_mode,
-    ),
+    Layered("upload", "upload.verify_mode", "--verify-mode", MODES, lambda s: s.args[0].verify_mode),
     Layered(
         "verify", "upload.manifest_dir", "--manifest-dir", ("f", "e", "c"), lambda s: s.kwargs["manifest_dir"]
     ),
-    Layered(
-        "verify",
-        "upload.verify_mode",
-        "--verify-mode",
-        ("sha256", "md5", "download"),
-        lambda s: s.kwargs["mode"],
-    ),
+    Layered("verify", "upload.verify_mode", "--verify-mode", MODES, lambda s: s.kwargs["mode"]),
 ]
 
 
@@ -362,7 +330,8 @@ def test_the_file_then_the_environment_then_the_flag_reach_the_call(
         extra_args = () if case.flag in command.extra else command.extra
         result = invoke(case.command, *extra_args, "--config", str(config), *flag, env=environment)
         assert result.exit_code == 0, result.output
-        assert str(case.seen(spy)) == expected, (flag, environment)
+        seen = case.seen(spy) if case.seen else getattr(getattr(config_of(spy), section), key)
+        assert str(seen) == expected, (flag, environment)
 
 
 # --- each command's own flags -------------------------------------------------------------------------
