@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +44,12 @@ def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr("pmws.retry.asyncio.sleep", sleep)
     return waits
+
+
+def no_traceback(result: Any) -> bool:
+    """A CliRunner result ended through the CLI's own exit, not an exception that escaped it.
+
+    The runner never prints a traceback (an escaped exception only lands in `result.exception`), so
+    `"Traceback" not in result.output` cannot fail there; this can.
+    """
+    return result.exception is None or isinstance(result.exception, SystemExit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -31,7 +31,7 @@ class RestApi:
 
     async def __call__(self, request: Request) -> Response:
         """Route one request."""
-        routes: dict[tuple[str, str], Callable[[Request], Any]] = {
+        routes: dict[tuple[str, str], Callable[[Request], Response | Awaitable[Response]]] = {
             ("GET", "/gamma/markets"): self.markets,
             ("GET", "/gamma/events"): self.events,
             ("GET", "/gamma/markets/keyset"): self.markets_keyset,
@@ -43,7 +43,7 @@ class RestApi:
         if route is None:
             return self._by_slug(request) or json_response(404, {"error": "not found"})
         result = route(request)
-        return await result if asyncio.iscoroutine(result) else result
+        return result if isinstance(result, Response) else await result
 
     # --- Gamma --------------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ def _events(parsed: Any) -> list[dict[str, Any]]:
 
 def metrics_text(holder: dict[str, Any]) -> str:
     port = holder["server"].port
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5 * TIME_FACTOR) as response:
         return response.read().decode()
 
 

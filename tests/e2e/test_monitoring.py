@@ -24,7 +24,7 @@ def scrape(tmp_path: Path, sim: Any) -> dict[str, list[Any]]:
     def probe(holder: dict[str, Any]) -> None:
         time.sleep(2.5 * TIME_FACTOR)
         with urllib.request.urlopen(
-            f"http://127.0.0.1:{holder['server'].port}/metrics", timeout=5
+            f"http://127.0.0.1:{holder['server'].port}/metrics", timeout=5 * TIME_FACTOR
         ) as response:
             found["text"] = response.read().decode()
 

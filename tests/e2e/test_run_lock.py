@@ -15,6 +15,7 @@ import pytest
 
 from pmws.archive.reader import iter_gzip_lines
 from pmws.errors import OutputLocked
+from tests.conftest import TIME_FACTOR
 from tests.e2e.test_run import (
     MANIFESTS,
     ROOT,
@@ -34,12 +35,12 @@ def open_files(tmp_path: Path) -> list[Path]:
 def stop_quietly(sim: Any, *procs: subprocess.Popen[str]) -> list[str]:
     """Silence the simulator (no frame in flight), SIGTERM each recorder, expect exit 0 from each."""
     sim.sim.faults.silent = True
-    time.sleep(0.5)
+    time.sleep(0.5 * TIME_FACTOR)
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     outputs = []
     for proc in procs:
-        output, _ = proc.communicate(timeout=20)
+        output, _ = proc.communicate(timeout=20 * TIME_FACTOR)
         assert proc.returncode == 0, output
         outputs.append(output)
     return outputs
@@ -54,7 +55,7 @@ def test_a_second_recorder_of_the_same_shard_exits_2_and_the_first_loses_nothing
     live_files = {p: p.stat().st_size for p in open_files(tmp_path)}
 
     second = start_run(tmp_path, config)
-    output, _ = second.communicate(timeout=20)
+    output, _ = second.communicate(timeout=20 * TIME_FACTOR)
     assert second.returncode == 2, output
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 1 and "output already being written by" in lines[0], output
@@ -92,7 +93,7 @@ def test_a_lock_left_by_a_process_killed_with_sigkill_does_not_block_a_restart(
     with pytest.raises(OutputLocked, match=f"pid {holder.pid} on host"):
         record(config, 1, sim=sim)
     holder.kill()
-    holder.communicate(timeout=5)
+    holder.communicate(timeout=5 * TIME_FACTOR)
     assert (tmp_path / ROOT / ".pmws-run-shard-0of1.lock").exists()  # left behind, stale
 
     outcome, _ = record(config, 2.5, sim=sim)

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pmws.cli import app
+from tests.conftest import TIME_FACTOR
 
 
 def test_simulate_prints_urls_and_writes_a_config_discover_can_use(tmp_path: Path) -> None:
@@ -23,7 +24,7 @@ def test_simulate_prints_urls_and_writes_a_config_discover_can_use(tmp_path: Pat
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 20 * TIME_FACTOR
         while not config.exists():
             assert time.monotonic() < deadline and proc.poll() is None, "simulator did not start"
             time.sleep(0.05)
@@ -37,7 +38,7 @@ def test_simulate_prints_urls_and_writes_a_config_discover_can_use(tmp_path: Pat
         assert "btc-updown-5m-" in result.output
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=10)
+        output, _ = proc.communicate(timeout=10 * TIME_FACTOR)
     assert proc.returncode == 0, output
     for key in ("gamma_url:", "clob_url:", "ws_url:"):
         assert key in output

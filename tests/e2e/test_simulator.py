@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 
 from pmws.book import summary_hash
 from pmws.sim import Faults, SimConfig, Simulator
+from tests.conftest import TIME_FACTOR
 from tests.unit.test_sim_engine import Replay
 
 
@@ -58,7 +59,7 @@ async def frames_until_quiet(ws: ClientConnection, quiet: float = 0.3, limit: in
     out: list[bytes] = []
     while len(out) < limit:
         try:
-            out.append(await asyncio.wait_for(ws.recv(decode=False), quiet))
+            out.append(await asyncio.wait_for(ws.recv(decode=False), quiet * TIME_FACTOR))
         except TimeoutError:
             break
     return out
@@ -66,7 +67,7 @@ async def frames_until_quiet(ws: ClientConnection, quiet: float = 0.3, limit: in
 
 async def frames_for(ws: ClientConnection, seconds: float) -> list[bytes]:
     out: list[bytes] = []
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + seconds * TIME_FACTOR
     while (left := deadline - time.monotonic()) > 0:
         try:
             out.append(await asyncio.wait_for(ws.recv(decode=False), left))
@@ -248,7 +249,7 @@ def test_ping_before_subscription_is_closed_1008() -> None:
         async with connect(sim.ws_url) as ws:
             await ws.send("PING")
             with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(ws.recv(), 2)
+                await asyncio.wait_for(ws.recv(), 2 * TIME_FACTOR)
             assert closed.value.rcvd is not None
             assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
                 1008,
@@ -387,7 +388,7 @@ def test_custom_features_only_for_custom_subscribers_and_lifecycle_events() -> N
             await subscribe(sim, tokens, custom=False) as plain,
             await subscribe(sim, tokens) as custom,
         ):
-            await asyncio.sleep(0.3)  # let the lifecycle task learn what exists
+            await asyncio.sleep(0.3 * TIME_FACTOR)  # let the lifecycle task learn what exists
             ends = [m["endDate"] for m in sim.markets() if json.loads(m["clobTokenIds"]) == tokens]
             end = calendar.timegm(time.strptime(ends[0], "%Y-%m-%dT%H:%M:%SZ"))
             now["t"] = end + 1
@@ -415,7 +416,7 @@ def test_drop_after_frames_aborts_each_connection_without_a_close_frame() -> Non
                 received: list[bytes] = []
                 with pytest.raises(ConnectionClosedError) as closed:
                     while True:
-                        received.append(await asyncio.wait_for(ws.recv(decode=False), 2))
+                        received.append(await asyncio.wait_for(ws.recv(decode=False), 2 * TIME_FACTOR))
                 assert closed.value.rcvd is None  # no close frame
                 assert received == sent_on(sim, sim.connections_opened)
                 assert len(received) == 5
@@ -474,7 +475,7 @@ def test_stop_is_prompt_with_a_client_that_never_reads() -> None:
         await sim.start()
         tokens = [m for m in sim.markets() if m["acceptingOrders"]][0]["clobTokenIds"]
         ws = await subscribe(sim, json.loads(tokens))
-        await asyncio.sleep(0.5)  # the socket buffers fill up
+        await asyncio.sleep(0.5 * TIME_FACTOR)  # the socket buffers fill up
         began = time.monotonic()
         await sim.stop()
         elapsed = time.monotonic() - began
@@ -482,7 +483,7 @@ def test_stop_is_prompt_with_a_client_that_never_reads() -> None:
         await ws.wait_closed()
         return elapsed
 
-    assert asyncio.run(main()) < 1.0
+    assert asyncio.run(main()) < 1.0 * TIME_FACTOR
 
 
 def test_run_in_thread_handle() -> None:

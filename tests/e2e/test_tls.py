@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from pmws.protocol import subscribe_message
 from pmws.sim import SimConfig, Simulator
 from pmws.sim.tls import self_signed_cert
+from tests.conftest import TIME_FACTOR
 from tests.e2e.conftest import load_json, read_jsonl_gz
 from tests.e2e.test_sample import MANIFEST, outputs, run_sample
 
@@ -67,7 +68,7 @@ def test_an_untrusted_certificate_is_refused_and_a_trusted_one_streams(
         trusted = ssl.create_default_context(cafile=str(cert[0]))
         async with connect(tls_sim.ws_url, ssl=trusted, close_timeout=1) as ws:
             await ws.send(subscribe_message(tokens))
-            first = await asyncio.wait_for(ws.recv(), 5)
+            first = await asyncio.wait_for(ws.recv(), 5 * TIME_FACTOR)
             assert isinstance(first, str) and first.startswith("[")  # the initial book dump
 
     asyncio.run(main())

@@ -15,6 +15,7 @@ from pmws.archive.digest import Hasher, local_digests
 from pmws.archive.reader import iter_gzip_lines, iter_gzip_rows
 from pmws.archive.writer import ArchiveWriter, GzipJsonlFile, LatencyStats
 from pmws.errors import ArchiveError
+from tests.conftest import TIME_FACTOR
 
 
 class SlowFile(GzipJsonlFile):
@@ -55,7 +56,7 @@ def test_lines_become_readable_within_the_flush_interval(tmp_path: Path) -> None
             GzipJsonlFile(tmp_path / "b.jsonl.gz", open_path=tmp_path / ".b.open"), flush_interval=0.1
         )
         writer.append(b'{"n":1}\n')
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3 * TIME_FACTOR)
         from pmws.archive.reader import salvage_lines
 
         readable, _, _ = salvage_lines(tmp_path / ".b.open")
@@ -69,7 +70,7 @@ def test_a_write_error_reaches_the_receiver(tmp_path: Path) -> None:
     async def main() -> None:
         writer = ArchiveWriter(FullDisk(tmp_path / "c.jsonl.gz"), flush_interval=0.01)
         writer.append(b"x\n")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1 * TIME_FACTOR)
         try:
             with pytest.raises(ArchiveError, match="No space left"):
                 writer.append(b"y\n")

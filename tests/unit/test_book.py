@@ -123,10 +123,12 @@ def test_incremental_hash_equals_the_reference_payload_after_every_change() -> N
     state = BookState(market=book["market"], asset_id=book["asset_id"], min_order_size="5", tick_size="0.01")
     state.load_snapshot(levels_of(book["bids"]), levels_of(book["asks"]), timestamp="1")
     changes = [("0.5", "10", "SELL"), ("0.07", "0", "BUY"), ('0.0"5', "1", "BUY"), ("0.3", "7", "BUY")]
+    refused = []
     for i, (price, size, side) in enumerate(changes):
         try:
             state.apply_change(price=price, size=size, side=side, timestamp=str(i))
         except ValueError:
+            refused.append(price)
             continue
         reference = book_hash(
             market=state.market,
@@ -141,6 +143,7 @@ def test_incremental_hash_equals_the_reference_payload_after_every_change() -> N
         )
         assert state.hash() == reference
         assert state.hash(last_trade_price="0.4") != reference
+    assert refused == ['0.0"5']  # only the malformed price; the three others were each checked above
 
 
 def test_string_fast_path_matches_json_dumps() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pmws.config import load_config
 from pmws.run import Recorder
+from tests.conftest import TIME_FACTOR
 
 
 def test_shutdown_cancels_a_link_that_outlives_the_timeout(tmp_path: Path) -> None:
@@ -28,7 +29,8 @@ def test_shutdown_cancels_a_link_that_outlives_the_timeout(tmp_path: Path) -> No
             stop=asyncio.Event(), reconnects=2, stale_events=0, pong_timeouts=0, connect_failures=0
         )
         pool.links, pool.tasks = [link], {0: stubborn}
-        await asyncio.wait_for(pool.shutdown(), timeout=4)  # the default of 8 s would not fit
+        # scaled for slow machines, yet below the default of 8 s, which must not fit
+        await asyncio.wait_for(pool.shutdown(), timeout=min(4 * TIME_FACTOR, 7))
         assert link.stop.is_set() and stubborn.cancelled()
         assert pool.links == [None] and pool.retired["reconnects"] == 2
         assert pool.totals()["reconnects"] == 2  # a retired link's counters stay in the totals

@@ -19,6 +19,7 @@ from pmws.config import Archive
 from pmws.lock import acquire
 from pmws.rotation import archive_name, manifest_path_for, session_of_name
 from pmws.transfer.upload import find_candidates
+from tests.conftest import TIME_FACTOR
 
 SESSION = "20261201T000000Z-abcdef"
 
@@ -254,7 +255,7 @@ def test_salvage_waits_for_a_recovery_already_running_on_the_same_root(tmp_path:
         worker.start()
         assert not done.wait(0.5)  # the other recovery holds the root: nothing is touched meanwhile
         assert orphan.exists() and not list(manifests.glob("*.manifest.json"))
-    worker.join(timeout=30)
+    worker.join(timeout=30 * TIME_FACTOR)
     assert done.is_set() and not orphan.exists()
     assert len(list(manifests.glob("*.manifest.json"))) == 1
 
