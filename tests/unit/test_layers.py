@@ -15,7 +15,7 @@ from tests.unit.test_core_is_pure import CORE
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pmws"
 ORCHESTRATORS = {"pmws.discover", "pmws.sample", "pmws.run", "pmws.gate"}
-EDGE_PREFIXES = ("pmws.archive", "pmws.transfer")
+EDGE_PREFIXES = ("pmws.archive", "pmws.transfer", "pmws.read")
 EDGE_MODULES = {"pmws.feed", "pmws.rest", "pmws.gamma", "pmws.metrics", "pmws.lock", "pmws.manifest"}
 
 
