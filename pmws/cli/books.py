@@ -122,10 +122,10 @@ def books_command(
         )
         print_line(out, f"read: {escape(result.report.summary())}")
         for problem in result.report.problems:
-            print_line(err, f"[yellow]skipped:[/yellow] {escape(str(problem))}")
+            print_line(err, f"[yellow]problem:[/yellow] {escape(str(problem))}")
         if result.bad_values:
             print_line(
-                err, f"[yellow]skipped:[/yellow] {result.bad_values} price/size value(s) not a decimal"
+                err, f"[yellow]problem:[/yellow] {result.bad_values} price/size value(s) not a decimal"
             )
         return 1 if result.skipped_anything else 0
 

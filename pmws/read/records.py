@@ -84,8 +84,10 @@ class FileProblem:
     lines_skipped: int = 0
 
     def __str__(self) -> str:
-        what = "skipped" if self.skipped else f"{self.lines_skipped} line(s) skipped"
-        return f"{self.path}: {self.reason} ({what})"
+        if self.skipped:
+            return f"{self.path}: {self.reason} (file skipped)"
+        what = f" ({self.lines_skipped} line(s) skipped)" if self.lines_skipped else ""
+        return f"{self.path}: {self.reason}{what}"
 
 
 @dataclass
