@@ -22,6 +22,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import pyarrow as pa
 
 from pmws.errors import ArchiveError
 from pmws.read import Filters, Reader, ReadReport, Record
-from pmws.read.parquet import DECIMAL, MS, NS, PartitionedParquet
+from pmws.read.parquet import DECIMAL, HOUR_NS, MS, NS, PartitionedParquet
 from pmws.tracker import BookTracker
 
 VERIFIED, PENDING, MISMATCHED, UNVERIFIED = "verified", "pending", "mismatched", "unverified"
@@ -131,8 +132,6 @@ def _mid_and_spread(bid: str | None, ask: str | None) -> tuple[str | None, str |
     if bid is None or ask is None:
         return None, None
     try:
-        from decimal import Decimal
-
         b, a = Decimal(bid), Decimal(ask)
     except ArithmeticError:
         return None, None
@@ -206,9 +205,10 @@ class BookBuilder:
                 self.tracker.observe(event)  # legacy schema (§3.3): counted unverifiable by the tracker
                 return
             stamp = event.get("timestamp")
+            head = (ns, _ms(stamp), _str(event.get("market")), session)
             for change in changes:
                 if isinstance(change, dict):
-                    self._change(change, stamp, event.get("market"), ns, session)
+                    self._change(change, stamp, head)
         elif kind == "book":
             asset = event.get("asset_id")
             if isinstance(asset, str):
@@ -238,18 +238,23 @@ class BookBuilder:
         elif kind == "tick_size_change":
             self.tracker.observe(event)
 
-    def _change(self, change: dict[str, Any], stamp: Any, market: Any, ns: int, session: Any) -> None:
+    def _change(
+        self, change: dict[str, Any], stamp: Any, head: tuple[int, int | None, str | None, Any]
+    ) -> None:
+        """One `price_change` entry, checked on its own so that its row carries its own hash status."""
         asset = change.get("asset_id")
         if not isinstance(asset, str):
             return
         status = self._observe(
             asset, {"event_type": "price_change", "timestamp": stamp, "price_changes": [change]}
         )
-        side = "bid" if str(change.get("side", "")).upper() == "BUY" else "ask"
-        row = [ns, _ms(stamp), asset, _str(market), side, _str(change.get("price")), _str(change.get("size"))]
-        row += [False, status, "ws", session]
-        self._out("book_changes", ns, row, asset, status, change.get("hash"))
-        self._top(asset, ns, _ms(stamp), status, change.get("hash"))
+        ns, exchange_ms, market, session = head
+        side = "bid" if change.get("side") == "BUY" else "ask"
+        price, size = change.get("price"), change.get("size")
+        row = [ns, exchange_ms, asset, market, side, price, size, False, status, "ws", session]
+        expected = change.get("hash")
+        self._out("book_changes", ns, row, asset, status, expected)
+        self._top(asset, ns, exchange_ms, status, expected)
 
     def _observe(self, asset: str, event: dict[str, Any]) -> str:
         """Apply one event to the tracker; the status its hash check gave."""
@@ -276,11 +281,11 @@ class BookBuilder:
         if status == VERIFIED and not state.held:
             state.last_verified_ns = ns
         if status == PENDING or state.held:
-            state.held.append([table, self.sink.hour_of(ns), row, expected if status == PENDING else None])
+            state.held.append([table, ns // HOUR_NS, row, expected if status == PENDING else None])
             if len(state.held) > HELD_MAX:
                 self._release(state)
             return
-        self.sink.add(table, self.sink.hour_of(ns), tuple(row))
+        self.sink.add(table, ns // HOUR_NS, tuple(row))
 
     def _settle(self, asset: str, outcome: str) -> None:
         """After a trade or a book: held changes whose hash is no longer pending are `outcome`."""
@@ -459,7 +464,6 @@ def build_books(
     *,
     snapshot_interval_seconds: float = 60.0,
     overwrite: bool = False,
-    rows_per_file: int = 100_000,
     on_progress: Callable[[ReadReport], None] | None = None,
 ) -> BooksResult:
     """Read every record of `reader`, rebuild the books, write the tables under `output_dir`.
@@ -468,7 +472,7 @@ def build_books(
     be written. Damaged input is not an error: it is in `result.report.problems`.
     """
     _prepare(output_dir, overwrite=overwrite)
-    sink = PartitionedParquet(output_dir, SCHEMAS, rows_per_file=rows_per_file)
+    sink = PartitionedParquet(output_dir, SCHEMAS)
     builder = BookBuilder(sink, snapshot_interval_seconds=snapshot_interval_seconds)
     _learn_metadata(reader, builder)
     count = 0

@@ -113,7 +113,7 @@ def books_command(
             )
         rows = ", ".join(f"{name} {count}" for name, count in result.rows.items())
         hashes = result.hashes["hash"]
-        print_line(out, f"wrote {result.files + 1} Parquet files to {escape(str(target))}: {rows}")
+        print_line(out, f"wrote {result.files} Parquet files to {escape(str(target))}: {rows}")
         print_line(
             out,
             f"hashes: {hashes['verified']} verified, {hashes['pending']} pending, "

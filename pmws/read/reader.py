@@ -11,9 +11,12 @@ from pmws.read.files import LineSource, local_lines, read_chain
 from pmws.read.gaps import GapFinder
 from pmws.read.merge import Deduplicator, merge_chains
 from pmws.read.records import GAP, FileProblem, ReadReport, Record
-from pmws.read.sources import ArchiveFile, Found, chains, find_local
+from pmws.read.sources import ArchiveFile, Found, chains, find_local, sessions_overlap
 
 DEFAULT_REPLICA_TOLERANCE_SECONDS = 2.0
+#: Without sessions that overlap in time there is nothing to merge: records are only held this long, to put
+#: the few lines a file wrote a little out of receive order back in order.
+REORDER_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,11 @@ class Reader:
     def __iter__(self) -> Iterator[Record]:
         report, filters = self.report, self.filters
         finder = GapFinder()
-        dedup = Deduplicator(int(self.replica_tolerance_seconds * 1e9))
+        found = self._chains()
+        window = self.replica_tolerance_seconds if sessions_overlap(found) else REORDER_SECONDS
+        dedup = Deduplicator(int(window * 1e9))
         end_ns = filters.end_ns
-        for record in merge_chains(self._chains(), self._open_chain):
+        for record in merge_chains(found, self._open_chain):
             if end_ns is not None and record.received_ns >= end_ns + dedup.tolerance_ns:
                 break
             for ready in dedup.feed(record):

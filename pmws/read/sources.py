@@ -143,3 +143,24 @@ def chains(files: list[ArchiveFile]) -> list[list[ArchiveFile]]:
             grouped.setdefault((item.session_id, item.kind), []).append(item)
     ordered = [sorted(group, key=lambda f: (f.period_start_ns or 0, f.name)) for group in grouped.values()]
     return ordered + alone
+
+
+def sessions_overlap(groups: list[list[ArchiveFile]]) -> bool:
+    """Could two sessions have recorded at the same time (replicas, shards)? Conservative: files without a
+    period start in their name (samples) may overlap anything."""
+    spans: dict[str | None, tuple[int, int]] = {}
+    for group in groups:
+        starts = [f.period_start_ns for f in group]
+        if None in starts:
+            return len(groups) > 1
+        first, last = group[0], group[-1]
+        assert first.period_start_ns is not None and last.period_start_ns is not None
+        end = last.period_start_ns + (last.period_seconds or 3600) * 1_000_000_000
+        low, high = spans.get(first.session_id, (first.period_start_ns, end))
+        spans[first.session_id] = (min(low, first.period_start_ns), max(high, end))
+    reach = None
+    for start, end in sorted(spans.values()):
+        if reach is not None and start < reach:
+            return True
+        reach = end if reach is None else max(reach, end)
+    return False
