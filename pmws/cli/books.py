@@ -40,7 +40,7 @@ def books_command(
         list[Path] | None,
         typer.Argument(
             metavar="PATH",
-            help="Archives or directories (`pmws run` output, `pmws sample` output).",
+            help="Archives or directories (`pmws run` or `pmws sample` output), local or rclone REMOTE:PATH.",
             show_default=from_config("run.output_dir"),
         ),
     ] = None,
@@ -87,6 +87,7 @@ def books_command(
     """Rebuild every token's order book from archives, with hash status, and write Parquet tables."""
     from pmws.books import build_books
     from pmws.read import open_archives
+    from pmws.transfer.rclone import Rclone
 
     def action() -> int:
         cfg = load_config(
@@ -101,7 +102,8 @@ def books_command(
         )
         sources = list(paths or [Path(cfg.run.output_dir)])
         dirs = list(manifest_dir or []) + [Path(cfg.run.manifest_dir)]
-        reader = open_archives(sources, filters=filters, manifest_dirs=dirs)
+        rclone = Rclone(cfg.upload.rclone_binary, cfg.upload.rclone_config or None)
+        reader = open_archives(sources, filters=filters, manifest_dirs=dirs, rclone=rclone)
         target = Path(cfg.books.output_dir)
         with _progress(reader.report, len(reader.files)) as show:
             result = build_books(

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pmws.errors import PmwsError
 from pmws.read.files import LineSource, local_lines, read_chain
 from pmws.read.gaps import GapFinder
 from pmws.read.merge import Deduplicator, merge_chains
 from pmws.read.records import GAP, FileProblem, ReadReport, Record
-from pmws.read.sources import ArchiveFile, Found, chains, find_local, sessions_overlap
+from pmws.read.sources import ArchiveFile, Found, chains, find_local, load_manifests, sessions_overlap
+from pmws.transfer.rclone import Rclone
 
 DEFAULT_REPLICA_TOLERANCE_SECONDS = 2.0
 #: Without sessions that overlap in time there is nothing to merge: records are only held this long, to put
@@ -155,21 +157,41 @@ def open_archives(
     manifest_dirs: Iterable[str | Path] = (),
     replica_tolerance_seconds: float = DEFAULT_REPLICA_TOLERANCE_SECONDS,
     on_file: Callable[[ArchiveFile], None] | None = None,
+    rclone: Rclone | None = None,
 ) -> Reader:
-    """A reader over local archive files and directories (hive `date=/hour=` or sample outputs).
+    """A reader over archive files and directories (hive `date=/hour=` or sample outputs), local or on an
+    rclone remote (`remote:bucket/path`, read streamed with `rclone cat`; `rclone` says which binary and
+    config, default `rclone` with the user's own config).
 
-    `.open` files (being written, or waiting for salvage) and sources that do not exist are named in
-    `reader.report.problems` and skipped.
+    `.open` files (being written, or waiting for salvage), sources that do not exist and remotes that
+    cannot be listed are named in `reader.report.problems` and skipped.
     """
+    from pmws.read.remote import RemoteLines, is_remote, list_remote
+
     if isinstance(sources, str | Path):
         sources = [sources]
-    found: Found = find_local(sources, manifest_dirs)
+    sources, manifest_dirs = list(sources), list(manifest_dirs)
+    remotes = [str(s) for s in sources if is_remote(s)]
+    found: Found = find_local([s for s in sources if not is_remote(s)], manifest_dirs)
+    problems: list[FileProblem] = []
+    if remotes:
+        rclone = rclone or Rclone()
+        for remote in remotes:
+            try:
+                files, open_files = list_remote(rclone, remote, load_manifests(manifest_dirs))
+            except PmwsError as exc:
+                problems.append(FileProblem(remote, f"cannot list the remote ({exc})", skipped=True))
+                continue
+            found.files += files
+            found.open_files += open_files
     reader = Reader(
         found.files,
         filters or Filters(),
         replica_tolerance_seconds=replica_tolerance_seconds,
         on_file=on_file,
+        lines=RemoteLines(rclone) if rclone is not None and remotes else local_lines,
     )
+    reader.report.problems += problems
     for path in found.missing:
         reader.report.problems.append(FileProblem(path, "no such file or directory", skipped=True))
     for path in found.open_files:

@@ -105,9 +105,14 @@ def find_local(sources: Iterable[str | Path], manifest_dirs: Iterable[str | Path
             paths.append(root)
         else:
             missing.append(str(root))
-    manifests = dict(_manifests(dirs))
+    manifests = load_manifests(dirs)
     unique = list(dict.fromkeys(p.resolve() for p in paths))
     return Found([describe_local(p, manifests) for p in unique], open_files, missing)
+
+
+def load_manifests(dirs: Iterable[str | Path]) -> dict[str, dict[str, Any]]:
+    """Archive file name → its manifest, for every readable manifest in these directories (and below)."""
+    return dict(_manifests([Path(d) for d in dirs]))
 
 
 def _manifests(dirs: list[Path]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -146,3 +146,17 @@ def test_bad_arguments_are_one_clear_line(bad: list[str]) -> None:
     result = invoke("books", *bad, "-o", "books")
     assert result.exit_code in (1, 2)
     assert "Traceback" not in result.output
+
+
+def test_an_rclone_remote_is_read_streamed_and_an_unreachable_one_is_named(tmp_path: Path, sim: Any) -> None:
+    record(run_config(tmp_path, sim, run={"rotate_interval_seconds": 1}), 3.0, sim=sim)
+    assert invoke("books", str(ROOT), "-o", "local").exit_code == 0
+    remote = f":local:{(tmp_path / ROOT).resolve()}"  # rclone's local backend, through `rclone cat`
+    result = invoke("books", remote, "--manifest-dir", str(MANIFESTS), "-o", "remote")
+    assert result.exit_code == 0, result.output
+    for name in ("book_changes", "trades", "top_of_book", "tokens"):
+        assert table(name, Path("remote")) == table(name, Path("local")), name
+    result = invoke("books", str(ROOT), "nosuchremote:bucket/polymarket", "-o", "more")
+    assert result.exit_code == 1
+    assert "nosuchremote:bucket/polymarket: cannot list the remote" in result.output
+    assert table("book_changes", Path("more")) == table("book_changes", Path("local"))
