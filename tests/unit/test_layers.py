@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.unit.test_core_is_pure import CORE
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pmws"
-ORCHESTRATORS = {"pmws.discover", "pmws.sample", "pmws.run", "pmws.gate"}
+ORCHESTRATORS = {"pmws.discover", "pmws.sample", "pmws.run", "pmws.gate", "pmws.books"}
 EDGE_PREFIXES = ("pmws.archive", "pmws.transfer", "pmws.read")
 EDGE_MODULES = {"pmws.feed", "pmws.rest", "pmws.gamma", "pmws.metrics", "pmws.lock", "pmws.manifest"}
 
