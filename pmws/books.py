@@ -269,15 +269,21 @@ class BookBuilder:
             status = PENDING
         else:
             status = UNVERIFIED
-        state = self.tokens.setdefault(asset, _Token())
+        state = self._state(asset)
         state.last_status = status
         state.changed_since_snapshot = True
         return status
 
+    def _state(self, asset: str) -> _Token:
+        state = self.tokens.get(asset)
+        if state is None:
+            state = self.tokens[asset] = _Token()
+        return state
+
     # --- held rows: a pending hash settles later ----------------------------------------------------
 
     def _out(self, table: str, ns: int, row: list[Any], asset: str, status: str, expected: Any) -> None:
-        state = self.tokens.setdefault(asset, _Token())
+        state = self._state(asset)
         if status == VERIFIED and not state.held:
             state.last_verified_ns = ns
         if status == PENDING or state.held:
@@ -318,7 +324,7 @@ class BookBuilder:
         bid = book.bids.levels[-1] if book.bids.levels else (None, None)
         ask = book.asks.levels[0] if book.asks.levels else (None, None)
         top = (bid, ask)
-        state = self.tokens.setdefault(asset, _Token())
+        state = self._state(asset)
         if top == state.top:
             return
         state.top = top
@@ -369,7 +375,7 @@ class BookBuilder:
             if divergence is None:
                 continue
             self.divergences += 1
-            state = self.tokens.setdefault(asset, _Token())
+            state = self._state(asset)
             start = state.last_verified_ns if state.last_verified_ns is not None else ns
             gap: dict[str, Any] = {"cause": "book_diverged", "token_id": asset}
             gap["rest_hash"] = divergence.rest_hash

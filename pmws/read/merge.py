@@ -59,8 +59,9 @@ def merge_chains(chains: list[list[ArchiveFile]], open_chain: ChainOpener) -> It
 class Deduplicator:
     """Replica merge: a frame seen by two sessions of one shard within `tolerance_ns` comes out once."""
 
-    def __init__(self, tolerance_ns: int) -> None:
+    def __init__(self, tolerance_ns: int, *, replicas: bool = True) -> None:
         self.tolerance_ns = tolerance_ns
+        self.replicas = replicas  # False: only put records back in receive order
         self.duplicates = 0
         self._held: list[tuple[int, int, Record]] = []  # a heap: receive order
         self._count = 0
@@ -70,10 +71,11 @@ class Deduplicator:
         """Records older than the tolerance window, in order; `record` is held (or merged into one held)."""
         yield from self._release(record.received_ns - self.tolerance_ns)
         row = record.row
-        if record.record_type == "ws_frame" and row.get("classified_event_types"):
+        if record.record_type == "ws_frame":
             session = row.get("session_id")
-            digest = row.get("payload_sha256")
             record.seen_by = (session,) if isinstance(session, str) else ()
+        if self.replicas and record.record_type == "ws_frame" and row.get("classified_event_types"):
+            digest = row.get("payload_sha256")
             if isinstance(digest, str):
                 held = self._by_hash.get(digest)
                 if held is not None:
@@ -99,6 +101,9 @@ class Deduplicator:
         held = self._held
         while held and (before_ns is None or held[0][0] < before_ns):
             record = heapq.heappop(held)[2]
+            if not self.replicas:
+                yield record
+                continue
             digest = record.row.get("payload_sha256") if record.record_type == "ws_frame" else None
             if isinstance(digest, str):
                 same = self._by_hash.get(digest)

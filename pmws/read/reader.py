@@ -103,13 +103,15 @@ class Reader:
 
     def __post_init__(self) -> None:
         self.report.files = len(self.files)
+        self._everything = self.filters == Filters()
 
     def __iter__(self) -> Iterator[Record]:
         report, filters = self.report, self.filters
         finder = GapFinder()
         found = self._chains()
-        window = self.replica_tolerance_seconds if sessions_overlap(found) else REORDER_SECONDS
-        dedup = Deduplicator(int(window * 1e9))
+        replicas = sessions_overlap(found)
+        window = self.replica_tolerance_seconds if replicas else REORDER_SECONDS
+        dedup = Deduplicator(int(window * 1e9), replicas=replicas)
         end_ns = filters.end_ns
         for record in merge_chains(found, self._open_chain):
             if end_ns is not None and record.received_ns >= end_ns + dedup.tolerance_ns:
@@ -145,7 +147,7 @@ class Reader:
         yield from self._keep(record)
 
     def _keep(self, record: Record) -> Iterator[Record]:
-        if self.filters.keeps(record):
+        if self._everything or self.filters.keeps(record):
             self.report.records += 1
             yield record
 
