@@ -22,7 +22,7 @@ from pmws.config import load_config
 from pmws.read import Filters, open_archives
 from pmws.run import RunOutcome, run_recorder
 from tests.conftest import TIME_FACTOR
-from tests.e2e.conftest import invoke
+from tests.e2e.conftest import invoke, write_config
 from tests.e2e.test_run import MANIFESTS, ROOT, record, run_config
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -160,3 +160,16 @@ def test_an_rclone_remote_is_read_streamed_and_an_unreachable_one_is_named(tmp_p
     assert result.exit_code == 1
     assert "nosuchremote:bucket/polymarket: cannot list the remote" in result.output
     assert table("book_changes", Path("more")) == table("book_changes", Path("local"))
+
+
+def test_books_reads_sample_outputs(tmp_path: Path, sim: Any) -> None:
+    config = write_config(tmp_path / "sample.yaml", sim)
+    assert invoke("sample", "--config", str(config), "--discover", "--no-live").exit_code == 0
+    result = invoke("books", "data/ws_sample/polymarket", "-o", "books")
+    assert result.exit_code == 0, result.output
+    assert "0 mismatched" in result.output
+    changes = table("book_changes")
+    assert changes and {r["hash_status"] for r in changes} == {"verified"}
+    assert {r["session_id"] for r in changes} == {
+        p.name for p in Path("data/ws_sample/polymarket/ws_raw").iterdir()
+    }
