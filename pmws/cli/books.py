@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from pmws.cli.base import ConfigOption, DebugOption, err, from_config, guarded, out, print_line
 from pmws.config import load_config
-from pmws.errors import ConfigError
+from pmws.errors import ArchiveError, ConfigError
 from pmws.read import Filters, ReadReport
 
 
@@ -104,6 +104,8 @@ def books_command(
         dirs = list(manifest_dir or []) + [Path(cfg.run.manifest_dir)]
         rclone = Rclone(cfg.upload.rclone_binary, cfg.upload.rclone_config or None)
         reader = open_archives(sources, filters=filters, manifest_dirs=dirs, rclone=rclone)
+        if not reader.files and not reader.report.problems:
+            raise ArchiveError(f"no archives (*.jsonl.gz) under {', '.join(map(str, sources))}")
         target = Path(cfg.books.output_dir)
         with _progress(reader.report, len(reader.files)) as show:
             result = build_books(

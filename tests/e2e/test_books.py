@@ -173,3 +173,10 @@ def test_books_reads_sample_outputs(tmp_path: Path, sim: Any) -> None:
     assert {r["session_id"] for r in changes} == {
         p.name for p in Path("data/ws_sample/polymarket/ws_raw").iterdir()
     }
+
+
+def test_an_empty_directory_is_an_error_not_an_empty_output(tmp_path: Path) -> None:
+    Path("empty").mkdir()
+    result = invoke("books", "empty", "-o", "books")
+    assert result.exit_code == 1
+    assert "no archives (*.jsonl.gz) under empty" in result.output
