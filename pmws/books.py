@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -138,6 +138,14 @@ def _mid_and_spread(bid: str | None, ask: str | None) -> tuple[str | None, str |
     return str((a + b) / 2), str(a - b)
 
 
+class RowSink(Protocol):
+    """Where table rows go (`PartitionedParquet`, or a filter in front of it)."""
+
+    def add(self, table: str, hour: int, row: tuple[Any, ...]) -> None: ...
+
+    def hour_of(self, ns: int) -> int: ...
+
+
 @dataclass
 class _Token:
     last_status: str = UNVERIFIED
@@ -150,7 +158,7 @@ class _Token:
 class BookBuilder:
     """Records in receive order → table rows (handed to `sink.add(table, hour, row)`)."""
 
-    def __init__(self, sink: PartitionedParquet, *, snapshot_interval_seconds: float) -> None:
+    def __init__(self, sink: RowSink, *, snapshot_interval_seconds: float) -> None:
         self.sink = sink
         self.tracker = BookTracker()
         self.snapshot_ns = int(snapshot_interval_seconds * 1e9)
@@ -479,7 +487,11 @@ def build_books(
     """
     _prepare(output_dir, overwrite=overwrite)
     sink = PartitionedParquet(output_dir, SCHEMAS)
-    builder = BookBuilder(sink, snapshot_interval_seconds=snapshot_interval_seconds)
+    filters = reader.filters
+    selected = _Selected(sink, filters.tokens, filters.slugs) if filters.tokens or filters.slugs else None
+    builder = BookBuilder(selected or sink, snapshot_interval_seconds=snapshot_interval_seconds)
+    if selected is not None:
+        selected.info = builder.token_info
     _learn_metadata(reader, builder)
     count = 0
     for record in reader:
@@ -489,18 +501,43 @@ def build_books(
             on_progress(reader.report)
     builder.finish()
     sink.close()
-    sink.write_table(output_dir / "tokens" / "tokens.parquet", TOKENS_SCHEMA, builder.token_rows())
+    tokens = [r for r in builder.token_rows() if selected is None or selected.wanted(r[0])]
+    sink.write_table(output_dir / "tokens" / "tokens.parquet", TOKENS_SCHEMA, tokens)
     if on_progress is not None:
         on_progress(reader.report)
     return BooksResult(
         output_dir,
         reader.report,
-        dict(sink.rows, tokens=len(builder.token_info)),
+        dict(sink.rows, tokens=len(tokens)),
         len(sink.files),
         builder.tracker.to_json(),
         builder.divergences,
         sink.bad_values,
     )
+
+
+class _Selected:
+    """The sink for `--token`/`--slug`: frames that concern a selected token may carry other tokens' changes
+    (both outcomes of a market): their rows are left out here; rows that name no token (gaps) are kept."""
+
+    COLUMN = {name: schema.names.index("token_id") for name, schema in SCHEMAS.items()}
+
+    def __init__(self, sink: PartitionedParquet, tokens: frozenset[str], slugs: frozenset[str]) -> None:
+        self.sink, self.tokens, self.slugs = sink, tokens, slugs
+        self.info: dict[str, list[Any]] = {}
+
+    def hour_of(self, ns: int) -> int:
+        return self.sink.hour_of(ns)
+
+    def wanted(self, token: Any) -> bool:
+        if token is None or token in self.tokens:
+            return True
+        info = self.info.get(token)
+        return info is not None and info[1] in self.slugs
+
+    def add(self, table: str, hour: int, row: tuple[Any, ...]) -> None:
+        if self.wanted(row[self.COLUMN[table]]):
+            self.sink.add(table, hour, row)
 
 
 def _learn_metadata(reader: Reader, builder: BookBuilder) -> None:

@@ -180,3 +180,18 @@ def test_an_empty_directory_is_an_error_not_an_empty_output(tmp_path: Path) -> N
     result = invoke("books", "empty", "-o", "books")
     assert result.exit_code == 1
     assert "no archives (*.jsonl.gz) under empty" in result.output
+
+
+def test_token_and_slug_filters_keep_only_those_tokens_rows(tmp_path: Path, sim: Any) -> None:
+    record(run_config(tmp_path, sim), 3.0, sim=sim)
+    assert invoke("books", str(ROOT), "-o", "all").exit_code == 0
+    tokens = table("tokens", Path("all"))
+    up = next(r for r in tokens if r["outcome"] == "Up")
+    assert invoke("books", str(ROOT), "--token", up["token_id"], "-o", "one").exit_code == 0
+    assert [r["token_id"] for r in table("tokens", Path("one"))] == [up["token_id"]]
+    one = table("book_changes", Path("one"))
+    assert one and {r["token_id"] for r in one} == {up["token_id"]}
+    assert one == [r for r in table("book_changes", Path("all")) if r["token_id"] == up["token_id"]]
+    assert invoke("books", str(ROOT), "--slug", up["market_slug"], "-o", "slug").exit_code == 0
+    market = {r["token_id"] for r in tokens if r["market_slug"] == up["market_slug"]}
+    assert {r["token_id"] for r in table("top_of_book", Path("slug"))} == market

@@ -68,7 +68,7 @@ def change(ns: int, price: str, size: str, side: str, stamp: str, expected: str)
 
 def builder() -> tuple[BookBuilder, Sink]:
     sink = Sink()
-    built = BookBuilder(sink, snapshot_interval_seconds=0)  # type: ignore[arg-type]
+    built = BookBuilder(sink, snapshot_interval_seconds=0)
     built.tracker.set_metadata(TOKEN, "5", False)
     return built, sink
 
