@@ -153,6 +153,7 @@ class _Token:
     top: tuple[Any, ...] | None = None
     changed_since_snapshot: bool = False
     held: list[list[Any]] = field(default_factory=list)  # [table, hour, row(list), expected hash]
+    book_session: Any = None  # the session whose `book` the state was last loaded from
 
 
 class BookBuilder:
@@ -166,6 +167,7 @@ class BookBuilder:
         self.tokens: dict[str, _Token] = {}
         self.token_info: dict[str, list[Any]] = {}
         self.divergences = 0
+        self.superseded = 0  # another replica's events already inside a newer `book`: not applied
 
     # --- records --------------------------------------------------------------------------------------
 
@@ -220,6 +222,9 @@ class BookBuilder:
         elif kind == "book":
             asset = event.get("asset_id")
             if isinstance(asset, str):
+                if self._superseded(asset, event.get("timestamp"), session):
+                    return
+                self._state(asset).book_session = session
                 status = self._observe(asset, event)
                 self._settle(asset, MISMATCHED)
                 self._book_rows(asset, ns, _ms(event.get("timestamp")), status, "ws", session)
@@ -251,7 +256,7 @@ class BookBuilder:
     ) -> None:
         """One `price_change` entry, checked on its own so that its row carries its own hash status."""
         asset = change.get("asset_id")
-        if not isinstance(asset, str):
+        if not isinstance(asset, str) or self._superseded(asset, stamp, head[3]):
             return
         status = self._observe(
             asset, {"event_type": "price_change", "timestamp": stamp, "price_changes": [change]}
@@ -281,6 +286,21 @@ class BookBuilder:
         state.last_status = status
         state.changed_since_snapshot = True
         return status
+
+    def _superseded(self, asset: str, stamp: Any, session: Any) -> bool:
+        """An event of one replica older than the `book` another replica's connection started from.
+
+        Two connections are two TCP streams: merged by receive time, a change replica A received can come
+        after the `book` replica B got on subscribing, which already holds it. Applying it again would
+        rewind the book; it is left out (counted), as the same session's own events never are.
+        """
+        state = self.tokens.get(asset)
+        if state is None or state.book_session is None or state.book_session == session:
+            return False
+        book = self.tracker.books.get(asset)
+        older = book is not None and _ms(stamp) is not None and (_ms(stamp) or 0) < (_ms(book.timestamp) or 0)
+        self.superseded += older
+        return older
 
     def _state(self, asset: str) -> _Token:
         state = self.tokens.get(asset)
@@ -465,6 +485,7 @@ class BooksResult:
     files: int
     hashes: dict[str, Any]
     divergences: int
+    superseded: int
     bad_values: int
 
     @property
@@ -512,6 +533,7 @@ def build_books(
         len(sink.files),
         builder.tracker.to_json(),
         builder.divergences,
+        builder.superseded,
         sink.bad_values,
     )
 

@@ -122,7 +122,8 @@ def books_command(
             out,
             f"hashes: {hashes['verified']} verified, {hashes['pending']} pending, "
             f"{hashes['mismatched']} mismatched, {hashes['unverifiable']} unverifiable; "
-            f"REST checkpoints: {result.hashes['rest_agree']} agree, {result.divergences} diverged",
+            f"REST checkpoints: {result.hashes['rest_agree']} agree, {result.divergences} diverged; "
+            f"{result.superseded} replica events already in a newer book",
         )
         print_line(out, f"read: {escape(result.report.summary())}")
         for problem in result.report.problems:

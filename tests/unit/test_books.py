@@ -37,8 +37,8 @@ def hash_of(bids: list[tuple[str, str]], asks: list[tuple[str, str]], stamp: str
     )
 
 
-def frame(ns: int, event: dict[str, Any]) -> Record:
-    row = {"record_type": "ws_frame", "session_id": "s", "json": event, "tokens_tracked": []}
+def frame(ns: int, event: dict[str, Any], session: str = "s") -> Record:
+    row = {"record_type": "ws_frame", "session_id": session, "json": event, "tokens_tracked": []}
     return Record(ns, "ws_frame", row, "f")
 
 
@@ -139,3 +139,18 @@ def test_a_rest_checkpoint_that_disagrees_resyncs_the_book_and_is_a_gap() -> Non
     assert sink.rows["gaps"][0][2] == "book_diverged"
     resync = [r for r in sink.rows["book_changes"] if r[9] == "rest"]
     assert [(r[5], r[8]) for r in resync] == [(p, "verified") for p in ("0.30", "0.50", "0.55")]
+
+
+def test_a_replica_event_older_than_the_other_replicas_book_is_not_applied_again() -> None:
+    """Merged by receive time, A's change can come after the book B got on subscribing, which holds it."""
+    built, sink = builder()
+    built.on_record(book(1 * S, BIDS, ASKS, "1000"))  # replica "s"
+    after = [("0.40", "10"), ("0.45", "5")]
+    late = change(3 * S, "0.45", "5", "BUY", "1500", hash_of(after, ASKS, "1500"))
+    newer = book(2 * S, after, ASKS, "2000")
+    newer.row["session_id"] = "other"  # replica "other" subscribed later: its book already holds the change
+    built.on_record(newer)
+    built.on_record(late)
+    assert built.superseded == 1
+    assert built.tracker.counters.mismatched == built.tracker.counters.pending == 0
+    assert [r[8] for r in sink.rows["book_changes"]] == ["verified"] * 8
