@@ -61,22 +61,35 @@ def books_command(
     manifest_dir: Annotated[
         list[Path] | None,
         typer.Option(
-            "--manifest-dir", help="Where the archives' manifests are.", show_default="found beside PATH"
+            "--manifest-dir",
+            metavar="DIR",
+            help="Where the archives' manifests are (repeatable).",
+            show_default="beside PATH, and run.manifest_dir",
         ),
     ] = None,
     start: Annotated[
         str | None,
-        typer.Option("--start", help="From this receive time (ISO-8601, UTC).", show_default="all"),
+        typer.Option(
+            "--start", metavar="TIME", help="From this receive time (ISO-8601, UTC).", show_default="all"
+        ),
     ] = None,
     end: Annotated[
-        str | None, typer.Option("--end", help="Until this receive time (exclusive).", show_default="all")
+        str | None,
+        typer.Option(
+            "--end", metavar="TIME", help="Until this receive time (exclusive).", show_default="all"
+        ),
     ] = None,
     token: Annotated[
-        list[str] | None, typer.Option("--token", help="Only this token id (repeatable).", show_default="all")
+        list[str] | None,
+        typer.Option(
+            "--token", metavar="TOKEN_ID", help="Only this token id (repeatable).", show_default="all"
+        ),
     ] = None,
     slug: Annotated[
         list[str] | None,
-        typer.Option("--slug", help="Only this market slug (repeatable).", show_default="all"),
+        typer.Option(
+            "--slug", metavar="SLUG", help="Only this market slug (repeatable).", show_default="all"
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace tables already in the output.")
