@@ -138,6 +138,14 @@ class Upload:
 
 
 @dataclass
+class Books:
+    """`pmws books`: order books rebuilt from archives, as Parquet tables."""
+
+    output_dir: str = "data/books"
+    snapshot_interval_seconds: float = 60.0  # full-depth `book_snapshots` every this much receive time
+
+
+@dataclass
 class Config:
     """Everything a command may read. Sections mirror the YAML layout."""
 
@@ -150,6 +158,7 @@ class Config:
     run: Run = field(default_factory=Run)
     metrics: Metrics = field(default_factory=Metrics)
     upload: Upload = field(default_factory=Upload)
+    books: Books = field(default_factory=Books)
 
 
 def load_config(
@@ -311,6 +320,8 @@ RULES: dict[str, Rule] = {
     "upload.verify_mode": OneOf(("auto", "sha256", "md5", "download")),
     "upload.ledger_path": PATH,
     "upload.shipped_manifest_dir": OPTIONAL,
+    "books.output_dir": PATH,
+    "books.snapshot_interval_seconds": Between(0, DAY),
 }
 
 

@@ -13,6 +13,7 @@ import typer
 
 from pmws import __version__
 from pmws.cli.base import out
+from pmws.cli.books import books_command
 from pmws.cli.discover import discover_command
 from pmws.cli.gate import gate_command
 from pmws.cli.run import run_command
@@ -56,6 +57,7 @@ for name, command in (
     ("simulate", simulate_command),
     ("upload", upload_command),
     ("verify", verify_command),
+    ("books", books_command),
 ):
     app.command(name)(command)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,11 +20,13 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+from pmws.books import BooksResult
 from pmws.checks import Verdict
 from pmws.cli import app
 from pmws.config import Config
 from pmws.errors import ArchiveError, ConfigError, DiscoveryError, FeedError, UploadError, VerifyError
 from pmws.layout import session_output
+from pmws.read import FileProblem, ReadReport
 from pmws.transfer.rclone import Rclone
 from pmws.transfer.upload import Action, FileOutcome, UploadReport
 
@@ -92,6 +95,14 @@ def failed_verify() -> SimpleNamespace:
     )
 
 
+def books_result(*, skipped: bool) -> BooksResult:
+    report = ReadReport()
+    if skipped:
+        report.problems.append(FileProblem("a.jsonl.gz", "not gzip", skipped=True))
+    hashes = {"hash": {"verified": 1, "pending": 0, "mismatched": 0, "unverifiable": 0}, "rest_agree": 0}
+    return BooksResult(Path("out"), report, {"book_changes": 1}, 1, hashes, 0, 0, 0)
+
+
 def passed_verify() -> SimpleNamespace:
     passed = SimpleNamespace(
         target=SimpleNamespace(relative_path="a.jsonl.gz"), local="ok", remote="-", ok=True, problems=[]
@@ -150,6 +161,13 @@ COMMANDS = {
             ("--remote", "r:x"),
         ),
         Command("verify", "pmws.transfer.verify.verify", Spy, passed_verify, failed_verify),
+        Command(
+            "books",
+            "pmws.books.export_books",
+            Spy,
+            lambda: books_result(skipped=False),
+            lambda: books_result(skipped=True),
+        ),
     )
 }
 
@@ -307,6 +325,8 @@ LAYERED = [
         "verify", "upload.manifest_dir", "--manifest-dir", ("f", "e", "c"), lambda s: s.kwargs["manifest_dir"]
     ),
     Layered("verify", "upload.verify_mode", "--verify-mode", MODES, lambda s: s.kwargs["mode"]),
+    Layered("books", "books.output_dir", "--output-dir", ("f", "e", "c")),
+    Layered("books", "books.snapshot_interval_seconds", "--snapshot-interval", ("2.5", "3.5", "4.5")),
 ]
 
 
@@ -347,9 +367,23 @@ def simulator_seen(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         seen.append(enabled)
         yield
 
-    for command in ("discover", "sample", "run"):
-        monkeypatch.setattr(f"pmws.cli.{command}.simulated", fake)
+    for module in ("pmws.cli.discover", "pmws.cli.base"):  # sample and run go through base.record
+        monkeypatch.setattr(f"{module}.simulated", fake)
     return seen
+
+
+@pytest.fixture
+def views(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, object]]:
+    """Replaces `live.console_view` (what `sample` and `run` show): records its `live` switch and view."""
+    made: list[tuple[bool, object]] = []
+
+    def fake(console: object, *, live: bool) -> object:
+        view = object()
+        made.append((live, view))
+        return view
+
+    monkeypatch.setattr("pmws.live.console_view", fake)
+    return made
 
 
 @pytest.mark.parametrize("simulate", [False, True])
@@ -364,18 +398,20 @@ def test_discover_passes_simulate(
 
 
 @pytest.mark.parametrize(
-    "flags,expected",
+    "flags,live,expected",
     [
-        ((), {"live": True, "discover_first": False, "simulated": False}),
-        (("--no-live",), {"live": False, "discover_first": False, "simulated": False}),
-        (("--discover",), {"live": True, "discover_first": True, "simulated": False}),
-        (("--simulate",), {"live": True, "discover_first": True, "simulated": True}),
+        ((), True, {"discover_first": False, "simulated": False}),
+        (("--no-live",), False, {"discover_first": False, "simulated": False}),
+        (("--discover",), True, {"discover_first": True, "simulated": False}),
+        (("--simulate",), True, {"discover_first": True, "simulated": True}),
     ],
 )
 def test_sample_passes_its_switches(
     flags: tuple[str, ...],
+    live: bool,
     expected: dict[str, bool],
     simulator_seen: list[bool],
+    views: list[tuple[bool, object]],
     spy_on: Callable[[Command, Any], Spy],
 ) -> None:
     spy = spy_on(COMMANDS["sample"], COMMANDS["sample"].ok())
@@ -383,7 +419,7 @@ def test_sample_passes_its_switches(
     assert result.exit_code == 0, result.output
     kwargs = spy.kwargs
     assert {k: kwargs[k] for k in expected} == expected
-    assert kwargs["console"] is not None and simulator_seen == [expected["simulated"]]
+    assert views == [(live, kwargs["view"])] and simulator_seen == [expected["simulated"]]
     assert "manifest m.json" in result.stdout and "WS_RAW_SAMPLE_PASS" in result.stdout
 
 
@@ -413,14 +449,17 @@ def test_gate_refuses_a_bad_session_before_the_call(
 
 @pytest.mark.parametrize("live", [True, False])
 def test_run_passes_its_switches(
-    live: bool, simulator_seen: list[bool], spy_on: Callable[[Command, Any], Spy]
+    live: bool,
+    simulator_seen: list[bool],
+    views: list[tuple[bool, object]],
+    spy_on: Callable[[Command, Any], Spy],
 ) -> None:
     from pmws.cli.run import _announce
 
     spy = spy_on(COMMANDS["run"], SimpleNamespace(error=None))
     result = invoke("run", *([] if live else ["--no-live"]), "--simulate")
     assert result.exit_code == 0, result.output
-    assert spy.kwargs["live"] is live and spy.kwargs["on_ready"] is _announce
+    assert views == [(live, spy.kwargs["view"])] and spy.kwargs["on_ready"] is _announce
     assert simulator_seen == [True]
     assert result.stdout.splitlines()[-1] == '{"summary": true}'
 
@@ -534,3 +573,16 @@ def test_verify_without_remote_makes_no_rclone(spy_on: Callable[[Command, Any], 
     assert result.exit_code == 0, result.output
     assert spy.args == ([],)
     assert (spy.kwargs["remote"], spy.kwargs["rclone"], spy.kwargs["repair"]) == (None, None, False)
+
+
+def test_books_passes_paths_filters_and_manifest_dirs(spy_on: Callable[[Command, Any], Spy]) -> None:
+    spy = spy_on(COMMANDS["books"], books_result(skipped=False))
+    args = ["a", "b", "--manifest-dir", "m", "--token", "t1", "--slug", "s1", "--overwrite"]
+    result = invoke("books", *args, "--start", "2026-11-24T01:00:00Z", "--end", "2026-11-24T02:00:00")
+    assert result.exit_code == 0, result.output
+    assert [str(p) for p in spy.args[1]] == ["a", "b"]
+    filters = spy.kwargs["filters"]
+    assert filters.tokens == {"t1"} and filters.slugs == {"s1"}
+    one = int(datetime(2026, 11, 24, 1, tzinfo=UTC).timestamp()) * 10**9
+    assert (filters.start_ns, filters.end_ns) == (one, one + 3600 * 10**9)  # no offset: UTC
+    assert Path("m") == spy.kwargs["manifest_dirs"][0] and spy.kwargs["overwrite"] is True

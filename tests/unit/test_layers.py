@@ -14,8 +14,8 @@ from pathlib import Path
 from tests.unit.test_core_is_pure import CORE
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pmws"
-ORCHESTRATORS = {"pmws.discover", "pmws.sample", "pmws.run", "pmws.continuous", "pmws.gate"}
-EDGE_PREFIXES = ("pmws.archive", "pmws.transfer")
+ORCHESTRATORS = {"pmws.discover", "pmws.sample", "pmws.run", "pmws.continuous", "pmws.gate", "pmws.books"}
+EDGE_PREFIXES = ("pmws.archive", "pmws.transfer", "pmws.read")
 EDGE_MODULES = {
     "pmws.feed",
     "pmws.rest",
