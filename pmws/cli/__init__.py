@@ -15,6 +15,7 @@ from pmws import __version__
 from pmws.cli.base import out
 from pmws.cli.discover import discover_command
 from pmws.cli.gate import gate_command
+from pmws.cli.replay import replay_command
 from pmws.cli.run import run_command
 from pmws.cli.sample import sample_command
 from pmws.cli.simulate import simulate_command
@@ -56,6 +57,7 @@ for name, command in (
     ("simulate", simulate_command),
     ("upload", upload_command),
     ("verify", verify_command),
+    ("replay", replay_command),
 ):
     app.command(name)(command)
 
