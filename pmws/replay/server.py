@@ -95,7 +95,7 @@ class Replay:
         self.catalog = catalog
         self.speed = speed
         self.start_ns, self.end_ns = start_ns, end_ns
-        self.tracker = BookTracker()
+        self.tracker = BookTracker(verify=False)  # the books are served, not checked
         for info in catalog.tokens.values():
             if info.min_order_size:
                 self.tracker.set_metadata(info.token_id, info.min_order_size, info.neg_risk)
