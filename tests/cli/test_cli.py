@@ -16,7 +16,7 @@ from pmws import __version__
 from pmws.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["discover", "sample", "gate", "run", "upload", "verify", "simulate"]
+COMMANDS = ["discover", "sample", "gate", "run", "upload", "verify", "simulate", "replay"]
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]

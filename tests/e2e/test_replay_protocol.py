@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -279,3 +282,62 @@ def test_help_names_every_option() -> None:
     assert result.exit_code == 0
     for flag in ("--host", "--port", "--http-port", "--speed", "--start", "--end", "--discovery"):
         assert flag in result.output
+
+
+def test_end_stops_the_replay_at_that_time(archive: Path) -> None:
+    async def body(replay: Replay) -> None:
+        async with connect(replay.ws_url) as ws:
+            await ws.send(subscription([A, B]))
+            assert await until_played(replay, ws) == ["books", "change A", "change B"]
+
+    run(body, archive, end=iso_ns(T0 + 3 * GAP))
+
+
+def test_gamma_answers_from_a_discovery_file_when_given(archive: Path, tmp_path: Path) -> None:
+    market = {
+        "market_slug": SLUG,
+        "condition_id": MARKET,
+        "question": "Bitcoin Up or Down - 4h?",
+        "end_time_utc": END,
+        "tokens": [{"token_id": B, "outcome": "Down"}, {"token_id": A, "outcome": "Up"}],
+        "gamma_id": "4242",
+    }
+    discovery = tmp_path / "polymarket_btc_markets_latest.json"
+    discovery.write_bytes(orjson.dumps({"markets": [market]}))
+
+    async def body(replay: Replay) -> None:
+        async with httpx.AsyncClient() as client:
+            listed = (await client.get(f"{replay.gamma_url}/markets", params={"slug": SLUG})).json()
+            missing = await client.get(f"{replay.gamma_url}/markets/slug/btc-updown-4h-1")
+        assert [(m["id"], m["question"], m["clobTokenIds"]) for m in listed] == [
+            ("4242", "Bitcoin Up or Down - 4h?", f'["{A}", "{B}"]')
+        ]
+        assert missing.status_code == 404
+
+    run(body, archive, discovery=discovery)
+
+
+def test_the_command_serves_until_interrupted(archive: Path) -> None:
+    """`pmws replay DIR` as a user runs it: URLs on stdout, frames to a subscriber, exit 0 on Ctrl-C."""
+    command = [sys.executable, "-m", "pmws", "replay", str(archive), "--speed", "max"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        urls = dict(proc.stdout.readline().strip().split(": ", 1) for _ in range(3))
+
+        async def client() -> list[str]:
+            async with connect(urls["ws_url"]) as ws:
+                await ws.send(subscription([B]))
+                return [NAMES[str(await ws.recv())] for _ in range(3)]
+
+        assert asyncio.run(asyncio.wait_for(client(), 20 * TIME_FACTOR)) == [
+            "books",
+            "change B",
+            "change A+B",
+        ]
+        assert "replay finished: 7 frames" in proc.stdout.readline() + proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=10 * TIME_FACTOR)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
