@@ -41,7 +41,8 @@ from pmws.tracker import BookTracker
 HIGH_WATER, LOW_WATER = 256, 64  # --speed max: pause the timeline while a queue is above HIGH_WATER
 MAX_QUEUE = 100_000  # paced: a client this far behind is dropped
 MAX_BATCH = 256  # frames written to a transport at once
-YIELD_EVERY = 64  # --speed max: records between turns of the event loop
+YIELD_EVERY = 64
+FAST_FORWARD_YIELD = 4096  # --speed max: records between turns of the event loop
 WS_PATH = "/ws/market"
 
 Outgoing = str | bytes  # text frames as str, binary frames as bytes
@@ -103,6 +104,7 @@ class Replay:
         self.stats = ReplayStats()
         self._on_problem = on_problem
         self.conns: set[Conn] = set()
+        self.ready = asyncio.Event()  # the books are rebuilt up to the start time
         self.subscribed = asyncio.Event()  # the clock starts at the first subscription
         self.finished = asyncio.Event()
         self.replay_ns: int | None = None  # receive time of the last record applied
@@ -166,6 +168,7 @@ class Replay:
         if sub is None:
             await ws.close(1008, INVALID_SUBSCRIPTION)
             return
+        await self.ready.wait()  # its books must be those at the start time, not halfway there
         conn = Conn(ws)
         self.conns.add(conn)
         sender = asyncio.create_task(self._sender(conn))
@@ -230,7 +233,8 @@ class Replay:
     async def _run(self) -> None:
         """Records before the start rebuild state silently; the rest are paced from the first subscription."""
         records = iter_records(self.files, on_problem=self._problem, end_ns=self.end_ns)
-        pending = self._fast_forward(records)
+        pending = await self._fast_forward(records)
+        self.ready.set()
         await self.subscribed.wait()
         loop = asyncio.get_running_loop()
         wall0, replay0 = loop.time(), None
@@ -246,13 +250,17 @@ class Replay:
                 await self._backpressure(count)
         self.finished.set()
 
-    def _fast_forward(self, records: Iterator[Record]) -> Record | None:
-        """Rebuild state from every record before `start_ns`; returns the first record at or after it."""
-        for record in records:
+    async def _fast_forward(self, records: Iterator[Record]) -> Record | None:
+        """Rebuild state from every record before `start_ns`; returns the first record at or after it.
+
+        Yields to the event loop now and then, so HTTP is answered and clients can connect meanwhile."""
+        for count, record in enumerate(records):
             if self.start_ns is None or record.received_ns >= self.start_ns:
                 return record
             self._apply(record, send=False)
             self.stats.skipped_before_start += 1
+            if count % FAST_FORWARD_YIELD == 0:
+                await asyncio.sleep(0)
         return None
 
     async def _backpressure(self, count: int) -> None:

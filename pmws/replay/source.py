@@ -9,17 +9,21 @@ record per file, whatever the archive's size.
 from __future__ import annotations
 
 import heapq
+import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+from zlib_ng import zlib_ng as zlib
 
-from pmws.archive.reader import iter_gzip_lines
+from pmws.archive.reader import ZLIB_ERROR, iter_gzip_lines
 from pmws.errors import ArchiveError, ConfigError
 from pmws.markets import parse_time
 
 SUFFIX = ".jsonl.gz"
+PEEK_BYTES = 64 * 1024
 
 
 class Record(NamedTuple):
@@ -86,16 +90,46 @@ def file_records(path: Path, *, on_problem: Callable[[str], None]) -> Iterator[R
 def iter_records(
     files: Iterable[Path], *, on_problem: Callable[[str], None], end_ns: int | None = None
 ) -> Iterator[Record]:
-    """Records of every file merged by receive time (ties keep file order), up to `end_ns` inclusive."""
-    streams = [file_records(path, on_problem=on_problem) for path in files]
-    for record in heapq.merge(*streams, key=_time):
-        if end_ns is not None and record.received_ns > end_ns:
+    """Records of every file merged by receive time (ties keep file order), up to `end_ns` inclusive.
+
+    A file is opened only when the merge reaches its first record's time, so a day of hourly files holds
+    one or two of them open at a time (each open file holds a read chunk and its decompressed lines)."""
+    waiting = deque(sorted((first_record_ns(path), order, path) for order, path in enumerate(files)))
+    heap: list[_Entry] = []
+    tiebreak = itertools.count()
+
+    def push(stream: Iterator[Record], order: int) -> None:
+        record = next(stream, None)
+        if record is not None:
+            heapq.heappush(heap, (record.received_ns, order, next(tiebreak), record, stream))
+
+    while waiting or heap:
+        while waiting and (not heap or waiting[0][0] <= heap[0][0]):
+            _, order, path = waiting.popleft()
+            push(file_records(path, on_problem=on_problem), order)
+        if not heap:
+            continue
+        received_ns, order, _, record, stream = heapq.heappop(heap)
+        if end_ns is not None and received_ns > end_ns:
             return
         yield record
+        push(stream, order)
 
 
-def _time(record: Record) -> int:
-    return record.received_ns
+_Entry = tuple[int, int, int, Record, Iterator[Record]]  # (time, file order, tiebreak, record, its file)
+
+
+def first_record_ns(path: Path) -> int:
+    """The receive time of a file's first record, read from its first 64 kB; -1 when it cannot be read
+    there (the file is then opened first, and its problem reported when it is read)."""
+    try:
+        with open(path, "rb") as fh:
+            head = zlib.decompressobj(47).decompress(fh.read(PEEK_BYTES))
+        row = orjson.loads(head.split(b"\n", 1)[0])
+    except (OSError, ZLIB_ERROR, orjson.JSONDecodeError):
+        return -1
+    at = record_time_ns(row) if type(row) is dict else None
+    return -1 if at is None else at
 
 
 _TRACKED = b'"tokens_tracked":'

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pmws.book import book_hash
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
+from pmws.replay import server
 from pmws.replay.load import build_replay
 from pmws.replay.server import Replay
 from pmws.replay.source import iter_records
@@ -91,14 +92,15 @@ FRAMES = [
 NAMES = {text.decode(): name for text, name in FRAMES}
 
 
-def write_archive(root: Path) -> Path:
-    """One ws_raw file with FRAMES and one rest_checkpoints file with A's and B's metadata."""
+def write_archive(root: Path, frames: list[bytes] | None = None) -> Path:
+    """One ws_raw file with `frames` (FRAMES), GAP apart, and one rest_checkpoints file with A's and B's
+    metadata."""
     context = ConnectionContext("s1", 1, "ws://x/ws/market", TOKENS)
     ws_dir, rest_dir = root / "ws_raw" / "date=2026-12-01" / "hour=03", root / "rest_checkpoints"
     ws_dir.mkdir(parents=True)
     rest_dir.mkdir(parents=True)
-    with gzip.open(ws_dir / "polymarket_ws_raw_s1_a.jsonl.gz", "wb") as fh:
-        for i, (text, _) in enumerate(FRAMES):
+    with gzip.open(ws_dir / "polymarket_ws_raw_s1_a.jsonl.gz", "wb", compresslevel=1) as fh:
+        for i, text in enumerate(frames or [text for text, _ in FRAMES]):
             line, _ = build_envelope(
                 text,
                 binary=False,
@@ -341,3 +343,28 @@ def test_the_command_serves_until_interrupted(archive: Path) -> None:
         stdout, stderr = proc.communicate(timeout=10 * TIME_FACTOR)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_a_subscription_during_the_fast_forward_waits_for_the_books_at_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The books up to --start are rebuilt with pauses for the event loop (here after every record); a
+    client that subscribes meanwhile gets the books at the start time, not halfway there."""
+    monkeypatch.setattr(server, "FAST_FORWARD_YIELD", 1)
+    sizes = range(1, 5001)
+    changes = [
+        orjson.dumps({**change(A, "0.45"), "price_changes": [{**ENTRY, "size": str(n)}]}) for n in sizes
+    ]
+    archive = write_archive(tmp_path / "long", [orjson.dumps([book(A, "0.45")]), *changes, b"PONG"])
+
+    async def body(replay: Replay) -> None:
+        async with connect(replay.ws_url) as ws:
+            await ws.send(subscription([A]))
+            [rebuilt] = orjson.loads(await ws.recv())
+        assert rebuilt["bids"][-1] == {"price": "0.45", "size": "5000"}
+        assert replay.stats.skipped_before_start == 5002  # the book, the changes, the REST checkpoint
+
+    run(body, archive, start=iso_ns(T0 + 5001 * GAP))
+
+
+ENTRY = change(A, "0.45")["price_changes"][0]
