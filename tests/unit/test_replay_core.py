@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -11,7 +13,9 @@ from pmws.channel import Operation, Subscription, parse_operation, parse_subscri
 from pmws.errors import ConfigError
 from pmws.markets import Market, Token, parse_market, rejection_reason
 from pmws.replay.catalog import Catalog
+from pmws.replay.http import ReplayApi
 from pmws.replay.load import parse_instant, parse_speed
+from pmws.sim.http import Request
 from pmws.tracker import BookTracker
 
 TRACKED = {
@@ -133,3 +137,65 @@ def test_speed_and_times() -> None:
     assert parse_instant("--start", None) is None
     assert parse_instant("--start", "2026-12-01T03:15:18.5Z") == 1_796_094_918_500_000_000
     assert parse_instant("--end", "2026-12-01T04:15:18.5+01:00") == 1_796_094_918_500_000_000
+
+
+def api_with(markets: int) -> ReplayApi:
+    """The replay's HTTP routes over `markets` 15m markets and one rebuilt book (token "t0-up")."""
+    catalog = Catalog()
+    for n in range(markets):
+        for outcome in ("Up", "Down"):
+            slug = f"btc-updown-15m-{1796094900 + 900 * n}"
+            catalog.add_tracked(
+                {
+                    **TRACKED,
+                    "market_slug": slug,
+                    "condition_id": f"0x{n}",
+                    "token_id": f"t{n}-{outcome.lower()}",
+                    "outcome": outcome,
+                }
+            )
+    tracker = BookTracker(verify=False)
+    tracker.observe(
+        {
+            "event_type": "book",
+            "asset_id": "t0-up",
+            "market": "0x0",
+            "timestamp": "5",
+            "bids": [{"price": "0.4", "size": "1"}],
+            "asks": [],
+        }
+    )
+    return ReplayApi(catalog, tracker)
+
+
+def call(
+    api: ReplayApi, method: str, path: str, params: list[tuple[str, str]] | None = None, body: bytes = b""
+) -> tuple[int, Any]:
+    response = asyncio.run(api(Request(method, path, params or [], {}, body)))
+    return response.status, orjson.loads(response.body)
+
+
+def test_keyset_pages_every_archived_market_once() -> None:
+    api, slugs, cursor = api_with(150), [], None
+    while True:
+        params = [("limit", "100")] + ([("after_cursor", cursor)] if cursor else [])
+        status, page = call(api, "GET", "/gamma/markets/keyset", params)
+        assert status == 200
+        slugs += [m["slug"] for m in page["markets"]]
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            break
+    assert len(slugs) == len(set(slugs)) == 150
+
+
+def test_books_answer_the_rebuilt_books_and_refuse_bad_bodies() -> None:
+    api = api_with(1)
+    status, books = call(api, "POST", "/clob/books", body=b'[{"token_id":"t0-up"},{"token_id":"t0-down"}]')
+    assert status == 200 and [(b["asset_id"], b["timestamp"], b["bids"]) for b in books] == [
+        ("t0-up", "5", [{"price": "0.4", "size": "1"}])
+    ]
+    assert call(api, "GET", "/clob/book", [("token_id", "t0-down")])[0] == 404
+    assert call(api, "GET", "/clob/book", [("token_id", "t0-up")])[1]["asset_id"] == "t0-up"
+    for bad in (b"{", b'{"token_id":"t0-up"}', b'[{"id":1}]', orjson.dumps([{"token_id": "x"}] * 501)):
+        assert call(api, "POST", "/clob/books", body=bad)[0] == 400, bad
+    assert call(api, "GET", "/nowhere")[0] == 404
