@@ -1,4 +1,5 @@
-"""The market channel as a server reads it: the subscription first, then operations and PING. Pure.
+"""What a Polymarket stand-in reads from its clients: the market channel's subscription first, then
+operations and PING, and the `POST /books` body. Pure.
 
 Shared by the simulator (`pmws.sim.ws`) and the replay server (`pmws.replay.server`), so both enforce the
 same rules (PROTOCOL.md §2): the first frame must be `{"assets_ids": [...], "type": "market"}` (anything
@@ -15,6 +16,7 @@ import orjson
 PING = "PING"
 PONG = "PONG"
 INVALID_SUBSCRIPTION = "invalid subscription payload"  # close reason seen in the wild (§2.1, [I17])
+MAX_BOOKS = 500  # POST /books body limit (§4.1, [S12])
 
 
 class Subscription(NamedTuple):
@@ -68,3 +70,18 @@ def _subscription(body: dict[str, Any]) -> Subscription | None:
     return Subscription(
         assets, body.get("custom_feature_enabled") is True, body.get("initial_dump", True) is not False
     )
+
+
+def parse_books_request(body: bytes) -> list[str]:
+    """The token ids of a `POST /books` body `[{"token_id": ...}]` (§4.1); ValueError with the 400 text."""
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError("Invalid payload") from exc
+    if not isinstance(items, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("token_id"), str) for item in items
+    ):
+        raise ValueError('Invalid payload: expected [{"token_id": "..."}]')
+    if len(items) > MAX_BOOKS:
+        raise ValueError(f"Too many token ids: at most {MAX_BOOKS}")
+    return [item["token_id"] for item in items]

@@ -3,9 +3,10 @@ exit code), building the Config, `--simulate`, and the reusable Annotated option
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -132,3 +133,14 @@ def print_warnings(console: Console, warnings: list[str]) -> None:
 def print_line(console: Console, text: str) -> None:
     """One line however long: paths and rclone messages are read (and grepped) whole."""
     console.print(text, highlight=False, soft_wrap=True)
+
+
+def serve_until_interrupted(main: Coroutine[Any, Any, Any], where: str) -> None:
+    """Run a server (`simulate`, `replay`) until Ctrl-C; a port it cannot bind is a ConfigError (exit 2)."""
+    from pmws.errors import ConfigError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main)
+    except OSError as exc:  # the address is taken, or not ours to bind
+        raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from exc

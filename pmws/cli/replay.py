@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from pmws.cli.base import DebugOption, err, guarded, out, print_line
+from pmws.cli.base import DebugOption, err, guarded, out, print_line, serve_until_interrupted
 
 
 def replay_command(
@@ -46,7 +45,6 @@ def replay_command(
 ) -> None:
     """Serve archives as Polymarket's market websocket, with Gamma and /books, until Ctrl-C."""
     from pmws.config import Between, check_value
-    from pmws.errors import ConfigError
     from pmws.replay.load import build_replay
     from pmws.replay.server import serve_replay
 
@@ -68,13 +66,8 @@ def replay_command(
         replay = build_replay(
             inputs, speed=speed, start=start, end=end, discovery=discovery, on_problem=problem
         )
-        try:
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(serve_replay(replay, host, port, http_port, on_ready))
-        except OSError as exc:  # the address is taken, or not ours to bind
-            raise ConfigError(
-                f"cannot listen on {host} (--port {port}, --http-port {http_port}): {exc.strerror or exc}"
-            ) from exc
+        where = f"{host} (--port {port}, --http-port {http_port})"
+        serve_until_interrupted(serve_replay(replay, host, port, http_port, on_ready), where)
 
     guarded(debug, action)
 

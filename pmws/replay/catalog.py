@@ -159,8 +159,7 @@ def book_event(book: BookState) -> dict[str, Any]:
         "asset_id": book.asset_id,
         "timestamp": book.timestamp,
         "hash": book.hash(),
-        "bids": [{"price": p, "size": s} for p, s in book.wire_bids()],
-        "asks": [{"price": p, "size": s} for p, s in book.wire_asks()],
+        **_levels(book),
         "tick_size": book.tick_size,
         "event_type": "book",
         "last_trade_price": book.last_trade_price,
@@ -174,10 +173,17 @@ def book_summary(book: BookState) -> dict[str, Any]:
         "asset_id": book.asset_id,
         "timestamp": book.timestamp,
         "hash": book.hash(),
-        "bids": [{"price": p, "size": s} for p, s in book.wire_bids()],
-        "asks": [{"price": p, "size": s} for p, s in book.wire_asks()],
+        **_levels(book),
         "min_order_size": book.min_order_size,
         "tick_size": book.tick_size,
         "neg_risk": book.neg_risk,
         "last_trade_price": book.last_trade_price,
+    }
+
+
+def _levels(book: BookState) -> dict[str, list[dict[str, str]]]:
+    """`bids` ascending and `asks` descending, best last, as on the wire (§0.6)."""
+    return {
+        "bids": [{"price": p, "size": s} for p, s in book.wire_bids()],
+        "asks": [{"price": p, "size": s} for p, s in book.wire_asks()],
     }

@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
+from pmws.channel import parse_books_request
 from pmws.replay.catalog import Catalog, book_summary
 from pmws.sim.http import Request, Response, json_response
 from pmws.tracker import BookTracker
 
 MAX_PAGE = 100  # /markets/keyset serves at most 100 markets a page (§6.1)
-MAX_BOOKS = 500  # POST /books body limit (§4.1)
 
 
 class ReplayApi:
@@ -65,16 +63,10 @@ class ReplayApi:
     def books(self, request: Request) -> Response:
         """POST /books `[{"token_id": …}]` → the rebuilt books of the tokens that have one, in order."""
         try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            return json_response(400, {"error": "Invalid payload"})
-        if not isinstance(body, list) or not all(
-            isinstance(item, dict) and isinstance(item.get("token_id"), str) for item in body
-        ):
-            return json_response(400, {"error": 'Invalid payload: expected [{"token_id": "..."}]'})
-        if len(body) > MAX_BOOKS:
-            return json_response(400, {"error": f"Too many token ids: at most {MAX_BOOKS}"})
-        books = [self.tracker.books.get(item["token_id"]) for item in body]
+            token_ids = parse_books_request(request.body)
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
+        books = [self.tracker.books.get(token_id) for token_id in token_ids]
         return json_response(200, [book_summary(b) for b in books if b is not None and b.synced])
 
     def book(self, request: Request) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -368,3 +369,14 @@ def test_a_subscription_during_the_fast_forward_waits_for_the_books_at_the_start
 
 
 ENTRY = change(A, "0.45")["price_changes"][0]
+
+
+def test_a_busy_port_is_one_line_and_exit_2(archive: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke("replay", str(archive), "--port", str(port))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1 (--port {port}, --http-port 0): ")
+    assert len(result.stderr.strip().splitlines()) == 1
