@@ -77,6 +77,6 @@ async def _announce_end(replay: Any) -> None:
     await replay.finished.wait()
     stats = replay.stats
     out.print(
-        f"replay finished: {stats.frames} frames, {stats.frames_sent} sent, {len(stats.problems)} problem(s)"
+        f"replay finished: {stats.frames} frames, {stats.frames_sent} sent, {stats.problem_count} problem(s)"
     )
     sys.stdout.flush()

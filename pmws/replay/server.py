@@ -39,6 +39,7 @@ from pmws.sim.http import HttpServer
 from pmws.tracker import BookTracker
 
 HIGH_WATER, LOW_WATER = 256, 64  # --speed max: pause the timeline while a queue is above HIGH_WATER
+MAX_PROBLEMS = 100  # kept in ReplayStats (each is also reported as it happens)
 MAX_QUEUE = 100_000  # paced: a client this far behind is dropped
 MAX_BATCH = 256  # frames written to a transport at once
 YIELD_EVERY = 64
@@ -77,7 +78,8 @@ class ReplayStats:
     frames: int = 0  # recorded frames reached by the timeline (from the start time on)
     frames_sent: int = 0  # frames handed to connections (a frame sent to two clients counts twice)
     skipped_before_start: int = 0
-    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0  # damaged files and lines skipped
+    problems: list[str] = field(default_factory=list)  # the first MAX_PROBLEMS of them
 
 
 class Replay:
@@ -152,7 +154,9 @@ class Replay:
         await self._http.close()
 
     def _problem(self, text: str) -> None:
-        self.stats.problems.append(text)
+        self.stats.problem_count += 1
+        if len(self.stats.problems) < MAX_PROBLEMS:
+            self.stats.problems.append(text)
         if self._on_problem is not None:
             self._on_problem(text)
 
