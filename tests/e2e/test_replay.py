@@ -112,15 +112,16 @@ def verified_hashes(root: Path) -> set[tuple[str, str]]:
     return tracker.verified_hashes
 
 
+@pytest.mark.parametrize("speed", ["max", "3"])  # as fast as the recorder reads; 3x the recorded pace
 def test_a_replayed_recording_records_the_same_payloads_and_verifies_the_same_hashes(
-    tmp_path: Path, sim: Any
+    tmp_path: Path, sim: Any, speed: str
 ) -> None:
     first, _ = record(run_config(tmp_path, sim, **recorder_sections(FIRST)), 3, sim=sim)
     assert first.error is None
     sim.stop()  # nothing below may reach the simulator
 
     async def main() -> RunOutcome:
-        replay = build_replay([FIRST], speed="max")
+        replay = build_replay([FIRST], speed=speed)
         await replay.start()
         try:
             path = run_config(tmp_path, Endpoints(replay), **recorder_sections(SECOND))
