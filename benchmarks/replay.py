@@ -6,7 +6,7 @@
    `record` contender, the code `pmws sample` runs): its frames/s is the ingest rate, its archive the input.
 2. `pmws replay ARCHIVE --speed max` (its own process) serves that archive to a bare websockets client that
    subscribes to the same tokens and counts frames until the replay goes quiet.
-Prints both rates, the ratio, and the replay's CPU seconds per 100 k frames (the server process only).
+Prints both rates, the ratio, and CPU seconds per 100 k frames of the replay process and of the bare client.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ async def receive_all(ws_url: str, token_ids: list[str], pid: int) -> dict[str, 
     """Subscribe, count every frame until the replay has been quiet for QUIET_SECONDS."""
     frames, first, last = 0, 0.0, 0.0
     async with connect(ws_url, ping_interval=None, max_size=None) as ws:
-        c0 = cpu_of(pid)
+        c0, mine0 = cpu_of(pid), cpu_of(os.getpid())
         await ws.send(subscribe_message(token_ids))
         while True:
             try:
@@ -69,7 +69,13 @@ async def receive_all(ws_url: str, token_ids: list[str], pid: int) -> dict[str, 
             first = first or last
             frames += 1
         used = cpu_of(pid) - c0  # includes QUIET_SECONDS of idling, which costs next to nothing
-    return {"frames": frames, "seconds": last - first, "server_cpu_seconds": used}
+        client = cpu_of(os.getpid()) - mine0
+    return {
+        "frames": frames,
+        "seconds": last - first,
+        "server_cpu_seconds": used,
+        "client_cpu_seconds": client,
+    }
 
 
 def replay(archive: Path, token_ids: list[str]) -> dict[str, float]:
@@ -86,9 +92,8 @@ def replay(archive: Path, token_ids: list[str]) -> dict[str, float]:
                 break
         if not ws_url:
             raise SystemExit(f"pmws replay did not start: {proc.stderr.read() if proc.stderr else ''}")
-        result = asyncio.run(receive_all(ws_url, token_ids, proc.pid))
-        result["startup_seconds"] = time.perf_counter() - started
-        return result
+        startup = time.perf_counter() - started
+        return {**asyncio.run(receive_all(ws_url, token_ids, proc.pid)), "startup_seconds": startup}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -118,7 +123,8 @@ def main() -> None:
     )
     print(
         f"| pmws replay --speed max | {played['frames']:,} | {replay_rate:,.0f} | "
-        f"{played['server_cpu_seconds'] / played['frames'] * 1e5:.2f} (server) |"
+        f"{played['server_cpu_seconds'] / played['frames'] * 1e5:.2f} server, "
+        f"{played['client_cpu_seconds'] / played['frames'] * 1e5:.2f} client |"
     )
     print(
         f"\nreplay / ingest = {replay_rate / ingest_rate:.2f}  (archive {size:.1f} MB, "
