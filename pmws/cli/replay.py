@@ -14,7 +14,11 @@ from pmws.cli.base import DebugOption, err, guarded, out, print_line, serve_unti
 
 def replay_command(
     inputs: Annotated[
-        list[Path], typer.Argument(help="Archive files or directories (searched recursively for *.jsonl.gz).")
+        list[Path],
+        typer.Argument(
+            metavar="DIR_OR_FILES",
+            help="Archive files or directories (every *.jsonl.gz under them), merged by receive time.",
+        ),
     ],
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[
