@@ -16,6 +16,7 @@ from pmws.cli.base import out
 from pmws.cli.books import books_command
 from pmws.cli.discover import discover_command
 from pmws.cli.gate import gate_command
+from pmws.cli.replay import replay_command
 from pmws.cli.run import run_command
 from pmws.cli.sample import sample_command
 from pmws.cli.simulate import simulate_command
@@ -58,6 +59,7 @@ for name, command in (
     ("upload", upload_command),
     ("verify", verify_command),
     ("books", books_command),
+    ("replay", replay_command),
 ):
     app.command(name)(command)
 

@@ -147,3 +147,14 @@ def record(
 
     with simulated(config, simulate):
         return asyncio.run(start(config, console_view(out, live=live)))
+
+
+def serve_until_interrupted(main: Coroutine[Any, Any, Any], where: str) -> None:
+    """Run a server (`simulate`, `replay`) until Ctrl-C; a port it cannot bind is a ConfigError (exit 2)."""
+    from pmws.errors import ConfigError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main)
+    except OSError as exc:  # the address is taken, or not ours to bind
+        raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from exc

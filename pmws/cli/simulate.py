@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from pmws.cli.base import DebugOption, build_config, guarded, out
+from pmws.cli.base import DebugOption, build_config, guarded, out, serve_until_interrupted
 
 OFF = "off"
 
@@ -135,12 +133,7 @@ def simulate_command(
             tls_cert=None if tls_cert is None else str(tls_cert),
             tls_key=None if tls_key is None else str(tls_key),
         )
-        try:
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(serve_forever(sim_config, host, port, ws_port, on_ready))
-        except OSError as exc:  # the address is taken, or not ours to bind
-            raise ConfigError(
-                f"cannot listen on {host} (--port {port}, --ws-port {ws_port}): {exc.strerror or exc}"
-            ) from exc
+        where = f"{host} (--port {port}, --ws-port {ws_port})"
+        serve_until_interrupted(serve_forever(sim_config, host, port, ws_port, on_ready), where)
 
     guarded(debug, action)

@@ -6,15 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-
+from pmws.channel import parse_books_request
 from pmws.sim import gamma
 from pmws.sim.catalog import Catalog, Listed
 from pmws.sim.config import Faults
 from pmws.sim.engine import Engine
 from pmws.sim.http import Request, Response, json_response
 
-MAX_BOOKS = 500  # POST /books body limit (§4.1, [S12])
 NO_BOOK = {"error": "No orderbook exists for the requested token id"}
 
 
@@ -136,18 +134,12 @@ class RestApi:
         if fault is not None:
             return fault
         try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            return json_response(400, {"error": "Invalid payload"})
-        if not isinstance(body, list) or not all(
-            isinstance(item, dict) and isinstance(item.get("token_id"), str) for item in body
-        ):
-            return json_response(400, {"error": 'Invalid payload: expected [{"token_id": "..."}]'})
-        if len(body) > MAX_BOOKS:
-            return json_response(400, {"error": f"Too many token ids: at most {MAX_BOOKS}"})
+            token_ids = parse_books_request(request.body)
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
         out = []
-        for item in body:
-            book = self.engine.token_book(item["token_id"])
+        for token_id in token_ids:
+            book = self.engine.token_book(token_id)
             if book is not None:
                 out.append(book.summary())
         return json_response(200, out)

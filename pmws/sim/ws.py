@@ -17,6 +17,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from pmws.channel import INVALID_SUBSCRIPTION, parse_operation, parse_subscription
 from pmws.sim import events as E
 from pmws.sim.events import Frame
 
@@ -29,7 +30,6 @@ BURST = 32  # rate 0: frames generated per event-loop turn
 MAX_BATCH = 256  # frames written to a transport at once
 MAX_QUEUE = 100_000  # a client this far behind is dropped
 DROP_GRACE_SECONDS = 1.0
-INVALID_SUBSCRIPTION = "invalid subscription payload"  # close reason seen in the wild (§2.1, [I17])
 JUNK = b"garbage{not json"
 BINARY = b"\x00\x01binary"
 INVALID_UTF8 = b'{"event_type":"invalid_utf8","text":"\xff\xfe"}'  # a text frame clients must reject (1007)
@@ -60,30 +60,6 @@ class Conn:
         else:
             self.queue.append(item)
         self.wake.set()
-
-
-def parse_subscription(message: str | bytes) -> tuple[list[str], bool, bool] | None:
-    """(asset ids, custom_feature_enabled, initial_dump) of a valid first frame, else None (§2.1)."""
-    if not isinstance(message, str):
-        return None
-    try:
-        body = orjson.loads(message)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(body, dict) or str(body.get("type", "")).lower() != "market":
-        return None
-    assets = _asset_list(body)
-    if assets is None:
-        return None
-    return assets, body.get("custom_feature_enabled") is True, body.get("initial_dump", True) is not False
-
-
-def _asset_list(body: dict[str, Any]) -> list[str] | None:
-    """`assets_ids` if it is a list of strings, else None."""
-    assets = body.get("assets_ids")
-    if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
-        return None
-    return assets
 
 
 class MarketChannel:
@@ -184,20 +160,15 @@ class MarketChannel:
         if message == "PING":
             conn.push((b"PONG", PONG), urgent=True)
             return
-        try:
-            body = orjson.loads(message)
-        except orjson.JSONDecodeError:
+        op = parse_operation(message)
+        if op is None:
             return
-        if not isinstance(body, dict) or body.get("operation") not in ("subscribe", "unsubscribe"):
-            return
-        assets = _asset_list(body)
-        if assets is None:
-            return
-        self.sim.subscriptions.append((conn.id, body["operation"], list(assets)))
-        if body["operation"] == "subscribe":
-            if body.get("custom_feature_enabled") is True and self.sim.config.custom_events:
+        assets = op.subscription.assets
+        self.sim.subscriptions.append((conn.id, op.operation, list(assets)))
+        if op.operation == "subscribe":
+            if op.subscription.custom and self.sim.config.custom_events:
                 conn.custom = True
-            self._subscribe(conn, assets, body.get("initial_dump", True) is not False)
+            self._subscribe(conn, assets, op.subscription.initial_dump)
         else:
             conn.assets.difference_update(assets)
             self._refresh_active()

@@ -17,7 +17,7 @@ from pmws.cli import app
 from tests.conftest import TIME_FACTOR, no_traceback
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["discover", "sample", "gate", "run", "upload", "verify", "simulate", "books"]
+COMMANDS = ["discover", "sample", "gate", "run", "upload", "verify", "simulate", "books", "replay"]
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]

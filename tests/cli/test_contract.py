@@ -161,6 +161,7 @@ COMMANDS = {
             ("--remote", "r:x"),
         ),
         Command("verify", "pmws.transfer.verify.verify", Spy, passed_verify, failed_verify),
+        Command("replay", "pmws.replay.server.serve_replay", AsyncSpy, lambda: None, None, ("archives",)),
         Command(
             "books",
             "pmws.books.export_books",
@@ -185,6 +186,8 @@ def spy_on(monkeypatch: pytest.MonkeyPatch) -> Callable[[Command, Any], Spy]:
         monkeypatch.setattr(command.target, spy)
         if command.name == "run":  # the summary line is built from the outcome: not this test's business
             monkeypatch.setattr("pmws.run.summary_json", lambda outcome: '{"summary": true}')
+        if command.name == "replay":  # what it serves is read first: not this test's business either
+            monkeypatch.setattr("pmws.replay.load.build_replay", Spy(SimpleNamespace(files=[])))
         return spy
 
     return install
@@ -256,7 +259,7 @@ def test_ctrl_c_exits_130(name: str, spy_on: Callable[[Command, Any], Spy]) -> N
     command = COMMANDS[name]
     spy_on(command, KeyboardInterrupt())
     result = invoke(name, *command.extra)
-    if name == "simulate":  # Ctrl-C is how the simulator is meant to stop
+    if name in ("simulate", "replay"):  # Ctrl-C is how a server is meant to stop
         assert result.exit_code == 0, result.output
     else:
         assert result.exit_code == 130 and result.stderr == "interrupted\n"
@@ -586,3 +589,22 @@ def test_books_passes_paths_filters_and_manifest_dirs(spy_on: Callable[[Command,
     one = int(datetime(2026, 11, 24, 1, tzinfo=UTC).timestamp()) * 10**9
     assert (filters.start_ns, filters.end_ns) == (one, one + 3600 * 10**9)  # no offset: UTC
     assert Path("m") == spy.kwargs["manifest_dirs"][0] and spy.kwargs["overwrite"] is True
+
+
+def test_replay_passes_inputs_and_options(
+    monkeypatch: pytest.MonkeyPatch, spy_on: Callable[[Command, Any], Spy]
+) -> None:
+    serve = spy_on(COMMANDS["replay"], None)
+    built = Spy(SimpleNamespace(files=[]))
+    monkeypatch.setattr("pmws.replay.load.build_replay", built)
+    args = ["a", "b", "--host", "127.0.0.2", "--port", "8001", "--http-port", "8002", "--speed", "max"]
+    result = invoke("replay", *args, "--start", "S", "--end", "E", "--discovery", "d.json")
+    assert result.exit_code == 0, result.output
+    assert [str(p) for p in built.args[0]] == ["a", "b"]
+    assert {k: built.kwargs[k] for k in ("speed", "start", "end")} == {
+        "speed": "max",
+        "start": "S",
+        "end": "E",
+    }
+    assert str(built.kwargs["discovery"]) == "d.json"
+    assert serve.args[0] is built.result and serve.args[1:4] == ("127.0.0.2", 8001, 8002)

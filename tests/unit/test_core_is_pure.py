@@ -26,6 +26,7 @@ CORE = [
     "report",
     "health",
     "manifest",
+    "channel",
 ]
 
 

@@ -145,7 +145,23 @@ def test_the_simulator_stands_alone_and_only_the_cli_starts_it() -> None:
         for a, b in edges()
         if in_package(b, "pmws.sim") and not (in_package(a, "pmws.sim") or in_package(a, "pmws.cli"))
     }
-    assert violations("recorder", outside) == []
+    assert violations("recorder", outside - REPLAY_USES_SIM_HTTP) == []
+
+
+#: The replay serves HTTP with the simulator's small h11 server: the server only, never the simulator.
+REPLAY_USES_SIM_HTTP = {("pmws.replay.http", "pmws.sim.http"), ("pmws.replay.server", "pmws.sim.http")}
+
+
+def test_the_replay_uses_the_core_the_archive_reader_and_no_recorder() -> None:
+    """`pmws replay` stands alone like the simulator: it reads archives, it never records or uploads."""
+    core = {f"pmws.{name}" for name in CORE}
+    allowed = core | {"pmws.archive.reader"}
+    inside = {(a, b) for a, b in edges() if in_package(a, "pmws.replay") and not in_package(b, "pmws.replay")}
+    assert violations("replay", {(a, b) for a, b in inside if b not in allowed} - REPLAY_USES_SIM_HTTP) == []
+    outside = {
+        (a, b) for a, b in edges() if in_package(b, "pmws.replay") and not in_package(a, "pmws.replay")
+    }
+    assert violations("replay", {(a, b) for a, b in outside if not in_package(a, "pmws.cli")}) == []
 
 
 def find_cycles(graph: set[tuple[str, str]]) -> list[list[str]]:

@@ -1,0 +1,86 @@
+"""`pmws replay`: recorded archives served as Polymarket's market websocket, Gamma and /books."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pmws.cli.base import DebugOption, err, guarded, out, print_line, serve_until_interrupted
+
+
+def replay_command(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="DIR_OR_FILES",
+            help="Archive files or directories (every *.jsonl.gz under them), merged by receive time.",
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="Websocket port, ws://HOST:PORT/ws/market (0 = any free port).")
+    ] = 0,
+    http_port: Annotated[
+        int, typer.Option(help="HTTP port for Gamma and CLOB /books (0 = any free port).")
+    ] = 0,
+    speed: Annotated[
+        str, typer.Option(help="1 = recorded pace, N = N times faster, max = as fast as clients read.")
+    ] = "1",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay from this ISO 8601 time (books rebuilt up to it).", show_default="the first record"
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Stop at this ISO 8601 time.", show_default="the last record")
+    ] = None,
+    discovery: Annotated[
+        Path | None,
+        typer.Option(
+            help="A `pmws discover` output file for Gamma's answers.", show_default="the archive's metadata"
+        ),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Serve archives as Polymarket's market websocket, with Gamma and /books, until Ctrl-C."""
+    from pmws.config import Between, check_value
+    from pmws.replay.load import build_replay
+    from pmws.replay.server import serve_replay
+
+    def problem(text: str) -> None:
+        print_line(err, f"[yellow]skipped:[/yellow] {text}")
+
+    def on_ready(replay: Any) -> None:
+        out.print(f"gamma_url: {replay.gamma_url}\nclob_url: {replay.clob_url}\nws_url: {replay.ws_url}")
+        out.print(
+            f"replaying {len(replay.files)} file(s), {len(replay.catalog.tokens)} token(s); "
+            "waiting for a subscription"
+        )
+        sys.stdout.flush()
+        asyncio.get_running_loop().create_task(_announce_end(replay))
+
+    def action() -> None:
+        for name, value in (("--port", port), ("--http-port", http_port)):
+            check_value(name, value, Between(0, 65535))
+        replay = build_replay(
+            inputs, speed=speed, start=start, end=end, discovery=discovery, on_problem=problem
+        )
+        where = f"{host} (--port {port}, --http-port {http_port})"
+        serve_until_interrupted(serve_replay(replay, host, port, http_port, on_ready), where)
+
+    guarded(debug, action)
+
+
+async def _announce_end(replay: Any) -> None:
+    """One line when the archive has been played out (the server keeps answering until Ctrl-C)."""
+    await replay.finished.wait()
+    stats = replay.stats
+    out.print(
+        f"replay finished: {stats.frames} frames, {stats.frames_sent} sent, {stats.problem_count} problem(s)"
+    )
+    sys.stdout.flush()
