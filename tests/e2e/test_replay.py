@@ -8,14 +8,13 @@ recording verified verifies in the second, with the metadata the replay's Gamma 
 from __future__ import annotations
 
 import asyncio
-import io
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from rich.console import Console
 
 from pmws.archive.reader import iter_gzip_lines
 from pmws.book import BookState
@@ -57,19 +56,26 @@ class Endpoints:
 
 
 async def record_replay(replay: Replay, config_path: Path) -> RunOutcome:
-    """`pmws run` against a started replay until every frame the replay sent has been archived."""
+    """`pmws run` against a started replay until every frame the replay sent has been archived, and one
+    REST checkpoint has been taken after the end (the books then carry the tick size and min order size
+    the offline check needs; at `--speed max` the whole replay can fit between two checkpoints)."""
     stop = asyncio.Event()
     config = load_config(config_path, env={})
+    recorders: list[Any] = []
 
     async def stop_when_played() -> None:
         await asyncio.wait_for(replay.finished.wait(), 60 * TIME_FACTOR)
         while any(c.queue for c in replay.conns):  # flushed to the sockets
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5 * TIME_FACTOR)  # received and archived
+        checkpoints = recorders[0].counters()["rest_checkpoints_ok"]
+        deadline = time.monotonic() + 10 * TIME_FACTOR
+        while recorders[0].counters()["rest_checkpoints_ok"] == checkpoints and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         stop.set()
 
     watcher = asyncio.create_task(stop_when_played())
-    outcome = await run_recorder(config, console=Console(file=io.StringIO()), stop=stop)
+    outcome = await run_recorder(config, stop=stop, on_ready=lambda recorder, _: recorders.append(recorder))
     await watcher
     return outcome
 
