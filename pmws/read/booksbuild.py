@@ -170,18 +170,26 @@ class BookBuilder:
     ) -> None:
         """One `price_change` entry, checked on its own so that its row carries its own hash status."""
         asset = change.get("asset_id")
-        if not isinstance(asset, str) or self._superseded(asset, stamp, head[3]):
+        if not isinstance(asset, str):
+            return
+        ns, exchange_ms, market, session = head
+        state = self.tokens.get(asset)
+        if (
+            state is not None
+            and state.book_session not in (None, session)
+            and self._superseded(asset, stamp, session)
+        ):
             return
         status = self._observe(
             asset, {"event_type": "price_change", "timestamp": stamp, "price_changes": [change]}
         )
-        ns, exchange_ms, market, session = head
+        state = self.tokens[asset]  # _observe made it
         side = "bid" if change.get("side") == "BUY" else "ask"
         price, size = change.get("price"), change.get("size")
-        row = [ns, exchange_ms, asset, market, side, price, size, False, status, "ws", session]
+        row = (ns, exchange_ms, asset, market, side, price, size, False, status, "ws", session)
         expected = change.get("hash")
-        self._out("book_changes", ns, row, asset, status, expected)
-        self._top(asset, ns, exchange_ms, status, expected)
+        self._out("book_changes", ns, row, state, status, expected)
+        self._top(asset, state, ns, exchange_ms, status, expected)
 
     def _observe(self, asset: str, event: dict[str, Any]) -> str:
         """Apply one event to the tracker; the status its hash check gave."""
@@ -224,16 +232,17 @@ class BookBuilder:
 
     # --- held rows: a pending hash settles later ----------------------------------------------------
 
-    def _out(self, table: str, ns: int, row: list[Any], asset: str, status: str, expected: Any) -> None:
-        state = self._state(asset)
-        if status == VERIFIED and not state.held:
-            state.last_verified_ns = ns
+    def _out(
+        self, table: str, ns: int, row: tuple[Any, ...], state: _Token, status: str, expected: Any
+    ) -> None:
         if status == PENDING or state.held:
-            state.held.append([table, ns // HOUR_NS, row, expected if status == PENDING else None])
+            state.held.append([table, ns // HOUR_NS, list(row), expected if status == PENDING else None])
             if len(state.held) > HELD_MAX:
                 self._release(state)
             return
-        self.sink.add(table, ns // HOUR_NS, tuple(row))
+        if status == VERIFIED:
+            state.last_verified_ns = ns
+        self.sink.add(table, ns // HOUR_NS, row)
 
     def _settle(self, asset: str, outcome: str) -> None:
         """After a trade or a book: held changes whose hash is no longer pending are `outcome`."""
@@ -259,20 +268,22 @@ class BookBuilder:
 
     # --- derived tables -----------------------------------------------------------------------------
 
-    def _top(self, asset: str, ns: int, exchange_ms: int | None, status: str, expected: Any) -> None:
+    def _top(
+        self, asset: str, state: _Token, ns: int, exchange_ms: int | None, status: str, expected: Any
+    ) -> None:
         book = self.tracker.books.get(asset)
         if book is None:
             return
-        bid = book.bids.levels[-1] if book.bids.levels else (None, None)
-        ask = book.asks.levels[0] if book.asks.levels else (None, None)
+        bids, asks = book.bids.levels, book.asks.levels
+        bid = bids[-1] if bids else (None, None)
+        ask = asks[0] if asks else (None, None)
         top = (bid, ask)
-        state = self._state(asset)
         if top == state.top:
             return
         state.top = top
         mid, spread = _mid_and_spread(bid[0], ask[0])
-        row = [ns, exchange_ms, asset, bid[0], bid[1], ask[0], ask[1], mid, spread, status]
-        self._out("top_of_book", ns, row, asset, status, expected)
+        row = (ns, exchange_ms, asset, bid[0], bid[1], ask[0], ask[1], mid, spread, status)
+        self._out("top_of_book", ns, row, state, status, expected)
 
     def _book_rows(
         self, asset: str, ns: int, exchange_ms: int | None, status: str, source: str, session: Any
@@ -283,15 +294,16 @@ class BookBuilder:
         hour = self.sink.hour_of(ns)
         expected = book.recent_hashes.latest if status == PENDING else None
         market = book.market
+        state = self._state(asset)
         for side, levels in (("bid", book.bids.levels), ("ask", book.asks.levels)):
             for price, size in levels:
-                row = [ns, exchange_ms, asset, market, side, price, size, True, status, source, session]
-                self._out("book_changes", ns, row, asset, status, expected)
+                row = (ns, exchange_ms, asset, market, side, price, size, True, status, source, session)
+                self._out("book_changes", ns, row, state, status, expected)
         if not book.bids.levels and not book.asks.levels:  # an empty book still resets the levels
-            row = [ns, exchange_ms, asset, market, None, None, None, True, status, source, session]
-            self.sink.add("book_changes", hour, tuple(row))
-        self.tokens[asset].top = None
-        self._top(asset, ns, exchange_ms, status, expected)
+            empty = (ns, exchange_ms, asset, market, None, None, None, True, status, source, session)
+            self.sink.add("book_changes", hour, empty)
+        state.top = None
+        self._top(asset, state, ns, exchange_ms, status, expected)
 
     def _snapshots(self, at_ns: int) -> None:
         hour = self.sink.hour_of(at_ns)
