@@ -8,9 +8,10 @@ book_snapshots, gaps (partitioned by date/hour of receive time), tokens (one fil
 
 from __future__ import annotations
 
+import gc
 import shutil
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,13 +93,14 @@ def build_books(
         selected.info = builder.token_info
     _learn_metadata(reader, builder)
     count = 0
-    for record in reader:
-        builder.on_record(record)
-        count += 1
-        if on_progress is not None and count % 5000 == 0:
-            on_progress(reader.report)
-    builder.finish()
-    sink.close()
+    with _fewer_collections():
+        for record in reader:
+            builder.on_record(record)
+            count += 1
+            if on_progress is not None and count % 5000 == 0:
+                on_progress(reader.report)
+        builder.finish()
+        sink.close()
     tokens = [r for r in builder.token_rows() if selected is None or selected.wanted(r[0])]
     sink.write_table(output_dir / "tokens" / "tokens.parquet", TOKENS_SCHEMA, tokens)
     if on_progress is not None:
@@ -135,6 +137,23 @@ class _Selected:
     def add(self, table: str, hour: int, row: tuple[Any, ...]) -> None:
         if self.wanted(row[TOKEN_COLUMN[table]]):
             self.sink.add(table, hour, row)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector 100 times less often while books are built.
+
+    Every line becomes a tree of dicts and lists that reference counting frees (JSON has no cycles), but
+    each allocation counts towards the collector's next pass, and each pass walks the records still held
+    (the merge window, rows waiting for Parquet): about a tenth of the run's time. Cycles, if any, are
+    still collected; the thresholds are restored after.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], 1) * 100, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def _learn_metadata(reader: Reader, builder: BookBuilder) -> None:

@@ -7,6 +7,7 @@ show in the digests below. A change that alters any output row changes a digest.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from pmws.books import build_books
 from pmws.read import Filters, open_archives
+from pmws.read.parquet import PartitionedParquet
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "data" / "books_archive"
 TABLES = ("book_changes", "trades", "top_of_book", "book_snapshots", "gaps", "tokens")
@@ -97,3 +99,18 @@ PINNED: dict[str, dict[str, Any]] = {
 def test_books_over_the_fixed_archive_gives_the_pinned_tables(tmp_path: Path, case: str) -> None:
     filters = Filters(tokens=frozenset({TOKEN})) if case == "one_token" else Filters()
     assert build(tmp_path, filters) == PINNED[case]
+
+
+def test_the_collector_runs_less_often_while_building_and_as_before_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    during: list[tuple[int, int, int]] = []
+    close = PartitionedParquet.close
+    monkeypatch.setattr(
+        PartitionedParquet, "close", lambda self: (during.append(gc.get_threshold()), close(self))
+    )
+    reader = open_archives([ARCHIVE / "rec-a"], manifest_dirs=[ARCHIVE / "rec-a-manifests"])
+    before = gc.get_threshold()
+    build_books(reader, tmp_path / "books")
+    assert during == [(before[0] * 100, *before[1:])]
+    assert gc.get_threshold() == before
