@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Protocol
 
 import orjson
@@ -42,6 +43,7 @@ def _ms(value: Any) -> int | None:
         return None
 
 
+@lru_cache(maxsize=1 << 16)  # tops repeat (a price grid): exact Decimal work once per pair
 def _mid_and_spread(bid: str | None, ask: str | None) -> tuple[str | None, str | None]:
     if bid is None or ask is None:
         return None, None

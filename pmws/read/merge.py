@@ -73,9 +73,10 @@ _NEVER = 1 << 127
 class Deduplicator:
     """Replica merge: a frame seen by two sessions of one shard within `tolerance_ns` comes out once."""
 
-    def __init__(self, tolerance_ns: int, *, replicas: bool = True) -> None:
+    def __init__(self, tolerance_ns: int, *, replicas: bool = True, max_held: int | None = None) -> None:
         self.tolerance_ns = tolerance_ns
         self.replicas = replicas  # False: only put records back in receive order
+        self.max_held = max_held  # and hold at most this many (None: all those inside the window)
         self.duplicates = 0
         self._held: deque[Record] = deque()  # receive order (stable: equal times in the order fed)
         self._by_hash: dict[str, list[Record]] = {}
@@ -84,6 +85,8 @@ class Deduplicator:
         """Records older than the tolerance window, in order; `record` is held (or merged into one held)."""
         ns = record.received_ns
         ready = self._release(ns - self.tolerance_ns) if self._held else []
+        if self.max_held is not None and len(self._held) >= self.max_held:
+            ready += self._release(self._held[0].received_ns + 1)
         if record.record_type == "ws_frame":
             row = record.row
             session = row.get("session_id")

@@ -16,9 +16,12 @@ from pmws.read.sources import ArchiveFile, Found, chains, find_local, load_manif
 from pmws.transfer.rclone import Rclone
 
 DEFAULT_REPLICA_TOLERANCE_SECONDS = 2.0
-#: Without sessions that overlap in time there is nothing to merge: records are only held this long, to put
-#: the few lines a file wrote a little out of receive order back in order.
+#: Without sessions that overlap in time there is nothing to merge: records are only held this long (and at
+#: most this many), to put the few lines a file wrote a little out of receive order back in order: `pmws run`
+#: writes a new hour's first lifecycle lines before the frame that opened it, one or two lines back. Fewer
+#: held records is faster: a parsed line read again (and freed) after thousands of others is out of cache.
 REORDER_SECONDS = 0.1
+REORDER_RECORDS = 64
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,9 @@ class Reader:
         found = self._chains()
         replicas = sessions_overlap(found)
         window = self.replica_tolerance_seconds if replicas else REORDER_SECONDS
-        dedup = Deduplicator(int(window * 1e9), replicas=replicas)
+        dedup = Deduplicator(
+            int(window * 1e9), replicas=replicas, max_held=None if replicas else REORDER_RECORDS
+        )
         end_ns = self.filters.end_ns
         keeps = None if self._everything else self.filters.keeps
         observe = finder.observe
