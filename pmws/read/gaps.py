@@ -21,6 +21,7 @@ from pmws.read.records import Record, gap_record, gap_row
 from pmws.rotation import session_of_name
 
 STOPPED = "stopped"
+_NONE: list[Record] = []  # shared, never appended to
 
 
 @dataclass
@@ -40,19 +41,21 @@ class GapFinder:
     last_seen: dict[str, int] = field(default_factory=dict)  # session → last record time
     last_ns: int = 0
 
-    def observe(self, record: Record) -> Iterator[Record]:
+    def observe(self, record: Record) -> list[Record]:
         row = record.row
         now = record.received_ns
-        self.last_ns = max(self.last_ns, now)
+        if now > self.last_ns:
+            self.last_ns = now
         session = row.get("session_id")
         if isinstance(session, str):
             self.last_seen[session] = now
         if record.record_type == "ws_frame":
-            if self.blind:
-                yield from self._frame_for_blind(record)
-            return
+            return list(self._frame_for_blind(record)) if self.blind else _NONE
         if record.record_type != "lifecycle":
-            return
+            return _NONE
+        return list(self._lifecycle(record, row, session, now))
+
+    def _lifecycle(self, record: Record, row: dict[str, Any], session: Any, now: int) -> Iterator[Record]:
         event = row.get("event")
         key = (row.get("shard"), row.get("slot"))
         if event == "subscribe" and row.get("initial") and isinstance(session, str):

@@ -11,8 +11,11 @@ stamped when it opens, just after the frame that opened it).
 
 from __future__ import annotations
 
+import bisect
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from pmws.read.records import Record
 from pmws.read.sources import ArchiveFile
@@ -48,70 +51,99 @@ def merge_chains(chains: list[list[ArchiveFile]], open_chain: ChainOpener) -> It
             continue
         _, index, _, record, iterator = heap[0]
         yield record
-        following = next(iterator, None)
-        if following is None:
-            heapq.heappop(heap)
-        else:
+        # Records strictly before every other chain's next one (and the next chain to open) need no heap:
+        # most runs of one chain come out here, one comparison each.
+        limit = min((entry[0] for entry in heap[1:3]), default=_NEVER)
+        if position < len(waiting):
+            limit = min(limit, waiting[position][0])
+        for following in iterator:
+            if following.received_ns < limit:
+                yield following
+                continue
             counter += 1
             heapq.heapreplace(heap, (following.received_ns, index, counter, following, iterator))
+            break
+        else:
+            heapq.heappop(heap)
+
+
+_NEVER = 1 << 127
 
 
 class Deduplicator:
     """Replica merge: a frame seen by two sessions of one shard within `tolerance_ns` comes out once."""
 
-    def __init__(self, tolerance_ns: int, *, replicas: bool = True) -> None:
+    def __init__(self, tolerance_ns: int, *, replicas: bool = True, max_held: int | None = None) -> None:
         self.tolerance_ns = tolerance_ns
         self.replicas = replicas  # False: only put records back in receive order
+        self.max_held = max_held  # and hold at most this many (None: all those inside the window)
         self.duplicates = 0
-        self._held: list[tuple[int, int, Record]] = []  # a heap: receive order
-        self._count = 0
+        self._held: deque[Record] = deque()  # receive order (stable: equal times in the order fed)
         self._by_hash: dict[str, list[Record]] = {}
 
-    def feed(self, record: Record) -> Iterator[Record]:
+    def feed(self, record: Record) -> list[Record]:
         """Records older than the tolerance window, in order; `record` is held (or merged into one held)."""
-        yield from self._release(record.received_ns - self.tolerance_ns)
-        row = record.row
+        ns = record.received_ns
+        ready = self._release(ns - self.tolerance_ns) if self._held else []
+        if self.max_held is not None and len(self._held) >= self.max_held:
+            ready += self._release(self._held[0].received_ns + 1)
         if record.record_type == "ws_frame":
+            row = record.row
             session = row.get("session_id")
             record.seen_by = (session,) if isinstance(session, str) else ()
-        if self.replicas and record.record_type == "ws_frame" and row.get("classified_event_types"):
-            digest = row.get("payload_sha256")
-            if isinstance(digest, str):
-                held = self._by_hash.get(digest)
-                if held is not None:
-                    for earlier in held:
-                        if (
-                            earlier.row.get("shard") == row.get("shard")
-                            and session not in earlier.seen_by
-                            and record.received_ns - earlier.received_ns <= self.tolerance_ns
-                        ):
-                            earlier.seen_by += record.seen_by
-                            self.duplicates += 1
-                            return
-                    held.append(record)
-                else:
-                    self._by_hash[digest] = [record]
-        self._count += 1
-        heapq.heappush(self._held, (record.received_ns, self._count, record))
-
-    def flush(self) -> Iterator[Record]:
-        yield from self._release(None)
-
-    def _release(self, before_ns: int | None) -> Iterator[Record]:
+            if self.replicas and row.get("classified_event_types") and self._merged(record, session):
+                return ready
         held = self._held
-        while held and (before_ns is None or held[0][0] < before_ns):
-            record = heapq.heappop(held)[2]
-            if not self.replicas:
-                yield record
+        if not held or held[-1].received_ns <= ns:
+            held.append(record)
+        else:  # a line written a little out of receive order: rare
+            held.insert(bisect.bisect_right(held, ns, key=_received_ns), record)
+        return ready
+
+    def _merged(self, record: Record, session: Any) -> bool:
+        """Merge `record` into a held copy another replica recorded (True), or index it by its hash."""
+        row = record.row
+        digest = row.get("payload_sha256")
+        if not isinstance(digest, str):
+            return False
+        held = self._by_hash.get(digest)
+        if held is None:
+            self._by_hash[digest] = [record]
+            return False
+        for earlier in held:
+            if (
+                earlier.row.get("shard") == row.get("shard")
+                and session not in earlier.seen_by
+                and record.received_ns - earlier.received_ns <= self.tolerance_ns
+            ):
+                earlier.seen_by += record.seen_by
+                self.duplicates += 1
+                return True
+        held.append(record)
+        return False
+
+    def flush(self) -> list[Record]:
+        return self._release(None)
+
+    def _release(self, before_ns: int | None) -> list[Record]:
+        held = self._held
+        ready: list[Record] = []
+        while held and (before_ns is None or held[0].received_ns < before_ns):
+            record = held.popleft()
+            ready.append(record)
+            if not self.replicas or record.record_type != "ws_frame":
                 continue
-            digest = record.row.get("payload_sha256") if record.record_type == "ws_frame" else None
-            if isinstance(digest, str):
-                same = self._by_hash.get(digest)
-                if same is not None:
-                    if same and same[0] is record:
-                        same.pop(0)
-                    else:
-                        same[:] = [r for r in same if r is not record]
-                    if not same:
-                        del self._by_hash[digest]
-            yield record
+            digest = record.row.get("payload_sha256")
+            same = self._by_hash.get(digest) if isinstance(digest, str) else None
+            if same is not None:
+                if same[0] is record:
+                    same.pop(0)
+                else:
+                    same[:] = [r for r in same if r is not record]
+                if not same:
+                    del self._by_hash[digest]  # type: ignore[arg-type]
+        return ready
+
+
+def _received_ns(record: Record) -> int:
+    return record.received_ns

@@ -4,10 +4,14 @@ Rows are tuples in the table's column order; prices and sizes arrive as the exac
 are stored as `decimal128(38, 18)` (cast by Arrow, which refuses to round: a value that does not fit is
 stored as null and counted in `bad_values`), never as floats. Times arrive as epoch ns / ms integers.
 Memory is bounded: rows are converted and appended to their partition's open file every `batch_rows`.
+Encoding, compression and writing happen on one background thread (pyarrow releases the GIL there, so a
+second core does it while the caller goes on); at most `MAX_PENDING` batches wait for it.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -22,6 +26,7 @@ DECIMAL = pa.decimal128(38, 18)
 NS = pa.timestamp("ns", tz="UTC")
 MS = pa.timestamp("ms", tz="UTC")
 HOUR_NS = 3600 * 1_000_000_000
+MAX_PENDING = 4
 
 
 def partition_of(ns: int) -> tuple[int, str]:
@@ -48,6 +53,8 @@ class PartitionedParquet:
         self.files: list[Path] = []
         self.bad_values = 0
         self._newest = 0
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="pmws-parquet")  # one: a file's writes in order
+        self._pending: deque[Future[None]] = deque()
 
     def add(self, table: str, hour: int, row: tuple[Any, ...]) -> None:
         key = (table, hour)
@@ -65,10 +72,14 @@ class PartitionedParquet:
         return ns // HOUR_NS
 
     def close(self) -> None:
-        for key in list(self.buffers):
-            self._flush(key)
-        for key in list(self.writers):
-            self._close(key)
+        try:
+            for key in list(self.buffers):
+                self._flush(key)
+            for key in list(self.writers):
+                self._close(key)
+            self._wait(0)
+        finally:
+            self._io.shutdown(wait=True)
 
     def _close_older_than(self, hour: int) -> None:
         for key in [k for k in (*self.buffers, *self.writers) if k[1] < hour]:
@@ -87,19 +98,30 @@ class PartitionedParquet:
             self.parts[key] = part + 1
             path = self.root / table / partition_of(hour * HOUR_NS)[1] / f"part-{part:05d}.parquet"
             writer = self.writers[key] = self._open(path, schema)
-        try:
-            writer.write_batch(self._batch(schema, rows))
-        except OSError as exc:
-            raise ArchiveError(f"{self.root / table}: cannot write ({exc.strerror or exc})") from exc
+        self._submit(writer.write_batch, self._batch(schema, rows), table)
         self.rows[table] += len(rows)
 
     def _close(self, key: tuple[str, int]) -> None:
         writer = self.writers.pop(key, None)
         if writer is not None:
+            self._submit(writer.close, None, key[0])
+
+    def _submit(self, call: Any, batch: pa.RecordBatch | None, table: str) -> None:
+        """Run `call(batch)` (or `call()`) on the writing thread; raise here what an earlier one raised."""
+        path = self.root / table
+
+        def run() -> None:
             try:
-                writer.close()
+                call() if batch is None else call(batch)
             except OSError as exc:
-                raise ArchiveError(f"{self.root / key[0]}: cannot write ({exc.strerror or exc})") from exc
+                raise ArchiveError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+        self._pending.append(self._io.submit(run))
+        self._wait(MAX_PENDING)
+
+    def _wait(self, pending: int) -> None:
+        while len(self._pending) > pending:
+            self._pending.popleft().result()
 
     def _open(self, path: Path, schema: pa.Schema) -> pq.ParquetWriter:
         try:
@@ -122,16 +144,14 @@ class PartitionedParquet:
     def _batch(self, schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
         pairs = zip(columns, schema, strict=True)
-        return pa.RecordBatch.from_arrays([self._array(list(v), c.type) for v, c in pairs], schema=schema)
+        return pa.RecordBatch.from_arrays([self._array(v, c.type) for v, c in pairs], schema=schema)
 
-    def _array(self, values: list[Any], kind: pa.DataType) -> pa.Array:
+    def _array(self, values: tuple[Any, ...], kind: pa.DataType) -> pa.Array:
         if kind == DECIMAL:
             try:
                 return pa.array(values, pa.string()).cast(DECIMAL)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return pa.array([self._decimal(v) for v in values], DECIMAL)
-        if kind in (NS, MS):
-            return pa.array(values, pa.int64()).cast(kind)
         return pa.array(values, kind)
 
     def _decimal(self, value: Any) -> Decimal | None:

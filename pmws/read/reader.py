@@ -16,9 +16,12 @@ from pmws.read.sources import ArchiveFile, Found, chains, find_local, load_manif
 from pmws.transfer.rclone import Rclone
 
 DEFAULT_REPLICA_TOLERANCE_SECONDS = 2.0
-#: Without sessions that overlap in time there is nothing to merge: records are only held this long, to put
-#: the few lines a file wrote a little out of receive order back in order.
+#: Without sessions that overlap in time there is nothing to merge: records are only held this long (and at
+#: most this many), to put the few lines a file wrote a little out of receive order back in order: `pmws run`
+#: writes a new hour's first lifecycle lines before the frame that opened it, one or two lines back. Fewer
+#: held records is faster: a parsed line read again (and freed) after thousands of others is out of cache.
 REORDER_SECONDS = 0.1
+REORDER_RECORDS = 64
 
 
 @dataclass(frozen=True)
@@ -106,18 +109,31 @@ class Reader:
         self._everything = self.filters == Filters()
 
     def __iter__(self) -> Iterator[Record]:
-        report, filters = self.report, self.filters
+        report = self.report
         finder = GapFinder()
         found = self._chains()
         replicas = sessions_overlap(found)
         window = self.replica_tolerance_seconds if replicas else REORDER_SECONDS
-        dedup = Deduplicator(int(window * 1e9), replicas=replicas)
-        end_ns = filters.end_ns
+        dedup = Deduplicator(
+            int(window * 1e9), replicas=replicas, max_held=None if replicas else REORDER_RECORDS
+        )
+        end_ns = self.filters.end_ns
+        keeps = None if self._everything else self.filters.keeps
+        observe = finder.observe
+        # One flat loop (no generator per record): this is the hot path of `pmws books` and `pmws replay`.
         for record in merge_chains(found, self._open_chain):
             if end_ns is not None and record.received_ns >= end_ns + dedup.tolerance_ns:
                 break
             for ready in dedup.feed(record):
-                yield from self._emit(ready, finder)
+                if ready.record_type != GAP:  # a gap read from a file was counted where it was made
+                    for gap in observe(ready):
+                        report.gaps += 1
+                        if keeps is None or keeps(gap):
+                            report.records += 1
+                            yield gap
+                if keeps is None or keeps(ready):
+                    report.records += 1
+                    yield ready
         for ready in dedup.flush():
             yield from self._emit(ready, finder)
         for gap in finder.finish():

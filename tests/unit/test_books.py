@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pmws.book import book_hash
-from pmws.books import BookBuilder
 from pmws.read import Record
+from pmws.read.booksbuild import BookBuilder
 
 MARKET, TOKEN = "0xmarket", "T1"
 S = 1_000_000_000

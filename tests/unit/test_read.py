@@ -88,6 +88,23 @@ def test_records_come_out_in_receive_order_across_sessions_and_hours(tmp_path: P
     assert reader.report.problems == [] and reader.report.frames == 8
 
 
+def test_a_line_written_before_an_earlier_frame_comes_out_after_it(tmp_path: Path) -> None:
+    """`pmws run` writes a new hour's lifecycle lines (stamped at open) before the frame that opened it."""
+    root = tmp_path / "rec"
+    a = "20261201T022000Z-aaaaaa"
+    start = T0 // S - (T0 // S) % HOUR
+    ms = 1_000_000
+    rows = [
+        life(T0 + 5 * ms, a, "file_open"),
+        frame(T0, a, pc(0)),
+        *(frame(T0 + i * ms, a, pc(i)) for i in (6, 7)),
+    ]
+    write(root, a, start, rows)
+    got = list(open_archives(root))
+    assert [r.received_ns - T0 for r in got] == [0, 5 * ms, 6 * ms, 7 * ms]
+    assert got[1].record_type == "lifecycle"
+
+
 def test_filters_by_time_token_slug_and_event_type(tmp_path: Path) -> None:
     root = tmp_path / "rec"
     a = "20261201T022000Z-aaaaaa"
