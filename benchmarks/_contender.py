@@ -2,6 +2,11 @@
 
 python benchmarks/_contender.py floor  --ws-url URL --tokens-file F --seconds S
 python benchmarks/_contender.py record --ws-url URL --tokens-file F --seconds S --out DIR
+python benchmarks/_contender.py run    --ws-url URL --tokens-file F --seconds S --out DIR
+
+floor: a bare websockets receive loop; record: `pmws sample`'s hot path (Link → envelope → gzip writer);
+run: `pmws run`'s (the Recorder as the Link's handler: rotating archive, stats, coverage, every book hash
+verified), without discovery and REST.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from pmws.archive.writer import ArchiveWriter, GzipJsonlFile, LatencyStats
-from pmws.config import Websocket
+from pmws.config import Config, Websocket
 from pmws.envelope import TrackedToken
 from pmws.feed import Link, Sequencer
 from pmws.protocol import subscribe_message
@@ -91,9 +96,51 @@ async def record(
     }
 
 
+async def run_path(
+    url: str, tokens: list[TrackedToken], seconds: float, out: Path, read_batch_ms: float = 0.0
+) -> dict[str, float]:
+    """`pmws run`'s per-frame path: its Recorder handles every frame of one Link (no discovery, no REST)."""
+    from pmws.run import Recorder
+
+    config = Config()
+    config.endpoints.ws_url = url
+    config.run.output_dir, config.run.manifest_dir = str(out / "rec"), str(out / "man")
+    config.websocket.stale_after_seconds = 3600
+    config.websocket.read_batch_ms = read_batch_ms
+    recorder = Recorder(config, stop=asyncio.Event(), session_id="bench")
+    recorder.ws.roll_if_due()
+    for token in tokens:
+        recorder.tokens[token.token_id] = token
+        recorder.tracker.set_metadata(token.token_id, "5", False)
+    recorder.coverage.track(recorder.tokens)
+    recorder._start_link(0, tuple(tokens))
+    stats = recorder.stats
+    while stats.frames == 0:
+        await asyncio.sleep(0.01)
+    f0, c0, t0 = stats.frames, cpu(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    frames, elapsed, used = stats.frames - f0, time.perf_counter() - t0, cpu() - c0
+    await recorder.shutdown()
+    await recorder.ws.close()
+    await recorder.rest_archive.close()
+    closed = recorder.ws.closed_files
+    counters = recorder.counters()
+    return {
+        "frames": frames,
+        "seconds": elapsed,
+        "cpu_seconds": used,
+        "bytes_on_disk": sum(m["bytes"] for m in closed),
+        "lines": sum(m["lines"] for m in closed),
+        "hash_verified": counters["book_hash_verified"],
+        "hash_mismatched": counters["book_hash_mismatched"],
+        "hash_pending": counters["book_hash_pending"],
+        "frames_total": stats.frames,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["floor", "record"])
+    parser.add_argument("mode", choices=["floor", "record", "run"])
     parser.add_argument("--ws-url", required=True)
     parser.add_argument("--tokens-file", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -103,8 +150,10 @@ def main() -> None:
     tokens = [TrackedToken(**t) for t in json.loads(args.tokens_file.read_text())]
     if args.mode == "floor":
         result = asyncio.run(floor(args.ws_url, tokens, args.seconds))
-    else:
+    elif args.mode == "record":
         result = asyncio.run(record(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms))
+    else:
+        result = asyncio.run(run_path(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms))
     result["rss_mb"] = rss_mb()
     print(json.dumps(result))
     sys.stdout.flush()
