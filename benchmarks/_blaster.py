@@ -1,4 +1,4 @@
-"""A raw-socket websocket sender that is never the bottleneck: real captured frames, pre-encoded, sent in bulk.
+"""A raw-socket websocket sender that is never the bottleneck: real captured frames, pre-encoded, in bulk.
 
     python benchmarks/_blaster.py [--tls-cert C --tls-key K]   # prints its ws:// or wss:// URL
 
