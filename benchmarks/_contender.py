@@ -79,9 +79,10 @@ async def record(
     task = asyncio.create_task(link.run())
     while handler.stats.frames == 0:
         await asyncio.sleep(0.01)
-    f0, c0, t0 = handler.stats.frames, cpu(), time.perf_counter()
+    f0, c0, t0, m0 = handler.stats.frames, cpu(), time.perf_counter(), time.thread_time()
     await asyncio.sleep(seconds)
     frames, elapsed, used = handler.stats.frames - f0, time.perf_counter() - t0, cpu() - c0
+    main_cpu = time.thread_time() - m0
     stop.set()
     await task
     summary = await writer.close()
@@ -89,6 +90,7 @@ async def record(
         "frames": frames,
         "seconds": elapsed,
         "cpu_seconds": used,
+        "main_cpu_seconds": main_cpu,
         "bytes_on_disk": summary.bytes,
         "lines": summary.lines,
         "p50_ms": latency.percentile(0.5) or 0,
@@ -117,9 +119,10 @@ async def run_path(
     stats = recorder.stats
     while stats.frames == 0:
         await asyncio.sleep(0.01)
-    f0, c0, t0 = stats.frames, cpu(), time.perf_counter()
+    f0, c0, t0, m0 = stats.frames, cpu(), time.perf_counter(), time.thread_time()
     await asyncio.sleep(seconds)
     frames, elapsed, used = stats.frames - f0, time.perf_counter() - t0, cpu() - c0
+    main_cpu = time.thread_time() - m0
     await recorder.shutdown()
     await recorder.ws.close()
     await recorder.rest_archive.close()
@@ -129,6 +132,7 @@ async def run_path(
         "frames": frames,
         "seconds": elapsed,
         "cpu_seconds": used,
+        "main_cpu_seconds": main_cpu,
         "bytes_on_disk": sum(m["bytes"] for m in closed),
         "lines": sum(m["lines"] for m in closed),
         "hash_verified": counters["book_hash_verified"],

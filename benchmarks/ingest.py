@@ -150,9 +150,9 @@ def median(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| tokens | contender | frames/s | vs floor | CPU µs/frame | CPU vs floor | gz bytes/frame "
-        "| hashes verified / mismatched |",
-        "|---|---|---|---|---|---|---|---|",
+        "| tokens | contender | frames/s | vs floor | CPU µs/frame | CPU vs floor | receive thread µs/frame "
+        "| gz bytes/frame | hashes verified / mismatched |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         floor = row["floor"]
@@ -164,9 +164,12 @@ def table(rows: list[dict[str, Any]]) -> str:
             floor_per_frame = floor["cpu_seconds"] / floor["frames"] * 1e6
             size = f"{got['bytes_on_disk'] / max(1, got['lines']):.1f}" if "bytes_on_disk" in got else "—"
             hashes = f"{got['hash_verified']:,} / {got['hash_mismatched']}" if "hash_verified" in got else "—"
+            main = "—"
+            if "main_cpu_seconds" in got:
+                main = f"{got['main_cpu_seconds'] / got['frames'] * 1e6:.2f}"
             lines.append(
                 f"| {row['tokens']} | {mode} | {rate(got):,.0f} | {rate(got) / rate(floor):.2f} | "
-                f"{per_frame:.2f} | {per_frame / floor_per_frame:.2f}× | {size} | {hashes} |"
+                f"{per_frame:.2f} | {per_frame / floor_per_frame:.2f}× | {main} | {size} | {hashes} |"
             )
     return "\n".join(lines)
 

@@ -131,6 +131,7 @@ def measure_run(rate: float, warmup: float, seconds: float, read_batch_ms: float
         )
         p50, p99 = metric(port, "pmws_frame_to_disk_p50_ms"), metric(port, "pmws_frame_to_disk_p99_ms")
         counters = stop_run(proc)["counters"]
+        lag = stamp_lag(Path(tmp) / "rec")
     frames = f1 - f0
     return {
         "frames": frames,
@@ -146,7 +147,29 @@ def measure_run(rate: float, warmup: float, seconds: float, read_batch_ms: float
         "total_frames": counters["frames"],
         "hash_verified": counters["book_hash_verified"],
         "hash_mismatched": counters["book_hash_mismatched"],
+        **lag,
     }
+
+
+def stamp_lag(root: Path) -> dict[str, float]:
+    """Receive stamp minus the simulator's event timestamp (epoch ms, taken as it generates the event),
+    per frame: how late frames are stamped, sender queueing included (compare read_batch_ms settings)."""
+    lags: list[float] = []
+    for path in root.rglob("*.jsonl.gz"):
+        with gzip.open(path) as fh:
+            for line in fh:
+                record = orjson.loads(line)
+                if record.get("record_type") != "ws_frame" or not record.get("json"):
+                    continue
+                events = record["json"] if isinstance(record["json"], list) else [record["json"]]
+                stamps = [int(e["timestamp"]) for e in events if str(e.get("timestamp", "")).isdigit()]
+                if stamps:
+                    lags.append(record["received_at_ns"] / 1e6 - max(stamps))
+    lags.sort()
+    if not lags:
+        return {}
+    at = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
+    return {"stamp_lag_p50_ms": at(0.5), "stamp_lag_p99_ms": at(0.99), "stamp_lag_max_ms": lags[-1]}
 
 
 def floor_at(rate: float, seconds: float) -> dict[str, Any]:
@@ -310,14 +333,19 @@ def main() -> None:
         )
     if "2" in only:
         print("\n## 2. Sustained 1 000 frames/s\n")
-        print("| read_batch_ms | CPU % of one core | RSS start → end | frame-to-disk p50 / p99 | frames/s |")
-        print("|---|---|---|---|---|")
+        print(
+            "| read_batch_ms | CPU % of one core | RSS start → end | frame-to-disk p50 / p99 | frames/s "
+            "| receive stamp − event time p50 / p99 / max |"
+        )
+        print("|---|---|---|---|---|---|")
         for batch in (0.0, 20.0):
             s = measure_run(1000, 3, sustain, read_batch_ms=batch)
             sustained[f"read_batch_ms={batch:g}"] = s
             print(
                 f"| {batch:g} | {s['cpu_percent']:.1f} | {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB "
-                f"| {s['p50_ms']:.0f} / {s['p99_ms']:.0f} ms | {s['frames_per_s']:.0f} |"
+                f"| {s['p50_ms']:.0f} / {s['p99_ms']:.0f} ms | {s['frames_per_s']:.0f} "
+                f"| {s.get('stamp_lag_p50_ms', 0):.1f} / {s.get('stamp_lag_p99_ms', 0):.1f} / "
+                f"{s.get('stamp_lag_max_ms', 0):.1f} ms |"
             )
         bare = floor_at(1000, min(sustain, 20.0))
         sustained["floor"] = bare

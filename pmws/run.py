@@ -277,6 +277,10 @@ class Recorder:
     async def wait_for_room(self) -> None:
         await self.ws.wait_for_room()
 
+    def has_room(self) -> bool:
+        period = self.ws.current
+        return period is not None and period.writer.has_room()
+
     def quiet_ok(self, link: Link, now: float) -> bool:
         within = self.config.websocket.stale_after_seconds
         return self.coverage.all_quiet(link.asset_ids, now, within=within)

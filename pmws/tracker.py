@@ -133,15 +133,17 @@ class BookTracker:
     def _on_price_change(self, event: dict[str, Any]) -> None:
         timestamp = str(event.get("timestamp", ""))
         changes = event.get("price_changes")
+        counters = self.counters
         if not isinstance(changes, list):
-            self.counters.unverifiable += 1  # legacy schema (§3.3): kept, not verified
+            counters.unverifiable += 1  # legacy schema (§3.3): kept, not verified
             return
+        books = self.books
         for change in changes:
             if not isinstance(change, dict):
                 continue
-            book = self.books.get(str(change.get("asset_id")))
+            book = books.get(str(change.get("asset_id")))
             if book is None or not book.synced:
-                self.counters.unverifiable += 1
+                counters.unverifiable += 1
                 continue
             try:
                 book.apply_change(
@@ -151,7 +153,7 @@ class BookTracker:
                     timestamp=timestamp,
                 )
             except ValueError:
-                self.counters.unverifiable += 1
+                counters.unverifiable += 1
                 continue
             self._verify(book, change.get("hash"))
 
