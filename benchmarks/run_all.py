@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import json
@@ -52,8 +53,9 @@ from pmws.markets import filter_live  # noqa: E402
 from pmws.rest import checkpoint_books  # noqa: E402
 
 
-def proc_stats(pid: int) -> tuple[float, float]:
-    """(cpu seconds, rss MB) of a process from /proc."""
+def proc_stats(pid: int, *, children: bool = True) -> tuple[float, float]:
+    """(cpu seconds, rss MB) of a process from /proc; with `children`, its child processes' too (the
+    book-hash verifier worker of `pmws run`)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / ticks
@@ -65,7 +67,20 @@ def proc_stats(pid: int) -> tuple[float, float]:
         )
         / 1024
     )
+    if children:
+        for child in child_pids(pid):
+            with contextlib.suppress(OSError, StopIteration):
+                child_cpu, child_rss = proc_stats(child)
+                cpu, rss = cpu + child_cpu, rss + child_rss
     return cpu, rss
+
+
+def child_pids(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def run_config(tmp: Path, endpoints: dict[str, Any], read_batch_ms: float = 0.0, **run: Any) -> Path:

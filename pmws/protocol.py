@@ -74,6 +74,8 @@ class Classified(NamedTuple):
     #: (event_type, asset ids) per event, in frame order: computed once, reused by stats and trackers.
     events: tuple[tuple[str, tuple[str, ...]], ...] = ()
     is_market_data: bool = False
+    #: the frame's bytes when it parsed as JSON (a verifier worker re-parses them: bytes travel cheaply)
+    payload: bytes = b""
 
     @property
     def unknown_event_types(self) -> tuple[str, ...]:
@@ -111,10 +113,11 @@ def classify_text(payload: bytes) -> Classified:
             (market,) if type(market) is str else (),
             ((kind, ids),),
             kind in MARKET_DATA_EVENTS,
+            payload,
         )
     if isinstance(parsed, list) and all(type(e) is dict for e in parsed):
-        return _classify_array(parsed)
-    return Classified(FrameShape.JSON_OTHER, parsed, None, (), (), ())
+        return _classify_array(parsed)._replace(payload=payload)
+    return Classified(FrameShape.JSON_OTHER, parsed, None, (), (), (), payload=payload)
 
 
 _loads = orjson.loads

@@ -24,7 +24,6 @@ from rich.console import Console
 
 from pmws.archive.rotating import RotatingArchive, repair_manifests, salvage_orphans
 from pmws.archive.writer import LatencyStats
-from pmws.book import summary_hash
 from pmws.config import Config
 from pmws.coverage import ActionKind, Coverage, event_assets, metric_samples
 from pmws.discover import http_client
@@ -42,8 +41,8 @@ from pmws.sharding import shard_label, shard_of
 from pmws.signals import stop_on_signals
 from pmws.stats import FeedStats
 from pmws.subscriptions import plan_connections
-from pmws.tracker import BookTracker
 from pmws.transfer.backlog import BacklogGauges, closed_bytes_sample
+from pmws.verifier import Comparison, Verifier
 
 
 def resolve_shard(config: Config, env: dict[str, str] | None = None) -> tuple[int, int]:
@@ -118,7 +117,9 @@ class Recorder:
         self.shard = shard_label(self.shard_index, self.shard_count)
         self.sequencer = Sequencer()
         self.stats = FeedStats()
-        self.tracker = BookTracker()
+        # every book hash verified in a worker process fed in frame order (verifier.py), off the receive path
+        self.tracker = Verifier(worker=config.run.verify_book_hashes)
+        self._verifier_failure_recorded = False
         self.coverage = Coverage(resubscribe_timeout=config.websocket.resubscribe_timeout_seconds)
         self.rest = RestTotals()
         self.latency = LatencyStats()
@@ -154,7 +155,7 @@ class Recorder:
             session_id=self.session_id,
             interval=self.config.run.rotate_interval_seconds,
             settings=self.config.archive,
-            counters=self.counters,
+            counters=self._synced_counters,
             shard=self.shard,
             **extra,
         )
@@ -192,6 +193,11 @@ class Recorder:
             "token_resubscribe_reconnects": self.coverage.resubscribe_reconnects,
             "token_recoveries": self.coverage.recoveries,
         }
+
+    def _synced_counters(self) -> dict[str, int]:
+        """The counters once the verifier has caught up: exact as of the last frame (a file's end)."""
+        self.tracker.sync()
+        return self.counters()
 
     def metrics_sample(self) -> dict[str, tuple[str, str, Any]]:
         counters = self.counters()
@@ -252,13 +258,15 @@ class Recorder:
         verify = self.config.run.verify_book_hashes
         parsed = classified.parsed
         now = time.monotonic()
+        if verify:
+            self.tracker.observe_frame(classified)
+            for divergence in self.tracker.take_divergences():
+                self._write_record(divergence.to_record(), received_ns)
         for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
             kind = event.get("event_type")
             if verify:  # coverage compares REST with the rebuilt books: nothing to follow without them
                 for asset in event_assets(event):
                     self.coverage.on_message(asset, now, is_book=kind == "book")
-                for divergence in self.tracker.observe(event):
-                    self._write_record(divergence.to_record(), received_ns)
             if kind == "market_resolved" and isinstance(event.get("market"), str):
                 self.resolved.add(event["market"])
                 self.rediscover_now.set()
@@ -485,25 +493,24 @@ class Recorder:
             return
         self.rest.checkpoints_ok += 1
         if cfg.run.verify_book_hashes:
-            for summary in checkpoint.books:
-                divergence = self.tracker.compare_rest(summary)
-                if divergence is not None:
-                    self._write_record(divergence.to_record(), time.time_ns())
-            await self._check_coverage(checkpoint.books)
+            comparisons = await self.tracker.compare_rest(checkpoint.books)
+            for comparison in comparisons:
+                if comparison.divergence is not None:
+                    self._write_record(comparison.divergence.to_record(), time.time_ns())
+            await self._check_coverage(checkpoint.books, comparisons)
 
-    async def _check_coverage(self, summaries: list[dict[str, Any]]) -> None:
+    async def _check_coverage(self, summaries: list[dict[str, Any]], comparisons: list[Comparison]) -> None:
         """Feed each REST summary to the coverage machine; resubscribe blind tokens (coverage.py)."""
         now = time.monotonic()
-        for summary in summaries:
+        for summary, comparison in zip(summaries, comparisons, strict=False):
             token = str(summary.get("asset_id", ""))
-            book = self.tracker.books.get(token)
-            rest_hash = str(summary.get("hash") or summary_hash(summary))
+            rest_hash = comparison.rest_hash
             action = self.coverage.on_checkpoint(
                 token,
                 rest_hash,
-                book.recent_hashes if book is not None else (),
+                (rest_hash,) if comparison.feed_agrees else (),
                 now,
-                feed_hash=book.recent_hashes.latest if book is not None else None,
+                feed_hash=comparison.feed_hash,
             )
             link = self._link_of(token) if action is not None else None
             if action is None or link is None:
@@ -542,6 +549,16 @@ class Recorder:
         """Close files on time even when the feed is quiet; keep the health heartbeat."""
         while not self.stop.is_set():
             self.heartbeat = time.monotonic()
+            if self.tracker.failed and not self._verifier_failure_recorded:
+                self._verifier_failure_recorded = True  # verification went on in this process
+                self._write_record(
+                    {
+                        "record_type": "lifecycle",
+                        "event": "verifier_in_process",
+                        "reason": self.tracker.failed,
+                    },
+                    time.time_ns(),
+                )
             self.ws.roll_if_due()
             self.rest_archive.roll_if_due()
             await self._coverage_due()
@@ -654,6 +671,7 @@ async def _record(
                 recorder, config, console=console, live=live, stop=stop, clock=clock, recovery=recovery
             )
         finally:
+            recorder.tracker.close()  # after the archives closed (their counters synced): stop the worker
             if server is not None:
                 server.stop()
 

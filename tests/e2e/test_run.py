@@ -242,7 +242,7 @@ def test_rollover_subscribes_the_new_window_and_unsubscribes_the_old(tmp_path: P
     events = [r.get("event") for r in ws_lines() if r["record_type"] == "lifecycle"]
     assert "unsubscribe" in events
     recorder = holder["recorder"]  # nothing is kept for the tokens no longer recorded (memory in long runs)
-    kept = [recorder.tokens, recorder.stats.tokens, recorder.tracker.books, recorder.tracker.metadata]
+    kept = [recorder.tokens, recorder.stats.tokens, recorder.tracker.held_tokens()]
     assert not [token for token in first for place in kept if token in place]
     assert all(token in recorder.stats.tokens for token in added[-1])
 

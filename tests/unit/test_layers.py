@@ -16,7 +16,15 @@ from tests.unit.test_core_is_pure import CORE
 PACKAGE = Path(__file__).resolve().parents[2] / "pmws"
 ORCHESTRATORS = {"pmws.discover", "pmws.sample", "pmws.run", "pmws.gate"}
 EDGE_PREFIXES = ("pmws.archive", "pmws.transfer")
-EDGE_MODULES = {"pmws.feed", "pmws.rest", "pmws.gamma", "pmws.metrics", "pmws.lock", "pmws.manifest"}
+EDGE_MODULES = {
+    "pmws.feed",
+    "pmws.rest",
+    "pmws.gamma",
+    "pmws.metrics",
+    "pmws.lock",
+    "pmws.manifest",
+    "pmws.verifier",
+}
 
 
 def is_edge(module: str) -> bool:
