@@ -108,7 +108,12 @@ async def record(
 
 
 async def run_path(
-    url: str, tokens: list[TrackedToken], seconds: float, out: Path, read_batch_ms: float = 0.0
+    url: str,
+    tokens: list[TrackedToken],
+    seconds: float,
+    out: Path,
+    read_batch_ms: float = 0.0,
+    in_worker: bool = False,
 ) -> dict[str, float]:
     """`pmws run`'s per-frame path: its Recorder handles every frame of one Link (no discovery, no REST)."""
     from pmws.run import Recorder
@@ -118,6 +123,7 @@ async def run_path(
     config.run.output_dir, config.run.manifest_dir = str(out / "rec"), str(out / "man")
     config.websocket.stale_after_seconds = 3600
     config.websocket.read_batch_ms = read_batch_ms
+    config.run.verify_in_worker = in_worker
     recorder = Recorder(config, stop=asyncio.Event(), session_id="bench")
     recorder.ws.roll_if_due()
     for token in tokens:
@@ -162,6 +168,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path("."))
     parser.add_argument("--read-batch-ms", type=float, default=0.0, help="websocket.read_batch_ms")
+    parser.add_argument("--verify-in-worker", action="store_true", help="run: run.verify_in_worker")
     args = parser.parse_args()
     tokens = [TrackedToken(**t) for t in json.loads(args.tokens_file.read_text())]
     if args.mode == "floor":
@@ -169,7 +176,9 @@ def main() -> None:
     elif args.mode == "record":
         result = asyncio.run(record(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms))
     else:
-        result = asyncio.run(run_path(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms))
+        result = asyncio.run(
+            run_path(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms, args.verify_in_worker)
+        )
     result["rss_mb"] = rss_mb()
     print(json.dumps(result))
     sys.stdout.flush()

@@ -3,8 +3,9 @@
     python benchmarks/ingest.py [--seconds 5] [--tokens 4,200,1000] [--sender blaster|sim] [--rounds 3]
 
 Contenders (benchmarks/_contender.py, each in its own process): the floor (a bare websockets receive loop),
-`pmws sample`'s hot path, and `pmws run`'s (every book hash verified). The default sender is
-benchmarks/_blaster.py: real captured frames (639 B on average), pre-encoded, sent in bulk from a process
+`pmws sample`'s hot path, and `pmws run`'s (every book hash verified), in the recorder's process (`run`) or in
+the verifier worker (`run-worker`, run.verify_in_worker; its CPU counted with the recorder's). The sender
+is benchmarks/_blaster.py: real captured frames (639 B on average), pre-encoded, sent in bulk from a process
 of its own, so the receiver is what is measured; `--sender sim` uses the simulator (a Python sender that
 caps the floor well below what the receiver can take). Prints frames/s, CPU seconds per 100 k frames and
 the ratio to the floor for each token count; with several rounds, each contender's median round.
@@ -60,7 +61,9 @@ def discover_tokens(gamma_url: str, count: int) -> list[TrackedToken]:
     return tokens[:count]
 
 
-def contender(mode: str, ws_url: str, tokens: list[TrackedToken], seconds: float) -> dict[str, Any]:
+def contender(
+    mode: str, ws_url: str, tokens: list[TrackedToken], seconds: float, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         tokens_file = Path(tmp) / "tokens.json"
         tokens_file.write_text(json.dumps([t.to_json() for t in tokens]))
@@ -77,6 +80,7 @@ def contender(mode: str, ws_url: str, tokens: list[TrackedToken], seconds: float
                 str(seconds),
                 "--out",
                 tmp,
+                *extra,
             ],
             capture_output=True,
             text=True,
@@ -100,7 +104,13 @@ def blaster_tokens(count: int) -> list[TrackedToken]:
     return (real + fillers)[:count]
 
 
-MODES = {"floor": "floor", "sample": "record", "run": "run"}
+#: contender name → (_contender.py mode, extra arguments)
+MODES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "floor": ("floor", ()),
+    "sample": ("record", ()),
+    "run": ("run", ()),
+    "run-worker": ("run", ("--verify-in-worker",)),
+}
 
 
 def measure(
@@ -109,7 +119,7 @@ def measure(
     *,
     sender: str = "blaster",
     rounds: int = 1,
-    modes: tuple[str, ...] = ("floor", "sample", "run"),
+    modes: tuple[str, ...] = ("floor", "sample", "run", "run-worker"),
 ) -> list[dict[str, Any]]:
     """Per token count: every contender `rounds` times in turn; each contender's median round kept."""
     rows = []
@@ -131,7 +141,8 @@ def measure(
             runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
             for _ in range(rounds):
                 for mode in modes:
-                    runs[mode].append(contender(MODES[mode], ws_url, tokens, seconds))
+                    kind, extra = MODES[mode]
+                    runs[mode].append(contender(kind, ws_url, tokens, seconds, extra))
             row: dict[str, Any] = {"tokens": count, "sender": sender}
             row.update({mode: median(got) for mode, got in runs.items()})
             row["rounds"] = runs
@@ -156,7 +167,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         floor = row["floor"]
-        for mode in ("floor", "sample", "run"):
+        for mode in MODES:
             got = row.get(mode)
             if got is None:
                 continue
@@ -235,7 +246,7 @@ def main() -> None:
     parser.add_argument("--tokens", default="4,200,1000")
     parser.add_argument("--sender", choices=["blaster", "sim"], default="blaster")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--modes", default="floor,sample,run", help="contenders (floor is always first)")
+    parser.add_argument("--modes", default=",".join(MODES), help="contenders (floor is always first)")
     parser.add_argument("--json", action="store_true", help="also print every round as JSON (stderr)")
     args = parser.parse_args()
     counts = [int(t) for t in args.tokens.split(",")]

@@ -132,10 +132,13 @@ def stop_run(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(next(line for line in output.splitlines()[::-1] if line.startswith("{")))
 
 
-def measure_run(rate: float, warmup: float, seconds: float, read_batch_ms: float = 0.0) -> dict[str, Any]:
+def measure_run(
+    rate: float, warmup: float, seconds: float, read_batch_ms: float = 0.0, in_worker: bool = False
+) -> dict[str, Any]:
     """`pmws run` against the simulator at `rate` (0 = full speed): frames, CPU and RSS over a window."""
     with SimProcess(rate=rate, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_run(run_config(Path(tmp), sim.endpoints, read_batch_ms))
+        config = run_config(Path(tmp), sim.endpoints, read_batch_ms, verify_in_worker=in_worker)
+        proc, port = start_run(config)
         time.sleep(warmup)
         f0, (c0, rss0), t0 = metric(port, "pmws_frames_total"), proc_stats(proc.pid), time.monotonic()
         time.sleep(seconds)
@@ -353,11 +356,12 @@ def main() -> None:
             "| receive stamp − event time p50 / p99 / max |"
         )
         print("|---|---|---|---|---|---|")
-        for batch in (0.0, 20.0):
-            s = measure_run(1000, 3, sustain, read_batch_ms=batch)
-            sustained[f"read_batch_ms={batch:g}"] = s
+        for batch, worker in ((0.0, False), (20.0, False), (0.0, True)):
+            s = measure_run(1000, 3, sustain, read_batch_ms=batch, in_worker=worker)
+            sustained[f"read_batch_ms={batch:g}" + (" verify_in_worker" if worker else "")] = s
             print(
-                f"| {batch:g} | {s['cpu_percent']:.1f} | {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB "
+                f"| {batch:g}{', verify_in_worker' if worker else ''} | {s['cpu_percent']:.1f} "
+                f"| {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB "
                 f"| {s['p50_ms']:.0f} / {s['p99_ms']:.0f} ms | {s['frames_per_s']:.0f} "
                 f"| {s.get('stamp_lag_p50_ms', 0):.1f} / {s.get('stamp_lag_p99_ms', 0):.1f} / "
                 f"{s.get('stamp_lag_max_ms', 0):.1f} ms |"

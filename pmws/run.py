@@ -117,8 +117,8 @@ class Recorder:
         self.shard = shard_label(self.shard_index, self.shard_count)
         self.sequencer = Sequencer()
         self.stats = FeedStats()
-        # every book hash verified in a worker process fed in frame order (verifier.py), off the receive path
-        self.tracker = Verifier(worker=config.run.verify_book_hashes)
+        # run.verify_in_worker: every book hash verified in a worker process fed in frame order (verifier.py)
+        self.tracker = Verifier(worker=config.run.verify_book_hashes and config.run.verify_in_worker)
         self._verifier_failure_recorded = False
         self.coverage = Coverage(resubscribe_timeout=config.websocket.resubscribe_timeout_seconds)
         self.rest = RestTotals()
