@@ -47,6 +47,39 @@ def book_hash(
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def levels_hash(
+    *,
+    market: str,
+    asset_id: str,
+    timestamp: str,
+    bids: list[Level],
+    asks: list[Level],
+    min_order_size: str,
+    tick_size: str,
+    neg_risk: bool,
+    last_trade_price: str,
+) -> str:
+    """`book_hash` written from text fragments, without the payload dict and json.dumps: the same bytes.
+
+    For books that are not a `BookState` (a pending entry's levels, tracker.py); `book_hash` stays the
+    reference the fast paths are tested against."""
+    text = (
+        '{"market":'
+        + _text(market)
+        + ',"asset_id":'
+        + _text(asset_id)
+        + ',"timestamp":'
+        + _text(timestamp)
+        + ',"hash":"","bids":['
+        + ",".join([_level_json(p, s) for p, s in bids])
+        + '],"asks":['
+        + ",".join([_level_json(p, s) for p, s in asks])
+        + "]"
+        + _suffix_text(min_order_size, tick_size, neg_risk, last_trade_price)
+    )
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
 def _text(value: str) -> str:
     """A JSON string literal exactly as `json.dumps(..., ensure_ascii=False)` writes it.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pmws.book import BookState, Level, book_hash, levels_of, summary_hash
+from pmws.book import BookState, Level, levels_hash, levels_of, summary_hash
 
 
 @dataclass
@@ -192,7 +192,7 @@ class BookTracker:
 
     @staticmethod
     def _pending_hash(book: BookState, item: Pending, last_trade_price: str) -> str:
-        return book_hash(
+        return levels_hash(
             market=book.market,
             asset_id=book.asset_id,
             timestamp=item.timestamp,
