@@ -2,6 +2,11 @@
 
 python benchmarks/_contender.py floor  --ws-url URL --tokens-file F --seconds S
 python benchmarks/_contender.py record --ws-url URL --tokens-file F --seconds S --out DIR
+python benchmarks/_contender.py run    --ws-url URL --tokens-file F --seconds S --out DIR
+
+floor: a bare websockets receive loop; record: `pmws sample`'s hot path (Link → envelope → gzip writer);
+run: `pmws run`'s (the Recorder as the Link's handler: rotating archive, stats, coverage, every book hash
+verified), without discovery and REST.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
@@ -17,7 +23,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from pmws.archive.writer import ArchiveWriter, GzipJsonlFile, LatencyStats
-from pmws.config import Websocket
+from pmws.config import Config, Websocket
 from pmws.envelope import TrackedToken
 from pmws.feed import Link, Sequencer
 from pmws.protocol import subscribe_message
@@ -30,6 +36,14 @@ def rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pid_cpu(pid: int | None) -> float:
+    """CPU seconds of another process (0 for none)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu() -> float:
@@ -74,9 +88,10 @@ async def record(
     task = asyncio.create_task(link.run())
     while handler.stats.frames == 0:
         await asyncio.sleep(0.01)
-    f0, c0, t0 = handler.stats.frames, cpu(), time.perf_counter()
+    f0, c0, t0, m0 = handler.stats.frames, cpu(), time.perf_counter(), time.thread_time()
     await asyncio.sleep(seconds)
     frames, elapsed, used = handler.stats.frames - f0, time.perf_counter() - t0, cpu() - c0
+    main_cpu = time.thread_time() - m0
     stop.set()
     await task
     summary = await writer.close()
@@ -84,6 +99,7 @@ async def record(
         "frames": frames,
         "seconds": elapsed,
         "cpu_seconds": used,
+        "main_cpu_seconds": main_cpu,
         "bytes_on_disk": summary.bytes,
         "lines": summary.lines,
         "p50_ms": latency.percentile(0.5) or 0,
@@ -91,20 +107,78 @@ async def record(
     }
 
 
+async def run_path(
+    url: str,
+    tokens: list[TrackedToken],
+    seconds: float,
+    out: Path,
+    read_batch_ms: float = 0.0,
+    in_worker: bool = False,
+) -> dict[str, float]:
+    """`pmws run`'s per-frame path: its Recorder handles every frame of one Link (no discovery, no REST)."""
+    from pmws.run import Recorder
+
+    config = Config()
+    config.endpoints.ws_url = url
+    config.run.output_dir, config.run.manifest_dir = str(out / "rec"), str(out / "man")
+    config.websocket.stale_after_seconds = 3600
+    config.websocket.read_batch_ms = read_batch_ms
+    config.run.verify_in_worker = in_worker
+    recorder = Recorder(config, stop=asyncio.Event(), session_id="bench")
+    recorder.ws.roll_if_due()
+    for token in tokens:
+        recorder.tokens[token.token_id] = token
+        recorder.tracker.set_metadata(token.token_id, "5", False)
+    recorder.coverage.track(recorder.tokens)
+    recorder.pool.start(0, tuple(tokens))
+    stats = recorder.stats
+    while stats.frames == 0:
+        await asyncio.sleep(0.01)
+    worker = recorder.tracker._proc.pid if recorder.tracker._proc is not None else None
+    f0, c0, t0, m0, w0 = stats.frames, cpu(), time.perf_counter(), time.thread_time(), pid_cpu(worker)
+    await asyncio.sleep(seconds)
+    frames, elapsed, used = stats.frames - f0, time.perf_counter() - t0, cpu() - c0
+    main_cpu, worker_cpu = time.thread_time() - m0, pid_cpu(worker) - w0
+    await recorder.pool.shutdown()
+    await recorder.ws.close()
+    await recorder.rest_archive.close()
+    recorder.tracker.close()
+    closed = recorder.ws.closed_files
+    counters = recorder.counters()
+    return {
+        "frames": frames,
+        "seconds": elapsed,
+        "cpu_seconds": used + worker_cpu,  # the verifier worker's CPU counted with the recorder's
+        "main_cpu_seconds": main_cpu,
+        "worker_cpu_seconds": worker_cpu,
+        "bytes_on_disk": sum(m.bytes for m in closed),
+        "lines": sum(m.lines for m in closed),
+        "hash_verified": counters["book_hash_verified"],
+        "hash_mismatched": counters["book_hash_mismatched"],
+        "hash_pending": counters["book_hash_pending"],
+        "frames_total": stats.frames,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["floor", "record"])
+    parser.add_argument("mode", choices=["floor", "record", "run"])
     parser.add_argument("--ws-url", required=True)
     parser.add_argument("--tokens-file", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path("."))
     parser.add_argument("--read-batch-ms", type=float, default=0.0, help="websocket.read_batch_ms")
+    parser.add_argument("--verify-in-worker", action="store_true", help="run: run.verify_in_worker")
     args = parser.parse_args()
     tokens = [TrackedToken(**t) for t in json.loads(args.tokens_file.read_text())]
     if args.mode == "floor":
         result = asyncio.run(floor(args.ws_url, tokens, args.seconds))
-    else:
+    elif args.mode == "record":
         result = asyncio.run(record(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms))
+    else:
+        result = asyncio.run(
+            run_path(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms, args.verify_in_worker)
+        )
     result["rss_mb"] = rss_mb()
     print(json.dumps(result))
     sys.stdout.flush()

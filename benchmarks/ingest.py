@@ -1,14 +1,21 @@
-"""Ingest benchmark: pmws's recording hot path vs a bare websockets receive loop, same simulator, same run.
+"""Ingest benchmark: pmws's recording hot paths vs a bare websockets receive loop, same sender, same run.
 
-    python benchmarks/ingest.py [--seconds 5] [--tokens 4,200,1000]
+    python benchmarks/ingest.py [--seconds 5] [--tokens 4,200,1000] [--sender blaster|sim] [--rounds 3]
 
-Prints frames/s, CPU seconds per 100 k frames and the ratio to the floor for each token count.
+Contenders (benchmarks/_contender.py, each in its own process): the floor (a bare websockets receive loop),
+`pmws sample`'s hot path, and `pmws run`'s (every book hash verified), in the recorder's process (`run`) or in
+the verifier worker (`run-worker`, run.verify_in_worker; its CPU counted with the recorder's). The sender
+is benchmarks/_blaster.py: real captured frames (639 B on average), pre-encoded, sent in bulk from a process
+of its own, so the receiver is what is measured; `--sender sim` uses the simulator (a Python sender that
+caps the floor well below what the receiver can take). Prints frames/s, CPU seconds per 100 k frames and
+the ratio to the floor for each token count; with several rounds, each contender's median round.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -54,7 +61,9 @@ def discover_tokens(gamma_url: str, count: int) -> list[TrackedToken]:
     return tokens[:count]
 
 
-def contender(mode: str, ws_url: str, tokens: list[TrackedToken], seconds: float) -> dict[str, Any]:
+def contender(
+    mode: str, ws_url: str, tokens: list[TrackedToken], seconds: float, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         tokens_file = Path(tmp) / "tokens.json"
         tokens_file.write_text(json.dumps([t.to_json() for t in tokens]))
@@ -71,6 +80,7 @@ def contender(mode: str, ws_url: str, tokens: list[TrackedToken], seconds: float
                 str(seconds),
                 "--out",
                 tmp,
+                *extra,
             ],
             capture_output=True,
             text=True,
@@ -79,33 +89,99 @@ def contender(mode: str, ws_url: str, tokens: list[TrackedToken], seconds: float
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(seconds: float, token_counts: list[int]) -> list[dict[str, Any]]:
+def blaster_tokens(count: int) -> list[TrackedToken]:
+    """The blaster's real assets first (so frames concern tracked tokens), then silent fillers."""
+    from _blaster import cycle_assets
+
+    real = [
+        TrackedToken("btc-updown-bench", market, asset, "Up", "2099-01-01T00:00:00Z")
+        for market, asset in cycle_assets()
+    ]
+    fillers = [
+        TrackedToken("btc-updown-filler", "0xfiller", f"filler-{i}", "Up", "2099-01-01T00:00:00Z")
+        for i in range(max(0, count - len(real)))
+    ]
+    return (real + fillers)[:count]
+
+
+#: contender name → (_contender.py mode, extra arguments)
+MODES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "floor": ("floor", ()),
+    "sample": ("record", ()),
+    "run": ("run", ()),
+    "run-worker": ("run", ("--verify-in-worker",)),
+}
+
+
+def measure(
+    seconds: float,
+    token_counts: list[int],
+    *,
+    sender: str = "blaster",
+    rounds: int = 1,
+    modes: tuple[str, ...] = ("floor", "sample", "run", "run-worker"),
+) -> list[dict[str, Any]]:
+    """Per token count: every contender `rounds` times in turn; each contender's median round kept."""
     rows = []
-    with SimProcess(rate=0, markets_per_window=max(3, max(token_counts) // 8 + 1)) as sim:
-        ws_url = sim.endpoints["ws_url"]
+    with contextlib.ExitStack() as stack:
+        if sender == "blaster":
+            from _blaster import Blaster
+
+            ws_url = stack.enter_context(Blaster()).ws_url
+        else:
+            sim = stack.enter_context(
+                SimProcess(rate=0, markets_per_window=max(3, max(token_counts) // 8 + 1))
+            )
+            ws_url = sim.endpoints["ws_url"]
         for count in token_counts:
-            tokens = discover_tokens(sim.endpoints["gamma_url"], count)
-            floor = contender("floor", ws_url, tokens, seconds)
-            recorded = contender("record", ws_url, tokens, seconds)
-            rows.append({"tokens": count, "floor": floor, "pmws": recorded})
+            if sender == "blaster":
+                tokens = blaster_tokens(count)
+            else:
+                tokens = discover_tokens(sim.endpoints["gamma_url"], count)
+            runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+            for _ in range(rounds):
+                for mode in modes:
+                    kind, extra = MODES[mode]
+                    runs[mode].append(contender(kind, ws_url, tokens, seconds, extra))
+            row: dict[str, Any] = {"tokens": count, "sender": sender}
+            row.update({mode: median(got) for mode, got in runs.items()})
+            row["rounds"] = runs
+            rows.append(row)
     return rows
+
+
+def rate(run: dict[str, Any]) -> float:
+    return float(run["frames"] / run["seconds"])
+
+
+def median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median frames/s (the lower middle one for an even count)."""
+    return sorted(runs, key=rate)[(len(runs) - 1) // 2]
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| tokens | floor frames/s | pmws frames/s | ratio | floor CPU s/100k | pmws CPU s/100k "
-        "| gz bytes/frame |",
-        "|---|---|---|---|---|---|---|",
+        "| tokens | contender | frames/s | vs floor | CPU µs/frame | CPU vs floor | receive thread µs/frame "
+        "| gz bytes/frame | hashes verified / mismatched |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        floor, pmws = row["floor"], row["pmws"]
-        f_rate, p_rate = floor["frames"] / floor["seconds"], pmws["frames"] / pmws["seconds"]
-        lines.append(
-            f"| {row['tokens']} | {f_rate:,.0f} | {p_rate:,.0f} | {p_rate / f_rate:.0%} | "
-            f"{floor['cpu_seconds'] / floor['frames'] * 1e5:.2f} | "
-            f"{pmws['cpu_seconds'] / pmws['frames'] * 1e5:.2f} | "
-            f"{pmws['bytes_on_disk'] / max(1, pmws['lines']):.1f} |"
-        )
+        floor = row["floor"]
+        for mode in MODES:
+            got = row.get(mode)
+            if got is None:
+                continue
+            per_frame = got["cpu_seconds"] / got["frames"] * 1e6
+            floor_per_frame = floor["cpu_seconds"] / floor["frames"] * 1e6
+            size = f"{got['bytes_on_disk'] / max(1, got['lines']):.1f}" if "bytes_on_disk" in got else "—"
+            hashes = f"{got['hash_verified']:,} / {got['hash_mismatched']}" if "hash_verified" in got else "—"
+            main = "—"
+            if "main_cpu_seconds" in got:
+                main = f"{got['main_cpu_seconds'] / got['frames'] * 1e6:.2f}"
+            lines.append(
+                f"| {row['tokens']} | {mode} | {rate(got):,.0f} | {rate(got) / rate(floor):.2f} | "
+                f"{per_frame:.2f} | {per_frame / floor_per_frame:.2f}× | {main} | {size} | {hashes} |"
+            )
     return "\n".join(lines)
 
 
@@ -168,10 +244,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tokens", default="4,200,1000")
+    parser.add_argument("--sender", choices=["blaster", "sim"], default="blaster")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--modes", default=",".join(MODES), help="contenders (floor is always first)")
+    parser.add_argument("--json", action="store_true", help="also print every round as JSON (stderr)")
     args = parser.parse_args()
     counts = [int(t) for t in args.tokens.split(",")]
-    rows = measure(args.seconds, counts)
+    modes = tuple(dict.fromkeys(["floor", *args.modes.split(",")]))
+    rows = measure(args.seconds, counts, sender=args.sender, rounds=args.rounds, modes=modes)
+    print(f"sender: {args.sender}, {args.seconds:g} s per contender, median of {args.rounds} round(s)\n")
     print(table(rows))
+    if args.json:
+        print(json.dumps(rows), file=sys.stderr)
     print(f"\nThe same {len(real_frames())} captured frames enveloped with each token count:\n")
     print(envelope_table(envelope_cost(counts)))
 

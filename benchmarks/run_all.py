@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import json
@@ -52,8 +53,9 @@ from pmws.markets import filter_live  # noqa: E402
 from pmws.rest import checkpoint_books  # noqa: E402
 
 
-def proc_stats(pid: int) -> tuple[float, float]:
-    """(cpu seconds, rss MB) of a process from /proc."""
+def proc_stats(pid: int, *, children: bool = True) -> tuple[float, float]:
+    """(cpu seconds, rss MB) of a process from /proc; with `children`, its child processes' too (the
+    book-hash verifier worker of `pmws run`)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / ticks
@@ -65,7 +67,20 @@ def proc_stats(pid: int) -> tuple[float, float]:
         )
         / 1024
     )
+    if children:
+        for child in child_pids(pid):
+            with contextlib.suppress(OSError, StopIteration):
+                child_cpu, child_rss = proc_stats(child)
+                cpu, rss = cpu + child_cpu, rss + child_rss
     return cpu, rss
+
+
+def child_pids(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def run_config(tmp: Path, endpoints: dict[str, Any], read_batch_ms: float = 0.0, **run: Any) -> Path:
@@ -117,10 +132,13 @@ def stop_run(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(next(line for line in output.splitlines()[::-1] if line.startswith("{")))
 
 
-def measure_run(rate: float, warmup: float, seconds: float, read_batch_ms: float = 0.0) -> dict[str, Any]:
+def measure_run(
+    rate: float, warmup: float, seconds: float, read_batch_ms: float = 0.0, in_worker: bool = False
+) -> dict[str, Any]:
     """`pmws run` against the simulator at `rate` (0 = full speed): frames, CPU and RSS over a window."""
     with SimProcess(rate=rate, markets_per_window=2) as sim, tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_run(run_config(Path(tmp), sim.endpoints, read_batch_ms))
+        config = run_config(Path(tmp), sim.endpoints, read_batch_ms, verify_in_worker=in_worker)
+        proc, port = start_run(config)
         time.sleep(warmup)
         f0, (c0, rss0), t0 = metric(port, "pmws_frames_total"), proc_stats(proc.pid), time.monotonic()
         time.sleep(seconds)
@@ -131,6 +149,7 @@ def measure_run(rate: float, warmup: float, seconds: float, read_batch_ms: float
         )
         p50, p99 = metric(port, "pmws_frame_to_disk_p50_ms"), metric(port, "pmws_frame_to_disk_p99_ms")
         counters = stop_run(proc)["counters"]
+        lag = stamp_lag(Path(tmp) / "rec")
     frames = f1 - f0
     return {
         "frames": frames,
@@ -146,7 +165,29 @@ def measure_run(rate: float, warmup: float, seconds: float, read_batch_ms: float
         "total_frames": counters["frames"],
         "hash_verified": counters["book_hash_verified"],
         "hash_mismatched": counters["book_hash_mismatched"],
+        **lag,
     }
+
+
+def stamp_lag(root: Path) -> dict[str, float]:
+    """Receive stamp minus the simulator's event timestamp (epoch ms, taken as it generates the event),
+    per frame: how late frames are stamped, sender queueing included (compare read_batch_ms settings)."""
+    lags: list[float] = []
+    for path in root.rglob("*.jsonl.gz"):
+        with gzip.open(path) as fh:
+            for line in fh:
+                record = orjson.loads(line)
+                if record.get("record_type") != "ws_frame" or not record.get("json"):
+                    continue
+                events = record["json"] if isinstance(record["json"], list) else [record["json"]]
+                stamps = [int(e["timestamp"]) for e in events if str(e.get("timestamp", "")).isdigit()]
+                if stamps:
+                    lags.append(record["received_at_ns"] / 1e6 - max(stamps))
+    lags.sort()
+    if not lags:
+        return {}
+    at = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
+    return {"stamp_lag_p50_ms": at(0.5), "stamp_lag_p99_ms": at(0.99), "stamp_lag_max_ms": lags[-1]}
 
 
 def floor_at(rate: float, seconds: float) -> dict[str, Any]:
@@ -310,14 +351,20 @@ def main() -> None:
         )
     if "2" in only:
         print("\n## 2. Sustained 1 000 frames/s\n")
-        print("| read_batch_ms | CPU % of one core | RSS start → end | frame-to-disk p50 / p99 | frames/s |")
-        print("|---|---|---|---|---|")
-        for batch in (0.0, 20.0):
-            s = measure_run(1000, 3, sustain, read_batch_ms=batch)
-            sustained[f"read_batch_ms={batch:g}"] = s
+        print(
+            "| read_batch_ms | CPU % of one core | RSS start → end | frame-to-disk p50 / p99 | frames/s "
+            "| receive stamp − event time p50 / p99 / max |"
+        )
+        print("|---|---|---|---|---|---|")
+        for batch, worker in ((0.0, False), (20.0, False), (0.0, True)):
+            s = measure_run(1000, 3, sustain, read_batch_ms=batch, in_worker=worker)
+            sustained[f"read_batch_ms={batch:g}" + (" verify_in_worker" if worker else "")] = s
             print(
-                f"| {batch:g} | {s['cpu_percent']:.1f} | {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB "
-                f"| {s['p50_ms']:.0f} / {s['p99_ms']:.0f} ms | {s['frames_per_s']:.0f} |"
+                f"| {batch:g}{', verify_in_worker' if worker else ''} | {s['cpu_percent']:.1f} "
+                f"| {s['rss_start_mb']:.0f} → {s['rss_end_mb']:.0f} MB "
+                f"| {s['p50_ms']:.0f} / {s['p99_ms']:.0f} ms | {s['frames_per_s']:.0f} "
+                f"| {s.get('stamp_lag_p50_ms', 0):.1f} / {s.get('stamp_lag_p99_ms', 0):.1f} / "
+                f"{s.get('stamp_lag_max_ms', 0):.1f} ms |"
             )
         bare = floor_at(1000, min(sustain, 20.0))
         sustained["floor"] = bare

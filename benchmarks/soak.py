@@ -123,7 +123,7 @@ def trace(minutes: float, rate: float, tokens: int, top: int, snapshots: int, ro
         base = tracemalloc.take_snapshot()
         print(
             f"\nwarm-up done: traced {tracemalloc.get_traced_memory()[0] / 1e6:.1f} MB, "
-            f"RSS {proc_stats(os.getpid())[1]:.1f} MB",
+            f"RSS {proc_stats(os.getpid(), children=False)[1]:.1f} MB",
             flush=True,
         )
         filters = [tracemalloc.Filter(False, tracemalloc.__file__)]
@@ -132,7 +132,7 @@ def trace(minutes: float, rate: float, tokens: int, top: int, snapshots: int, ro
             time.sleep(period)
             snap = tracemalloc.take_snapshot().filter_traces(filters)
             traced, peak = tracemalloc.get_traced_memory()
-            _, rss = proc_stats(os.getpid())
+            _, rss = proc_stats(os.getpid(), children=False)
             print(
                 f"\n## +{index * period / 60:.1f} min after warm-up: traced {traced / 1e6:.1f} MB "
                 f"(peak {peak / 1e6:.1f} MB), RSS {rss:.1f} MB; top growth by line\n"

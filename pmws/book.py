@@ -47,12 +47,47 @@ def book_hash(
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def levels_hash(
+    *,
+    market: str,
+    asset_id: str,
+    timestamp: str,
+    bids: list[Level],
+    asks: list[Level],
+    min_order_size: str,
+    tick_size: str,
+    neg_risk: bool,
+    last_trade_price: str,
+) -> str:
+    """`book_hash` written from text fragments, without the payload dict and json.dumps: the same bytes.
+
+    For books that are not a `BookState` (a pending entry's levels, tracker.py); `book_hash` stays the
+    reference the fast paths are tested against."""
+    text = (
+        '{"market":'
+        + _text(market)
+        + ',"asset_id":'
+        + _text(asset_id)
+        + ',"timestamp":'
+        + _text(timestamp)
+        + ',"hash":"","bids":['
+        + ",".join([_level_json(p, s) for p, s in bids])
+        + '],"asks":['
+        + ",".join([_level_json(p, s) for p, s in asks])
+        + "]"
+        + _suffix_text(min_order_size, tick_size, neg_risk, last_trade_price)
+    )
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
 def _text(value: str) -> str:
     """A JSON string literal exactly as `json.dumps(..., ensure_ascii=False)` writes it.
 
     Prices, sizes, ids and timestamps never hold a quote, backslash or control character, so they are
     wrapped directly; anything else goes through json.dumps.
     """
+    if value.replace(".", "").isalnum():  # "0.48", "1790658661234", hex ids: the common case, one check
+        return '"' + value + '"'
     if '"' not in value and "\\" not in value and value.isprintable():
         return '"' + value + '"'
     return json.dumps(value, ensure_ascii=False)
@@ -98,7 +133,14 @@ class Side:
     __slots__ = ("keys", "levels", "fragments", "descending", "_text")
 
     def __init__(self, levels: list[Level], *, descending: bool) -> None:
-        by_price = {float(p): (p, s) for p, s in levels if _is_number(p)}  # a repeated price: last wins
+        by_price: dict[float, Level] = {}
+        for level in levels:  # a repeated price: last wins
+            try:
+                key = float(level[0])
+            except ValueError:
+                continue
+            if isfinite(key):
+                by_price[key] = level
         self.keys = sorted(by_price)
         self.levels = [by_price[k] for k in self.keys]
         self.fragments = [_level_json(p, s) for p, s in self.levels]
@@ -272,14 +314,12 @@ def _suffix_text(min_order_size: str, tick_size: str, neg_risk: bool, last_trade
     )
 
 
-def _is_number(text: str) -> bool:
-    try:
-        return isfinite(float(text))
-    except (TypeError, ValueError):
-        return False
+_NONZERO_LEAD = frozenset("123456789")
 
 
 def _is_zero(text: str) -> bool:
+    if text[:1] in _NONZERO_LEAD and text.replace(".", "", 1).isdigit():  # "2000", "12.5": most sizes
+        return False
     try:
         return float(text) == 0.0
     except (TypeError, ValueError):

@@ -107,6 +107,7 @@ class Run:
     rest_checkpoint_interval_seconds: float = 20.0  # < stale_after/2: quiet takes 2 checkpoints
     status_interval_seconds: float = 30.0
     verify_book_hashes: bool = True
+    verify_in_worker: bool = False  # verify in a worker process (pmws/verifier.py): needs a free core
     shard_index: int = 0
     shard_count: int = 1
     shard_index_from_hostname: bool = False
@@ -304,6 +305,7 @@ RULES: dict[str, Rule] = {
     "run.rest_checkpoint_interval_seconds": Between(1, DAY),
     "run.status_interval_seconds": Between(0.5, DAY),
     "run.verify_book_hashes": Flag(),
+    "run.verify_in_worker": Flag(),
     "run.shard_index": Between(0, 999),
     "run.shard_count": Between(1, 1000),
     "run.shard_index_from_hostname": Flag(),

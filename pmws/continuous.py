@@ -20,7 +20,6 @@ import httpx
 
 from pmws.archive.rotating import RotatingArchive
 from pmws.archive.writer import LatencyStats
-from pmws.book import summary_hash
 from pmws.config import Config
 from pmws.coverage import ActionKind, Coverage, event_assets
 from pmws.envelope import TrackedToken, record_line, utc_text
@@ -35,7 +34,7 @@ from pmws.recorder import Shell
 from pmws.sharding import resolve_shard, shard_label
 from pmws.stats import FeedStats
 from pmws.subscriptions import plan_connections
-from pmws.tracker import BookTracker
+from pmws.verifier import Verifier
 
 
 class Recorder:
@@ -64,7 +63,9 @@ class Recorder:
         )
         self.shell = Shell(self.pool, stats=FeedStats(), stop=stop, session_id=session_id)
         self.stop, self.stats, self.rest = stop, self.shell.stats, self.shell.rest
-        self.tracker = BookTracker()
+        # run.verify_in_worker: every book hash verified in a worker process fed in frame order (verifier.py)
+        self.tracker = Verifier(worker=config.run.verify_book_hashes and config.run.verify_in_worker)
+        self._verifier_failure_recorded = False
         self.coverage = Coverage(resubscribe_timeout=config.websocket.resubscribe_timeout_seconds)
         self.latency = LatencyStats()
         self.recorded: dict[str, Market] = {}
@@ -91,10 +92,15 @@ class Recorder:
             session_id=self.session_id,
             interval=self.config.run.rotate_interval_seconds,
             settings=self.config.archive,
-            counters=self.counters,
+            counters=self._synced_counters,
             shard=self.shard,
             **extra,
         )
+
+    def _synced_counters(self) -> dict[str, int]:
+        """The counters once the verifier has caught up: exact as of the last frame (a file's end)."""
+        self.tracker.sync()
+        return self.counters()
 
     # --- health (health.py computes, this reads the values) ------------------------------------------
 
@@ -155,13 +161,15 @@ class Recorder:
         verify = self.config.run.verify_book_hashes
         parsed = classified.parsed
         now = time.monotonic()
+        if verify:
+            self.tracker.observe_frame(classified)
+            for divergence in self.tracker.take_divergences():
+                self.write_record(divergence.to_record(), received_ns)
         for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
             kind = event.get("event_type")
             if verify:  # coverage compares REST with the rebuilt books: nothing to follow without them
                 for asset in event_assets(event):
                     self.coverage.on_message(asset, now, is_book=kind == "book")
-                for divergence in self.tracker.observe(event):
-                    self.write_record(divergence.to_record(), received_ns)
             if kind == "market_resolved" and isinstance(event.get("market"), str):
                 self.resolved.add(event["market"])
                 self.rediscover_now.set()
@@ -179,6 +187,10 @@ class Recorder:
 
     async def wait_for_room(self) -> None:
         await self.ws.wait_for_room()
+
+    def has_room(self) -> bool:
+        period = self.ws.current
+        return period is not None and period.writer.has_room()
 
     def quiet_ok(self, link: Link, now: float) -> bool:
         within = self.config.websocket.stale_after_seconds
@@ -310,21 +322,20 @@ class Recorder:
         """Compare REST books with the rebuilt ones, then feed coverage (resubscribing blind tokens)."""
         if not self.config.run.verify_book_hashes:
             return
-        for summary in books:
-            divergence = self.tracker.compare_rest(summary)
-            if divergence is not None:
-                self.write_record(divergence.to_record(), time.time_ns())
+        comparisons = await self.tracker.compare_rest(books)
+        for comparison in comparisons:
+            if comparison.divergence is not None:
+                self.write_record(comparison.divergence.to_record(), time.time_ns())
         now = time.monotonic()
-        for summary in books:
+        for summary, comparison in zip(books, comparisons, strict=False):
             token = str(summary.get("asset_id", ""))
-            book = self.tracker.books.get(token)
-            rest_hash = str(summary.get("hash") or summary_hash(summary))
+            rest_hash = comparison.rest_hash
             action = self.coverage.on_checkpoint(
                 token,
                 rest_hash,
-                book.recent_hashes if book is not None else (),
+                (rest_hash,) if comparison.feed_agrees else (),
                 now,
-                feed_hash=book.recent_hashes.latest if book is not None else None,
+                feed_hash=comparison.feed_hash,
             )
             link = self.pool.link_of(token) if action is not None else None
             if action is None or link is None:
@@ -352,6 +363,16 @@ class Recorder:
         """Close files on time even when the feed is quiet; keep the health heartbeat; coverage deadlines."""
         while not self.stop.is_set():
             self.heartbeat = time.monotonic()
+            if self.tracker.failed and not self._verifier_failure_recorded:
+                self._verifier_failure_recorded = True  # verification went on in this process
+                self.write_record(
+                    {
+                        "record_type": "lifecycle",
+                        "event": "verifier_in_process",
+                        "reason": self.tracker.failed,
+                    },
+                    time.time_ns(),
+                )
             self.ws.roll_if_due()
             self.rest_archive.roll_if_due()
             for action in self.coverage.due(time.monotonic()):

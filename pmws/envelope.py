@@ -17,6 +17,7 @@ import hashlib
 from binascii import b2a_hex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any
 
 import orjson
@@ -107,24 +108,33 @@ class ConnectionContext:
 
 
 _FRAME = (
-    b'{"record_type":"ws_frame","envelope_version":1,"received_at_utc":"%b","received_at_ns":%d,%b'
-    b'"message_sequence":%d,"global_message_sequence":%d%b"tokens_tracked":%b,"opcode":"%b",'
-    b'"payload_length_bytes":%d,"payload_sha256":"%b",%b,"json":%b,"json_error":%b,"frame_shape":"%b",'
-    b'"classified_event_types":%b}\n'
+    b'{"record_type":"ws_frame","envelope_version":1,"received_at_utc":"%b.%06dZ","received_at_ns":%d,%b'
+    b'"message_sequence":%d,"global_message_sequence":%d%b"tokens_tracked":%b,"opcode":"text",'
+    b'"payload_length_bytes":%d,"payload_sha256":"%b","raw_text":%b,"json":%b%b'
 )
-_SHAPES = {shape: shape.value.encode() for shape in FrameShape}
+_BINARY_FRAME = (
+    b'{"record_type":"ws_frame","envelope_version":1,"received_at_utc":"%b.%06dZ","received_at_ns":%d,%b'
+    b'"message_sequence":%d,"global_message_sequence":%d%b"tokens_tracked":[],"opcode":"binary",'
+    b'"payload_length_bytes":%d,"payload_sha256":"%b","raw_text":null,"raw_base64":"%b","json":null%b'
+)
+_TAIL = b',"json_error":%b,"frame_shape":"%b","classified_event_types":%b}\n'
+#: (second, its `YYYY-MM-DDTHH:MM:SS` text): frames of the same second share the date part
 _second_cache: tuple[int, bytes] = (-1, b"")
 
 
-def utc_bytes(received_ns: int) -> bytes:
-    """Epoch nanoseconds → `2026-11-24T01:50:00.123456Z` as bytes (the date part is cached per second)."""
+def _second_text(seconds: int) -> bytes:
     global _second_cache
-    seconds, nanos = divmod(received_ns, 1_000_000_000)
     cached_second, stamp = _second_cache
     if seconds != cached_second:
         stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S").encode()
         _second_cache = (seconds, stamp)
-    return b"%b.%06dZ" % (stamp, nanos // 1000)
+    return stamp
+
+
+def utc_bytes(received_ns: int) -> bytes:
+    """Epoch nanoseconds → `2026-11-24T01:50:00.123456Z` as bytes (the date part is cached per second)."""
+    seconds, nanos = divmod(received_ns, 1_000_000_000)
+    return b"%b.%06dZ" % (_second_text(seconds), nanos // 1000)
 
 
 def utc_text(received_ns: int) -> str:
@@ -142,63 +152,80 @@ def build_envelope(
     global_sequence: int,
     classified: Classified | None = None,
 ) -> tuple[bytes, Classified]:
-    """The envelope line (with trailing newline) for one received frame, and its classification."""
-    if classified is None:
-        classified = _classify(payload, binary)
+    """The envelope line (with trailing newline) for one received frame, and its classification.
+
+    The hot path: one parse (in `classify_text`), one SHA-256, one escape of the text, one `%` format; the
+    parts that repeat (context, tracked tokens, shape and event types) come from caches.
+    """
     if binary:
-        raw = b'"raw_text":null,"raw_base64":"' + base64.b64encode(payload) + b'"'
-        json_part = b"null"
-        error = b'"binary frame"'
+        return _binary_envelope(payload, context, received_ns, message_sequence, global_sequence)
+    if classified is None:
+        classified = classify_text(payload)
+    error = classified.json_error
+    if error is None and classified.shape is not FrameShape.CONTROL:
+        # the received JSON spliced verbatim when it fits on one line (same value, no re-serialisation)
+        json_part = (
+            orjson.dumps(classified.parsed) if b"\n" in payload or b"\r" in payload else payload.strip()
+        )
     else:
-        raw = b'"raw_text":' + orjson.dumps(payload.decode("utf-8"))
-        json_part = _json_value(payload, classified)
-        error = b"null" if classified.json_error is None else orjson.dumps(classified.json_error)
+        json_part = b"null"
+    seconds, nanos = divmod(received_ns, 1_000_000_000)
+    stamp = _second_cache[1] if seconds == _second_cache[0] else _second_text(seconds)
     line = _FRAME % (
-        utc_bytes(received_ns),
+        stamp,
+        nanos // 1000,
         received_ns,
         context._head,
         message_sequence,
         global_sequence,
         context._middle,
         context.tokens_json(classified.asset_ids),
-        b"binary" if binary else b"text",
         len(payload),
-        b2a_hex(hashlib.sha256(payload).digest()),
-        raw,
+        b2a_hex(sha256(payload).digest()),
+        orjson.dumps(payload.decode("utf-8")),
         json_part,
-        error,
-        _SHAPES[classified.shape],
-        _types_json(classified.event_types),
+        _tail(classified) if error is None else _tail_text(orjson.dumps(error), classified),
     )
     return line, classified
 
 
-_types_cache: dict[tuple[str, ...], bytes] = {}
+def _binary_envelope(
+    payload: bytes, context: ConnectionContext, received_ns: int, message_sequence: int, global_sequence: int
+) -> tuple[bytes, Classified]:
+    classified = Classified(FrameShape.BINARY, None, "binary frame", (), (), ())
+    seconds, nanos = divmod(received_ns, 1_000_000_000)
+    line = _BINARY_FRAME % (
+        _second_text(seconds),
+        nanos // 1000,
+        received_ns,
+        context._head,
+        message_sequence,
+        global_sequence,
+        context._middle,
+        len(payload),
+        b2a_hex(sha256(payload).digest()),
+        base64.b64encode(payload),
+        _tail_text(b'"binary frame"', classified),
+    )
+    return line, classified
 
 
-def _types_json(types_: tuple[str, ...]) -> bytes:
-    cached = _types_cache.get(types_)
+_tails: dict[tuple[FrameShape, tuple[str, ...]], bytes] = {}
+
+
+def _tail(classified: Classified) -> bytes:
+    """`,"json_error":null,"frame_shape":…,"classified_event_types":[…]}` and newline, cached."""
+    key = (classified.shape, classified.event_types)
+    cached = _tails.get(key)
     if cached is None:
-        cached = orjson.dumps(list(types_))
-        if len(_types_cache) < 1024:  # event types come from the server: bound the cache
-            _types_cache[types_] = cached
+        cached = _tail_text(b"null", classified)
+        if len(_tails) < 1024:  # event types come from the server: bound the cache
+            _tails[key] = cached
     return cached
 
 
-def _classify(payload: bytes, binary: bool) -> Classified:
-    if binary:
-        return Classified(FrameShape.BINARY, None, "binary frame", (), (), ())
-    return classify_text(payload)
-
-
-def _json_value(payload: bytes, classified: Classified) -> bytes:
-    """The received JSON bytes when safe to splice into one line, else a re-serialisation or null."""
-    shape = classified.shape
-    if shape is FrameShape.CONTROL or shape is FrameShape.TEXT or classified.json_error is not None:
-        return b"null"
-    if payload.find(b"\n") >= 0 or payload.find(b"\r") >= 0:
-        return orjson.dumps(classified.parsed)
-    return payload.strip()
+def _tail_text(error: bytes, classified: Classified) -> bytes:
+    return _TAIL % (error, classified.shape.value.encode(), orjson.dumps(list(classified.event_types)))
 
 
 def payload_of(envelope: dict[str, Any]) -> bytes:

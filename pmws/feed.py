@@ -51,6 +51,9 @@ class FrameHandler(Protocol):
 
     async def wait_for_room(self) -> None: ...
 
+    # Optional: `has_room() -> bool`, True when `wait_for_room` would not wait. The Link then skips that
+    # coroutine per frame and awaits it only when the writer is behind.
+
     def quiet_ok(self, link: Link, now: float) -> bool:
         """True when REST confirms every token of this silent link is merely quiet (not stale)."""
         ...
@@ -234,35 +237,45 @@ class Link:
             raise ConnectFailed(describe_network_error(self.url, exc)) from exc
 
     async def _receive(self, ws: ClientConnection) -> None:
-        """The hot path: receive, stamp, envelope, hand over; then wait if the writer is behind."""
+        """The hot path: receive, stamp, envelope, hand over; then wait if the writer is behind.
+
+        Per frame: one clock read for the receive stamp, one envelope, one hand-over; attribute lookups
+        are hoisted out of the loop, and the writer's backlog is checked without a coroutine when there
+        is room (the common case).
+        """
         handler = self.handler
+        on_envelope = handler.on_envelope
+        has_room = getattr(handler, "has_room", None) or _no_quick_check
         next_message = self.sequencer.next_message
         pause = self.settings.read_batch_ms / 1000
         idle = _idle_probe(ws) if pause > 0 else None
+        recv, time_ns, monotonic = ws.recv, time.time_ns, time.monotonic
+        control = FrameShape.CONTROL
         while True:
-            message = await ws.recv()
-            received_ns = time.time_ns()
+            message = await recv()
+            received_ns = time_ns()
             binary = isinstance(message, bytes)
             payload = message if isinstance(message, bytes) else message.encode("utf-8")
-            self.message_sequence += 1
+            self.message_sequence = sequence = self.message_sequence + 1
             global_sequence = next_message()
-            assert self.context is not None
+            context = self.context
+            assert context is not None
             line, classified = build_envelope(
                 payload,
                 binary=binary,
-                context=self.context,
+                context=context,
                 received_ns=received_ns,
-                message_sequence=self.message_sequence,
+                message_sequence=sequence,
                 global_sequence=global_sequence,
             )
-            handler.on_envelope(line, classified, received_ns, global_sequence)
-            now = time.monotonic()
-            self.last_frame_monotonic = now
+            on_envelope(line, classified, received_ns, global_sequence)
+            now = self.last_frame_monotonic = monotonic()
             if classified.is_market_data:
                 self.last_data_monotonic = now
-            elif classified.shape is FrameShape.CONTROL:
+            elif classified.shape is control:
                 self._last_pong = now
-            await handler.wait_for_room()
+            if not has_room():
+                await handler.wait_for_room()
             if idle is not None and idle():
                 await _batch_pause(ws, pause)
 
@@ -353,6 +366,10 @@ class Link:
             return
         self._close_reason = reason
         await _abort(ws)
+
+
+def _no_quick_check() -> bool:
+    return False  # no quick check offered: always await the handler's wait_for_room
 
 
 def _idle_probe(ws: ClientConnection) -> Callable[[], bool] | None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pmws.coverage import Coverage, metric_samples
 from pmws.envelope import TrackedToken
 from pmws.stats import FeedStats
-from pmws.tracker import BookTracker
+from pmws.tracker import HashCounters
 
 #: Per-link counters, summed over live and retired links (the cumulative `counters` names).
 LINK_COUNTERS = ("reconnects", "stale_feed_events", "pong_timeouts", "connect_failures")
@@ -71,12 +71,23 @@ class Snapshot:
     token_states: dict[str, str] = field(default_factory=dict)  # token → live/quiet/blind/unverified
 
 
+class HashSource(Protocol):
+    """What the counters read from book verification (`tracker.BookTracker`, or `verifier.Verifier`)."""
+
+    @property
+    def counters(self) -> HashCounters: ...
+    @property
+    def rest_agree(self) -> int: ...
+    @property
+    def rest_divergent(self) -> int: ...
+
+
 def counters(
     *,
     stats: FeedStats,
     links: Mapping[str, int],
     rest: RestTotals,
-    tracker: BookTracker,
+    tracker: HashSource,
     coverage: Coverage,
     discovery_failures: int,
 ) -> dict[str, int]:

@@ -74,6 +74,8 @@ class Classified(NamedTuple):
     #: (event_type, asset ids) per event, in frame order: computed once, reused by stats and trackers.
     events: tuple[tuple[str, tuple[str, ...]], ...] = ()
     is_market_data: bool = False
+    #: the frame's bytes when it parsed as JSON (a verifier worker re-parses them: bytes travel cheaply)
+    payload: bytes = b""
 
     @property
     def unknown_event_types(self) -> tuple[str, ...]:
@@ -92,11 +94,15 @@ def classify_text(payload: bytes) -> Classified:
     if len(payload) <= _CONTROL_MAX and payload.strip() in _CONTROL_BYTES:
         return _CONTROL
     try:
-        parsed = orjson.loads(payload)
+        parsed = _loads(payload)
     except orjson.JSONDecodeError as exc:
         return Classified(FrameShape.TEXT, None, str(exc), (), (), ())
-    if type(parsed) is dict:  # the common case, one event: no intermediate collections
-        kind, ids = _event_type(parsed), tuple(event_asset_ids(parsed))
+    if type(parsed) is dict:  # the common case, one event: no intermediate collections, few calls
+        kind = parsed.get("event_type", "<missing>")
+        if type(kind) is not str:
+            kind = str(kind)
+        asset = parsed.get("asset_id")
+        ids = (asset,) if type(asset) is str else tuple(event_asset_ids(parsed))
         market = parsed.get("market")
         return Classified(
             FrameShape.OBJECT,
@@ -107,10 +113,14 @@ def classify_text(payload: bytes) -> Classified:
             (market,) if type(market) is str else (),
             ((kind, ids),),
             kind in MARKET_DATA_EVENTS,
+            payload,
         )
     if isinstance(parsed, list) and all(type(e) is dict for e in parsed):
-        return _classify_array(parsed)
-    return Classified(FrameShape.JSON_OTHER, parsed, None, (), (), ())
+        return _classify_array(parsed)._replace(payload=payload)
+    return Classified(FrameShape.JSON_OTHER, parsed, None, (), (), (), payload=payload)
+
+
+_loads = orjson.loads
 
 
 def _classify_array(batch: list[dict[str, Any]]) -> Classified:
@@ -133,9 +143,17 @@ def event_asset_ids(event: dict[str, Any]) -> list[str]:
     if isinstance(asset, str):
         return [asset]
     changes = event.get("price_changes")
+    if isinstance(changes, list) and len(changes) > 8:
+        ids = [c["asset_id"] for c in changes if isinstance(c, dict) and isinstance(c.get("asset_id"), str)]
+        return list(dict.fromkeys(ids))
     if isinstance(changes, list):
-        out = [c["asset_id"] for c in changes if isinstance(c, dict) and isinstance(c.get("asset_id"), str)]
-        return list(dict.fromkeys(out))
+        out: list[str] = []
+        for change in changes:
+            if isinstance(change, dict):
+                asset = change.get("asset_id")
+                if isinstance(asset, str) and asset not in out:  # at most 8: a list beats a dict
+                    out.append(asset)
+        return out
     listed = event.get("assets_ids")
     if isinstance(listed, list):
         return [a for a in listed if isinstance(a, str)]

@@ -116,6 +116,7 @@ async def _record(
                 on_ready(recorder, server)
             return await _serve(recorder, config, view=view, recovery=recovery)
         finally:
+            recorder.tracker.close()  # after the archives closed (their counters synced): stop the worker
             if server is not None:
                 server.stop()
 

@@ -68,6 +68,9 @@ class SampleHandler:
     async def wait_for_room(self) -> None:
         await self.writer.wait_for_room()
 
+    def has_room(self) -> bool:
+        return self.writer.has_room()
+
     def quiet_ok(self, link: Link, now: float) -> bool:
         return False  # a bounded sample has no REST coverage: a silent link is stale
 

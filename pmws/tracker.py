@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pmws.book import BookState, Level, book_hash, levels_of, summary_hash
+from pmws.book import BookState, Level, levels_hash, levels_of, summary_hash
 
 
 @dataclass
@@ -135,15 +135,17 @@ class BookTracker:
     def _on_price_change(self, event: dict[str, Any]) -> None:
         timestamp = str(event.get("timestamp", ""))
         changes = event.get("price_changes")
+        counters = self.counters
         if not isinstance(changes, list):
-            self.counters.unverifiable += 1  # legacy schema (§3.3): kept, not verified
+            counters.unverifiable += 1  # legacy schema (§3.3): kept, not verified
             return
+        books = self.books
         for change in changes:
             if not isinstance(change, dict):
                 continue
-            book = self.books.get(str(change.get("asset_id")))
+            book = books.get(str(change.get("asset_id")))
             if book is None or not book.synced:
-                self.counters.unverifiable += 1
+                counters.unverifiable += 1
                 continue
             try:
                 book.apply_change(
@@ -153,7 +155,7 @@ class BookTracker:
                     timestamp=timestamp,
                 )
             except ValueError:
-                self.counters.unverifiable += 1
+                counters.unverifiable += 1
                 continue
             self._verify(book, change.get("hash"))
 
@@ -194,7 +196,7 @@ class BookTracker:
 
     @staticmethod
     def _pending_hash(book: BookState, item: Pending, last_trade_price: str) -> str:
-        return book_hash(
+        return levels_hash(
             market=book.market,
             asset_id=book.asset_id,
             timestamp=item.timestamp,

@@ -146,6 +146,30 @@ def test_incremental_hash_equals_the_reference_payload_after_every_change() -> N
     assert refused == ['0.0"5']  # only the malformed price; the three others were each checked above
 
 
+def test_levels_hash_writes_the_reference_bytes() -> None:
+    from pmws.book import levels_hash
+
+    book: Any = example("ws_book_captured_nautilus.json")
+    odd = [('0.0"5', "1"), ("é", "\n"), ("", "0")]
+    for bids, asks, ltp in [
+        (levels_of(book["bids"]), levels_of(book["asks"]), "0.5"),
+        (levels_of(book["bids"])[::-1] + odd, [], ""),
+        ([], odd, 'quote"d'),
+    ]:
+        fields: dict[str, Any] = {
+            "market": book["market"],
+            "asset_id": book["asset_id"],
+            "timestamp": book["timestamp"],
+            "bids": bids,
+            "asks": asks,
+            "min_order_size": "5",
+            "tick_size": "0.01",
+            "neg_risk": True,
+            "last_trade_price": ltp,
+        }
+        assert levels_hash(**fields) == book_hash(**fields)
+
+
 def test_string_fast_path_matches_json_dumps() -> None:
     import json
 
@@ -162,6 +186,12 @@ def test_string_fast_path_matches_json_dumps() -> None:
         "\u2028",
         "\x7f",
         "nl\n",
+        "\u0663",  # an Arabic-Indic digit, "²", a title-case letter: alphanumeric, written as they are
+        "²",
+        "ǅ",
+        "a.b..c",
+        "0x1f",
+        ".",
     ]:
         assert _text(value) == json.dumps(value, ensure_ascii=False)
 

@@ -25,6 +25,7 @@ EDGE_MODULES = {
     "pmws.pool",
     "pmws.recorder",
     "pmws.retry",
+    "pmws.verifier",
 }
 
 
