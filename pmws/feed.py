@@ -10,26 +10,22 @@ else looks at it; the handler never drops a frame.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import fcntl
-import hashlib
-import termios
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.frames import CloseCode
 
 from pmws.backoff import RETRY_AFTER_MAX_SECONDS, backoff, retry_after_hint, retry_delay
 from pmws.config import Websocket
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope
 from pmws.errors import FeedError, describe_network_error
 from pmws.protocol import PING, Classified, FrameShape, operation_message, subscribe_message
+from pmws.wsconn import abort, batch_pause, closed_reason, idle_probe, undecodable_frame
 
 
 class LinkState(StrEnum):
@@ -197,15 +193,15 @@ class Link:
             ]
             await self._receive(ws)
         except ConnectionClosed as exc:
-            self._close_reason = self._close_reason or _closed_reason(exc)
-            self._close_details = _undecodable_frame(exc)
+            self._close_reason = self._close_reason or closed_reason(exc)
+            self._close_details = undecodable_frame(exc)
         finally:
             for task in watchers:
                 task.cancel()
             for task in watchers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            await _abort(ws)
+            await abort(ws)
             self._ws = None
             self.state = LinkState.IDLE
             reason = self._close_reason or ("stopped" if self.stop.is_set() else "closed")
@@ -248,7 +244,7 @@ class Link:
         has_room = getattr(handler, "has_room", None) or _no_quick_check
         next_message = self.sequencer.next_message
         pause = self.settings.read_batch_ms / 1000
-        idle = _idle_probe(ws) if pause > 0 else None
+        idle = idle_probe(ws) if pause > 0 else None
         recv, time_ns, monotonic = ws.recv, time.time_ns, time.monotonic
         control = FrameShape.CONTROL
         while True:
@@ -277,7 +273,7 @@ class Link:
             if not has_room():
                 await handler.wait_for_room()
             if idle is not None and idle():
-                await _batch_pause(ws, pause)
+                await batch_pause(ws, pause)
 
     async def _pinger(self, ws: ClientConnection) -> None:
         self._last_pong = time.monotonic()
@@ -289,7 +285,7 @@ class Link:
                 self.pong_timeouts += 1
                 self._close_reason = "pong_timeout"
                 self.handler.on_lifecycle("pong_timeout", self, {})
-                await _abort(ws)
+                await abort(ws)
                 return
 
     async def _watchdog(self, ws: ClientConnection) -> None:
@@ -305,7 +301,7 @@ class Link:
                 self.handler.on_lifecycle(
                     "stale_feed", self, {"seconds_without_market_data": round(now - since, 3)}
                 )
-                await _abort(ws)
+                await abort(ws)
                 return
 
     async def _stopper(self, ws: ClientConnection) -> None:
@@ -313,7 +309,7 @@ class Link:
         self._close_reason = "stopped"
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(), timeout=1.0)
-        await _abort(ws)
+        await abort(ws)
 
     async def set_tokens(self, tokens: tuple[TrackedToken, ...]) -> None:
         """Change the subscription on the open connection (PROTOCOL.md §2.2); reconnect if that fails."""
@@ -341,7 +337,7 @@ class Link:
                 self.handler.on_lifecycle("unsubscribe", self, {"assets_ids": removed})
         except ConnectionClosed:
             self._close_reason = "resubscribe_failed"
-            await _abort(ws)  # the run loop reconnects with the new list
+            await abort(ws)  # the run loop reconnects with the new list
 
     async def resubscribe(self, token_ids: list[str]) -> None:
         """Unsubscribe + subscribe these tokens on the open connection: the server re-sends their books."""
@@ -365,81 +361,12 @@ class Link:
         if ws is None:
             return
         self._close_reason = reason
-        await _abort(ws)
+        await abort(ws)
 
 
 def _no_quick_check() -> bool:
     return False  # no quick check offered: always await the handler's wait_for_room
 
 
-def _idle_probe(ws: ClientConnection) -> Callable[[], bool] | None:
-    """A check that nothing is waiting to be processed: no frame queued in websockets, no byte in the
-    kernel's socket buffer. None where that cannot be seen (then reads are never paused)."""
-    frames = getattr(getattr(ws, "recv_messages", None), "frames", None)
-    sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
-    if frames is None or sock is None or not hasattr(frames, "__len__"):
-        return None
-    fd = sock.fileno()
-    buffer = bytearray(4)
-
-    def idle() -> bool:
-        if len(frames):
-            return False
-        try:
-            fcntl.ioctl(fd, termios.FIONREAD, buffer)
-        except OSError:
-            return False
-        return buffer == b"\0\0\0\0"
-
-    return idle
-
-
-async def _batch_pause(ws: ClientConnection, seconds: float) -> None:
-    """Stop reading for `seconds` so that frames arriving meanwhile are read and processed together."""
-    transport = ws.transport
-    if not transport.is_reading():  # websockets' own flow control holds it: leave that alone
-        return
-    transport.pause_reading()
-    try:
-        await asyncio.sleep(seconds)
-    finally:
-        if not transport.is_closing():
-            transport.resume_reading()
-
-
 def _fresh_backoff(settings: Websocket) -> Iterator[float]:
     return backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds)
-
-
-def _closed_reason(exc: ConnectionClosed) -> str:
-    """Who closed the connection and why: the server, pmws (a frame it could not accept), or nobody."""
-    sent, rcvd = exc.sent, exc.rcvd
-    if sent is not None and (rcvd is None or exc.rcvd_then_sent is False):
-        # pmws failed the connection: websockets closes with 1007 on a text frame that is not UTF-8
-        what = " (a text frame that is not valid UTF-8)" if sent.code == CloseCode.INVALID_DATA else ""
-        return f"closed by pmws: code {sent.code}{what} {sent.reason!r}"
-    if rcvd is None:
-        return "connection_lost (no close frame)"
-    return f"closed by server: code {rcvd.code} {rcvd.reason!r}".rstrip()
-
-
-def _undecodable_frame(exc: ConnectionClosed) -> dict[str, Any]:
-    """The exact bytes of a text frame that failed UTF-8 decoding (it has no envelope), for the record."""
-    cause = exc.__cause__
-    if not isinstance(cause, UnicodeDecodeError) or not isinstance(cause.object, bytes):
-        return {}
-    payload = cause.object
-    return {
-        "invalid_text_frame_bytes": len(payload),
-        "invalid_text_frame_sha256": hashlib.sha256(payload).hexdigest(),
-        "invalid_text_frame_base64": base64.b64encode(payload).decode("ascii"),
-    }
-
-
-async def _abort(ws: ClientConnection) -> None:
-    """Drop the TCP connection now (a stale peer may never answer a close frame)."""
-    transport = ws.transport
-    if transport is not None and not transport.is_closing():
-        transport.abort()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(ws.wait_closed(), timeout=1.0)

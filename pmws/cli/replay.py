@@ -48,9 +48,10 @@ def replay_command(
     debug: DebugOption = False,
 ) -> None:
     """Serve archives as Polymarket's market websocket, with Gamma and /books, until Ctrl-C."""
-    from pmws.config import Between, check_value
+    from pmws.config import check_value
     from pmws.replay.load import build_replay
     from pmws.replay.server import serve_replay
+    from pmws.rules import Between
 
     def problem(text: str) -> None:
         print_line(err, f"[yellow]skipped:[/yellow] {text}")

@@ -72,8 +72,9 @@ def simulate_command(
     debug: DebugOption = False,
 ) -> None:
     """Run the local Polymarket simulator (Gamma, CLOB /books, market websocket) until Ctrl-C."""
-    from pmws.config import Between, check_value
+    from pmws.config import check_value
     from pmws.errors import ConfigError
+    from pmws.rules import Between
     from pmws.sim import Faults, SimConfig, serve_forever
 
     def check_flags() -> None:

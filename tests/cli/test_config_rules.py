@@ -15,7 +15,8 @@ import yaml
 from typer.testing import CliRunner
 
 from pmws.cli import app
-from pmws.config import RULES, Between, Config, Flag, OneOf, Text, Url
+from pmws.config import RULES, Config
+from pmws.rules import Between, Flag, OneOf, Text, Url
 
 
 def all_keys() -> list[tuple[str, Any]]:

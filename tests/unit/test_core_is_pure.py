@@ -24,6 +24,7 @@ CORE = [
     "rotation",
     "backoff",
     "report",
+    "rules",
     "health",
     "manifest",
     "channel",

@@ -26,6 +26,7 @@ EDGE_MODULES = {
     "pmws.recorder",
     "pmws.retry",
     "pmws.verifier",
+    "pmws.wsconn",
 }
 
 
