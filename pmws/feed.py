@@ -47,8 +47,9 @@ class FrameHandler(Protocol):
 
     async def wait_for_room(self) -> None: ...
 
-    # Optional: `has_room() -> bool`, True when `wait_for_room` would not wait. The Link then skips that
-    # coroutine per frame and awaits it only when the writer is behind.
+    def has_room(self) -> bool:
+        """True when `wait_for_room` would not wait: the Link awaits it only when the writer is behind."""
+        ...
 
     def quiet_ok(self, link: Link, now: float) -> bool:
         """True when REST confirms every token of this silent link is merely quiet (not stale)."""
@@ -241,7 +242,7 @@ class Link:
         """
         handler = self.handler
         on_envelope = handler.on_envelope
-        has_room = getattr(handler, "has_room", None) or _no_quick_check
+        has_room = handler.has_room
         next_message = self.sequencer.next_message
         pause = self.settings.read_batch_ms / 1000
         idle = idle_probe(ws) if pause > 0 else None
@@ -362,10 +363,6 @@ class Link:
             return
         self._close_reason = reason
         await abort(ws)
-
-
-def _no_quick_check() -> bool:
-    return False  # no quick check offered: always await the handler's wait_for_room
 
 
 def _fresh_backoff(settings: Websocket) -> Iterator[float]:
