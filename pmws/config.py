@@ -144,6 +144,7 @@ class Books:
 
     output_dir: str = "data/books"
     snapshot_interval_seconds: float = 60.0  # full-depth `book_snapshots` every this much receive time
+    workers: int = 0  # processes sharing the tokens; 0: one per core up to 4 (1 for small or remote input)
 
 
 @dataclass
@@ -249,6 +250,7 @@ RULES: dict[str, Rule] = {
     "upload.shipped_manifest_dir": OPTIONAL,
     "books.output_dir": PATH,
     "books.snapshot_interval_seconds": Between(0, DAY),
+    "books.workers": Between(0, 64),
 }
 
 

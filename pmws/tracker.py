@@ -13,6 +13,9 @@ from typing import Any
 
 from pmws.book import BookState, Level, levels_hash, levels_of, summary_hash
 
+#: What one hash check said (`BookTracker.apply_entry`; the `hash_status` of `pmws books` rows)
+VERIFIED, PENDING, UNVERIFIED = "verified", "pending", "unverified"
+
 
 @dataclass
 class HashCounters:
@@ -63,7 +66,8 @@ class BookTracker:
     rest_agree: int = 0
     rest_divergent: int = 0
     rest_deferred: int = 0
-    _deferred: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: REST summaries newer than the feed, by token, compared again as the feed moves on
+    deferred: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: False: rebuild the books only, compute no hash per change (`pmws replay` serves books, checks none)
     verify: bool = True
 
@@ -78,7 +82,7 @@ class BookTracker:
         self.metadata.pop(token_id, None)
         self.books.pop(token_id, None)
         self.counters.pending -= len(self.pending.pop(token_id, []))
-        self._deferred.pop(token_id, None)
+        self.deferred.pop(token_id, None)
 
     def observe(self, event: dict[str, Any]) -> list[Divergence]:
         """Apply one feed event; returns divergences that a deferred REST comparison now shows."""
@@ -87,11 +91,11 @@ class BookTracker:
             asset = event.get("asset_id")
             if isinstance(asset, str):
                 self._on_book(asset, event)
-                return self._check_deferred(asset)
+                return self.check_deferred(asset)
         elif kind == "price_change":
             self._on_price_change(event)
-            if self._deferred:  # a REST summary waits for the feed to catch up (rare)
-                return [d for a in _assets_of(event) for d in self._check_deferred(a)]
+            if self.deferred:  # a REST summary waits for the feed to catch up (rare)
+                return [d for a in _assets_of(event) for d in self.check_deferred(a)]
         elif kind == "last_trade_price":
             self._on_trade(event)
         elif kind == "tick_size_change":
@@ -133,48 +137,53 @@ class BookTracker:
             self.counters.resyncs += 1
 
     def _on_price_change(self, event: dict[str, Any]) -> None:
-        timestamp = str(event.get("timestamp", ""))
         changes = event.get("price_changes")
-        counters = self.counters
         if not isinstance(changes, list):
-            counters.unverifiable += 1  # legacy schema (§3.3): kept, not verified
+            self.counters.unverifiable += 1  # legacy schema (§3.3): kept, not verified
             return
-        books = self.books
+        timestamp = str(event.get("timestamp", ""))
         for change in changes:
-            if not isinstance(change, dict):
-                continue
-            book = books.get(str(change.get("asset_id")))
-            if book is None or not book.synced:
-                counters.unverifiable += 1
-                continue
-            try:
-                book.apply_change(
-                    price=str(change.get("price")),
-                    size=str(change.get("size")),
-                    side=str(change.get("side", "")),
-                    timestamp=timestamp,
-                )
-            except ValueError:
-                counters.unverifiable += 1
-                continue
-            self._verify(book, change.get("hash"))
+            if isinstance(change, dict):
+                self.apply_entry(change, timestamp)
 
-    def _verify(self, book: BookState, expected: Any) -> None:
+    def apply_entry(self, change: dict[str, Any], timestamp: str) -> str:
+        """Apply one `price_change` entry and check its hash: VERIFIED, PENDING or UNVERIFIED.
+
+        (`observe` does this for each entry of an event; `pmws books` calls it per entry for each row's
+        status.)"""
+        book = self.books.get(str(change.get("asset_id")))
+        if book is None or not book.synced:
+            self.counters.unverifiable += 1
+            return UNVERIFIED
+        try:
+            book.apply_change(
+                price=str(change.get("price")),
+                size=str(change.get("size")),
+                side=str(change.get("side", "")),
+                timestamp=timestamp,
+            )
+        except ValueError:
+            self.counters.unverifiable += 1
+            return UNVERIFIED
+        return self._verify(book, change.get("hash"))
+
+    def _verify(self, book: BookState, expected: Any) -> str:
         if not self.verify:
-            return
+            return UNVERIFIED
         if not isinstance(expected, str) or not expected:
             self.counters.unverifiable += 1
-            return
+            return UNVERIFIED
         actual = book.hash()
         book.recent_hashes.append(actual)
         if actual == expected:
             self.counters.verified += 1
-            return
+            return VERIFIED
         book.recent_hashes.append(expected)
         self.pending.setdefault(book.asset_id, []).append(
             Pending(expected, book.timestamp, book.wire_bids(), book.wire_asks(), book.tick_size)
         )
         self.counters.pending += 1
+        return PENDING
 
     def _on_trade(self, event: dict[str, Any]) -> None:
         asset = str(event.get("asset_id"))
@@ -222,26 +231,27 @@ class BookTracker:
         book = self.books.get(asset)
         if book is not None and rest_hash in book.recent_hashes:
             self.rest_agree += 1
-            self._deferred.pop(asset, None)
+            self.deferred.pop(asset, None)
             return None
         if book is None or _ms(summary.get("timestamp")) > _ms(book.timestamp):
-            self._deferred[asset] = summary
+            self.deferred[asset] = summary
             self.rest_deferred += 1
             return None
         return self._diverged(summary, book, rest_hash)
 
-    def _check_deferred(self, asset: str) -> list[Divergence]:
-        summary = self._deferred.get(asset)
+    def check_deferred(self, asset: str) -> list[Divergence]:
+        """A REST summary that was newer than the feed, compared again now that `asset` moved on."""
+        summary = self.deferred.get(asset)
         book = self.books.get(asset)
         if summary is None or book is None:
             return []
         rest_hash = str(summary.get("hash", ""))
         if rest_hash in book.recent_hashes:
-            self._deferred.pop(asset)
+            self.deferred.pop(asset)
             self.rest_agree += 1
             return []
         if _ms(book.timestamp) > _ms(summary.get("timestamp")):
-            self._deferred.pop(asset)
+            self.deferred.pop(asset)
             return [self._diverged(summary, book, rest_hash)]
         return []
 

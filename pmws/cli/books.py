@@ -91,6 +91,14 @@ def books_command(
             "--slug", metavar="SLUG", help="Only this market slug (repeatable).", show_default="all"
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Processes sharing the tokens (0: one per core up to 4; 1 for small or remote input).",
+            show_default=from_config("books.workers"),
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace tables already in the output.")
     ] = False,
@@ -103,7 +111,11 @@ def books_command(
     def action() -> int:
         cfg = load_config(
             config,
-            overrides={"books.output_dir": output_dir, "books.snapshot_interval_seconds": snapshot_interval},
+            overrides={
+                "books.output_dir": output_dir,
+                "books.snapshot_interval_seconds": snapshot_interval,
+                "books.workers": workers,
+            },
         )
         filters = Filters(
             start_ns=_moment(start, "--start"),

@@ -29,9 +29,9 @@ import orjson
 from pmws.read.parquet import HOUR_NS
 from pmws.read.records import Record
 from pmws.read.tables import STATUS_COLUMN
-from pmws.tracker import BookTracker
+from pmws.tracker import PENDING, UNVERIFIED, VERIFIED, BookTracker
 
-VERIFIED, PENDING, MISMATCHED, UNVERIFIED = "verified", "pending", "mismatched", "unverified"
+MISMATCHED = "mismatched"
 HELD_MAX = 10_000  # changes held per token while a hash is pending; beyond, written as pending
 WINDOW = re.compile(r"-(\d+[mhd])-")
 
@@ -73,10 +73,19 @@ class _Token:
 
 
 class BookBuilder:
-    """Records in receive order → table rows (handed to `sink.add(table, hour, row)`)."""
+    """Records in receive order → table rows (handed to `sink.add(table, hour, row)`).
 
-    def __init__(self, sink: RowSink, *, snapshot_interval_seconds: float) -> None:
+    `shard=(k, n)`: build only every n-th token from the k-th in the order they first appear (and, for k = 0,
+    the rows that name no token), so n builders in n processes over the same records (so the same order)
+    write every row once, with the tokens (both outcomes of a market alternate) evenly shared.
+    """
+
+    def __init__(
+        self, sink: RowSink, *, snapshot_interval_seconds: float, shard: tuple[int, int] = (0, 1)
+    ) -> None:
         self.sink = sink
+        self.shard_index, self.shard_count = shard
+        self._mine: dict[str, bool] = {}
         self.tracker = BookTracker()
         self.snapshot_ns = int(snapshot_interval_seconds * 1e9)
         self.next_snapshot: int | None = None
@@ -101,7 +110,18 @@ class BookBuilder:
         elif kind == "rest_checkpoint":
             self._rest(record)
         elif kind == "gap":
-            self._gap(record.row, record.source)
+            token = record.row.get("token_id")
+            if self.mine(token) if isinstance(token, str) else self.shard_index == 0:
+                self._gap(record.row, record.source)
+
+    def mine(self, token: str) -> bool:
+        """Whether this builder's shard holds `token` (always, unsharded)."""
+        if self.shard_count == 1:
+            return True
+        owned = self._mine.get(token)
+        if owned is None:  # tokens dealt in turn as first seen: every builder reads the same records
+            owned = self._mine[token] = len(self._mine) % self.shard_count == self.shard_index
+        return owned
 
     def set_metadata(self, record: Record) -> None:
         """Learn min_order_size/neg_risk (needed by the book hash) from a REST checkpoint."""
@@ -115,7 +135,7 @@ class BookBuilder:
         ns = record.received_ns
         session = row.get("session_id")
         for token in row.get("tokens_tracked") or ():
-            if isinstance(token, dict):
+            if isinstance(token, dict) and self.mine(str(token.get("token_id"))):
                 self._token_seen(token, ns)
         parsed = row.get("json")
         events = parsed if isinstance(parsed, list) else (parsed,)
@@ -128,7 +148,8 @@ class BookBuilder:
         if kind == "price_change":
             changes = event.get("price_changes")
             if not isinstance(changes, list):
-                self.tracker.observe(event)  # legacy schema (§3.3): counted unverifiable by the tracker
+                if self.shard_index == 0:  # legacy schema (§3.3): counted unverifiable by the tracker
+                    self.tracker.observe(event)
                 return
             stamp = event.get("timestamp")
             head = (ns, _ms(stamp), _str(event.get("market")), session)
@@ -137,7 +158,7 @@ class BookBuilder:
                     self._change(change, stamp, head)
         elif kind == "book":
             asset = event.get("asset_id")
-            if isinstance(asset, str):
+            if isinstance(asset, str) and self.mine(asset):
                 if self._superseded(asset, event.get("timestamp"), session):
                     return
                 self._state(asset).book_session = session
@@ -146,8 +167,8 @@ class BookBuilder:
                 self._book_rows(asset, ns, _ms(event.get("timestamp")), status, "ws", session)
         elif kind == "last_trade_price":
             asset = event.get("asset_id")
-            self.tracker.observe(event)
-            if isinstance(asset, str):
+            if isinstance(asset, str) and self.mine(asset):
+                self.tracker.observe(event)
                 self._settle(asset, VERIFIED)
                 self.sink.add(
                     "trades",
@@ -165,14 +186,15 @@ class BookBuilder:
                     ),
                 )
         elif kind == "tick_size_change":
-            self.tracker.observe(event)
+            if self.mine(str(event.get("asset_id"))):
+                self.tracker.observe(event)
 
     def _change(
         self, change: dict[str, Any], stamp: Any, head: tuple[int, int | None, str | None, Any]
     ) -> None:
         """One `price_change` entry, checked on its own so that its row carries its own hash status."""
         asset = change.get("asset_id")
-        if not isinstance(asset, str):
+        if not isinstance(asset, str) or (self.shard_count > 1 and not self.mine(asset)):
             return
         ns, exchange_ms, market, session = head
         state = self.tokens.get(asset)
@@ -182,10 +204,14 @@ class BookBuilder:
             and self._superseded(asset, stamp, session)
         ):
             return
-        status = self._observe(
-            asset, {"event_type": "price_change", "timestamp": stamp, "price_changes": [change]}
-        )
-        state = self.tokens[asset]  # _observe made it
+        tracker = self.tracker
+        status = tracker.apply_entry(change, str(stamp))
+        if tracker.deferred:  # a REST summary waits for the feed to catch up (rare)
+            self.divergences += len(tracker.check_deferred(asset))
+        if state is None:
+            state = self.tokens[asset] = _Token()
+        state.last_status = status
+        state.changed_since_snapshot = True
         side = "bid" if change.get("side") == "BUY" else "ask"
         price, size = change.get("price"), change.get("size")
         row = (ns, exchange_ms, asset, market, side, price, size, False, status, "ws", session)
@@ -325,7 +351,7 @@ class BookBuilder:
         ns = record.received_ns
         for summary in _summaries(record.row):
             asset = summary.get("asset_id")
-            if not isinstance(asset, str):
+            if not isinstance(asset, str) or not self.mine(asset):
                 continue
             divergence = self.tracker.compare_rest(summary)
             if divergence is None:

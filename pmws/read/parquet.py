@@ -42,8 +42,11 @@ class PartitionedParquet:
     file; a partition's file is closed once the stream is two hours past it.
     """
 
-    def __init__(self, root: Path, schemas: dict[str, pa.Schema], *, batch_rows: int = 16_384) -> None:
+    def __init__(
+        self, root: Path, schemas: dict[str, pa.Schema], *, batch_rows: int = 16_384, file_tag: str = ""
+    ) -> None:
         self.root = root
+        self.file_tag = file_tag  # in every file name: parallel writers into one directory never collide
         self.schemas = schemas
         self.batch_rows = batch_rows
         self.buffers: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
@@ -96,7 +99,8 @@ class PartitionedParquet:
         if writer is None:
             part = self.parts.get(key, 0)
             self.parts[key] = part + 1
-            path = self.root / table / partition_of(hour * HOUR_NS)[1] / f"part-{part:05d}.parquet"
+            name = f"part-{part:05d}{self.file_tag}.parquet"
+            path = self.root / table / partition_of(hour * HOUR_NS)[1] / name
             writer = self.writers[key] = self._open(path, schema)
         self._submit(writer.write_batch, self._batch(schema, rows), table)
         self.rows[table] += len(rows)

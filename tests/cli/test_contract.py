@@ -330,6 +330,7 @@ LAYERED = [
     Layered("verify", "upload.verify_mode", "--verify-mode", MODES, lambda s: s.kwargs["mode"]),
     Layered("books", "books.output_dir", "--output-dir", ("f", "e", "c")),
     Layered("books", "books.snapshot_interval_seconds", "--snapshot-interval", ("2.5", "3.5", "4.5")),
+    Layered("books", "books.workers", "--workers", ("2", "3", "4")),
 ]
 
 

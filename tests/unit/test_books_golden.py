@@ -62,7 +62,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "top_of_book": (139, "b11c9a1213637f8a"),
         "book_snapshots": (200, "3df976c55bd0fdd1"),
         "gaps": (2, "68f04b6845f59906"),
-        "tokens": (4, "31c416c40de78a98"),
+        "tokens": (4, "db2da6fafb0dba88"),  # ordered by first_seen, then token_id
         "hashes": {
             "verified": 253,
             "mismatched": 8,
@@ -112,5 +112,5 @@ def test_the_collector_runs_less_often_while_building_and_as_before_after(
     reader = open_archives([ARCHIVE / "rec-a"], manifest_dirs=[ARCHIVE / "rec-a-manifests"])
     before = gc.get_threshold()
     build_books(reader, tmp_path / "books")
-    assert during == [(before[0] * 100, *before[1:])]
+    assert during[0] == (before[0] * 100, *before[1:])  # the tables' writer; the tokens file is after
     assert gc.get_threshold() == before
