@@ -6,8 +6,10 @@
 2. Builds two archives by copying that hour into consecutive hours (times shifted, names, manifests), so
    the larger holds `hours[1] / hours[0]` times the frames of the smaller with the same mix.
 3. For each archive, in separate processes: the floor (gunzip + orjson.loads of every line of every file,
-   nothing else) and `pmws books` (read + merge + gaps + replica window + tracker + Parquet), each with its
-   peak RSS (VmHWM). Prints frames/s and MB/s (compressed archive bytes), the ratio to the floor, and RSS.
+   nothing else) and `pmws books` (read + merge + gaps + replica window + tracker + Parquet) with each
+   `--workers` value (default 1, and 0: the auto choice users get), each with its peak RSS (VmHWM; with
+   workers, the largest process's). Prints frames/s and MB/s (compressed archive bytes), the ratio to the
+   floor, and RSS.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -137,19 +140,21 @@ def child_floor(root: Path) -> dict[str, Any]:
     return {"seconds": seconds, "frames": frames, "lines": lines, "bytes": size, "rss_mb": peak_rss_mb()}
 
 
-def child_books(root: Path, out: Path) -> dict[str, Any]:
-    from pmws.books import build_books
+def child_books(root: Path, out: Path, workers: int) -> dict[str, Any]:
+    from pmws.books import auto_workers, build_books
     from pmws.read import open_archives
 
     reader = open_archives(root)
+    workers = auto_workers(reader, workers)
     t0 = time.perf_counter()
-    result = build_books(reader, out, snapshot_interval_seconds=60, overwrite=True)
+    result = build_books(reader, out, snapshot_interval_seconds=60, overwrite=True, workers=workers)
     seconds = time.perf_counter() - t0
     return {
+        "workers": workers,
         "seconds": seconds,
         "frames": result.report.frames,
         "bytes": result.report.bytes_read,
-        "rss_mb": peak_rss_mb(),
+        "rss_mb": max(peak_rss_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "rows": result.rows,
         "hashes": result.hashes["hash"],
         "problems": len(result.report.problems),
@@ -168,12 +173,17 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=6.0, help="recording length of the base hour")
     parser.add_argument("--hours", type=int, nargs=2, default=[2, 8], help="the two archive sizes, in hours")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 0], help="books.workers values to run (0: auto)"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         mode, *paths = args.child
         result = (
-            child_floor(Path(paths[0])) if mode == "floor" else child_books(Path(paths[0]), Path(paths[1]))
+            child_floor(Path(paths[0]))
+            if mode == "floor"
+            else child_books(Path(paths[0]), Path(paths[1]), int(paths[2]))
         )
         print(json.dumps(result))
         return
@@ -182,23 +192,25 @@ def main() -> None:
         base = record(args.seconds, work / "base")
         print(f"machine: {os.cpu_count()} cores; base hour recorded in {args.seconds:g} s\n")
         print(
-            "| archive | frames | MB (gz) | floor frames/s | floor MB/s | books frames/s | books MB/s "
-            "| ratio | floor RSS | books RSS |"
+            "| archive | frames | MB (gz) | floor frames/s | floor MB/s | books workers | books frames/s "
+            "| books MB/s | ratio | floor RSS | largest RSS |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for hours in args.hours:
             root = replicate(base, hours, work / f"h{hours}")
             floor = in_child("floor", root)
-            books = in_child("books", root, work / f"books{hours}")
             mb = floor["bytes"] / 1e6
-            ratio = floor["seconds"] / books["seconds"]
-            print(
-                f"| {hours} h | {floor['frames']:,} | {mb:.1f} | {floor['frames'] / floor['seconds']:,.0f} "
-                f"| {mb / floor['seconds']:.1f} | {books['frames'] / books['seconds']:,.0f} "
-                f"| {mb / books['seconds']:.1f} | {ratio:.2f} | {floor['rss_mb']:.0f} MB "
-                f"| {books['rss_mb']:.0f} MB |"
-            )
-            print(f"<!-- rows {books['rows']} hashes {books['hashes']} problems {books['problems']} -->")
+            for workers in args.workers:
+                books = in_child("books", root, work / f"books{hours}", Path(str(workers)))
+                ratio = floor["seconds"] / books["seconds"]
+                print(
+                    f"| {hours} h | {floor['frames']:,} | {mb:.1f} "
+                    f"| {floor['frames'] / floor['seconds']:,.0f} | {mb / floor['seconds']:.1f} "
+                    f"| {books['workers']} | {books['frames'] / books['seconds']:,.0f} "
+                    f"| {mb / books['seconds']:.1f} | {ratio:.2f} | {floor['rss_mb']:.0f} MB "
+                    f"| {books['rss_mb']:.0f} MB |"
+                )
+                print(f"<!-- rows {books['rows']} hashes {books['hashes']} problems {books['problems']} -->")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
