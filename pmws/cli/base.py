@@ -143,8 +143,10 @@ def record(
     start: Callable[[Config, Any], Coroutine[Any, Any, T]],
 ) -> T:
     """Run a recorder (`sample`, `run`) to its end, shown on the terminal (`live.console_view`)."""
+    from pmws.heap import steady_heap
     from pmws.live import console_view
 
+    steady_heap()  # a recorder runs for months: no heap creep from its 1 MiB write batches
     with simulated(config, simulate):
         return asyncio.run(start(config, console_view(out, live=live)))
 
