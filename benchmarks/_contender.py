@@ -23,7 +23,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from pmws.archive.writer import ArchiveWriter, GzipJsonlFile, LatencyStats
-from pmws.config import Config, Websocket
+from pmws.config import Archive, Config, Websocket
 from pmws.envelope import TrackedToken
 from pmws.feed import Link, Sequencer
 from pmws.protocol import subscribe_message
@@ -66,11 +66,17 @@ async def floor(url: str, tokens: list[TrackedToken], seconds: float) -> dict[st
 
 
 async def record(
-    url: str, tokens: list[TrackedToken], seconds: float, out: Path, read_batch_ms: float = 0.0
+    url: str,
+    tokens: list[TrackedToken],
+    seconds: float,
+    out: Path,
+    read_batch_ms: float = 0.0,
+    compresslevel: int = Archive.compresslevel,
 ) -> dict[str, float]:
     """pmws's hot path: the same Link + envelope + gzip writer `sample` and `run` use."""
     latency = LatencyStats()
-    writer = ArchiveWriter(GzipJsonlFile(out / "bench.jsonl.gz"), flush_interval=1.0, latency=latency)
+    archive = GzipJsonlFile(out / "bench.jsonl.gz", compresslevel=compresslevel)
+    writer = ArchiveWriter(archive, flush_interval=1.0, latency=latency)
     handler = SampleHandler(writer, frozenset(t.token_id for t in tokens))
     stop = asyncio.Event()
     settings = Websocket(stale_after_seconds=3600, ping_interval_seconds=10, read_batch_ms=read_batch_ms)
@@ -114,6 +120,7 @@ async def run_path(
     out: Path,
     read_batch_ms: float = 0.0,
     in_worker: bool = False,
+    compresslevel: int = Archive.compresslevel,
 ) -> dict[str, float]:
     """`pmws run`'s per-frame path: its Recorder handles every frame of one Link (no discovery, no REST)."""
     from pmws.run import Recorder
@@ -124,6 +131,7 @@ async def run_path(
     config.websocket.stale_after_seconds = 3600
     config.websocket.read_batch_ms = read_batch_ms
     config.run.verify_in_worker = in_worker
+    config.archive.compresslevel = compresslevel
     recorder = Recorder(config, stop=asyncio.Event(), session_id="bench")
     recorder.ws.roll_if_due()
     for token in tokens:
@@ -169,15 +177,28 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("."))
     parser.add_argument("--read-batch-ms", type=float, default=0.0, help="websocket.read_batch_ms")
     parser.add_argument("--verify-in-worker", action="store_true", help="run: run.verify_in_worker")
+    parser.add_argument(
+        "--compresslevel", type=int, default=Archive.compresslevel, help="archive.compresslevel"
+    )
     args = parser.parse_args()
     tokens = [TrackedToken(**t) for t in json.loads(args.tokens_file.read_text())]
     if args.mode == "floor":
         result = asyncio.run(floor(args.ws_url, tokens, args.seconds))
     elif args.mode == "record":
-        result = asyncio.run(record(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms))
+        result = asyncio.run(
+            record(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms, args.compresslevel)
+        )
     else:
         result = asyncio.run(
-            run_path(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms, args.verify_in_worker)
+            run_path(
+                args.ws_url,
+                tokens,
+                args.seconds,
+                args.out,
+                args.read_batch_ms,
+                args.verify_in_worker,
+                args.compresslevel,
+            )
         )
     result["rss_mb"] = rss_mb()
     print(json.dumps(result))

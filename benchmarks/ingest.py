@@ -120,6 +120,7 @@ def measure(
     sender: str = "blaster",
     rounds: int = 1,
     modes: tuple[str, ...] = ("floor", "sample", "run", "run-worker"),
+    compresslevel: int | None = None,
 ) -> list[dict[str, Any]]:
     """Per token count: every contender `rounds` times in turn; each contender's median round kept."""
     rows = []
@@ -142,6 +143,8 @@ def measure(
             for _ in range(rounds):
                 for mode in modes:
                     kind, extra = MODES[mode]
+                    if compresslevel is not None and kind != "floor":
+                        extra = (*extra, "--compresslevel", str(compresslevel))
                     runs[mode].append(contender(kind, ws_url, tokens, seconds, extra))
             row: dict[str, Any] = {"tokens": count, "sender": sender}
             row.update({mode: median(got) for mode, got in runs.items()})
@@ -248,10 +251,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--modes", default=",".join(MODES), help="contenders (floor is always first)")
     parser.add_argument("--json", action="store_true", help="also print every round as JSON (stderr)")
+    parser.add_argument("--compresslevel", type=int, help="archive.compresslevel (default: pmws's default)")
     args = parser.parse_args()
     counts = [int(t) for t in args.tokens.split(",")]
     modes = tuple(dict.fromkeys(["floor", *args.modes.split(",")]))
-    rows = measure(args.seconds, counts, sender=args.sender, rounds=args.rounds, modes=modes)
+    rows = measure(
+        args.seconds,
+        counts,
+        sender=args.sender,
+        rounds=args.rounds,
+        modes=modes,
+        compresslevel=args.compresslevel,
+    )
     print(f"sender: {args.sender}, {args.seconds:g} s per contender, median of {args.rounds} round(s)\n")
     print(table(rows))
     if args.json:

@@ -14,6 +14,7 @@ import os
 import pickle
 import queue
 import shutil
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -241,6 +242,7 @@ def _worker(
     messages: Any,
 ) -> None:
     index = shard[0]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
 
     def progress(report: ReadReport) -> None:
         messages.put(("progress", index, report))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +21,7 @@ from pmws import books
 from pmws.books import auto_workers, build_books
 from pmws.errors import ArchiveError
 from pmws.read import Filters, Reader, Record, open_archives
+from tests.conftest import TIME_FACTOR
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "data" / "books_archive"
 TABLES = ("book_changes", "trades", "top_of_book", "book_snapshots", "gaps", "tokens")
@@ -127,3 +132,46 @@ def test_auto_workers_one_per_core_up_to_four_for_large_local_input(monkeypatch:
     assert auto_workers(local, 0) == 4
     remote = Reader(local.files, lines=lambda *_: iter(()))  # not the local files: an rclone remote
     assert auto_workers(remote, 0) == 1
+
+
+def test_ctrl_c_stops_the_workers_quietly(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the parent stops; the workers end without a traceback."""
+    script = tmp_path / "books.py"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pmws.books import build_books\n"
+        "from pmws.read import open_archives\n"
+        "from tests.unit.test_books_workers import SlowReader\n"
+        "if __name__ == '__main__':\n"
+        "    source = open_archives(sys.argv[1])\n"
+        "    build_books(SlowReader(source.files, lines=source.lines), Path(sys.argv[2]), workers=2)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "PMWS_TEST_MARK": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(ARCHIVE / "rec-a"), str(tmp_path / "out")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30 * TIME_FACTOR
+    while len(list(tmp_path.glob("started-*"))) < 2 and time.monotonic() < deadline:  # both reading
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30 * TIME_FACTOR)
+    assert proc.returncode != 0
+    assert stderr.count("Traceback") == 1, stderr  # the parent's KeyboardInterrupt, none from the workers
+    assert "KeyboardInterrupt" in stderr
+
+
+@dataclass
+class SlowReader(Reader):
+    """Marks that it started, then reads slowly (a long build to interrupt)."""
+
+    def __iter__(self) -> Iterator[Record]:
+        Path(os.environ.get("PMWS_TEST_MARK", "/tmp"), f"started-{os.getpid()}").touch()
+        for record in super().__iter__():
+            time.sleep(0.5)
+            yield record
