@@ -1,8 +1,8 @@
 """`pmws replay`: archived frames served back as Polymarket's market websocket, with Gamma and `/books`.
 
-One timeline, like the market it stands in for: the archive's records in receive order (`pmws.read`, through
-`source.py`: replicas of a shard merged, so each frame is sent once) move
-the replay clock, rebuild every token's book (`pmws.tracker.BookTracker`), and each recorded frame goes to
+One timeline, like the market it stands in for: the archive's records in receive order (`pmws.read`
+through `source.py`; two replicas of a shard merged, so a frame both recorded is sent once) move the replay
+clock, rebuild every token's book (`pmws.tracker.BookTracker`), and each recorded frame goes to
 every connection subscribed to a token it names. The clock starts at the first subscription and runs at the
 recorded pace (`speed` 1), N times faster, or, with `speed` None, as fast as the slowest client reads (its
 queue above HIGH_WATER pauses the timeline: websockets' write buffer pushes back through `send`).

@@ -293,12 +293,17 @@ def test_two_replicas_of_a_shard_side_by_side_send_each_frame_once(tmp_path: Pat
     [
         (["missing-dir"], "missing-dir: no such file or directory"),
         (["empty"], "empty: no .jsonl.gz archive in this directory"),
+        (["only-open"], "only-open: no .jsonl.gz archive in this directory"),
+        (["rec", "notes.txt"], "notes.txt: not a .jsonl.gz archive or a directory of them"),
         (["rec", "--speed", "0"], "--speed must be a positive number or 'max', got '0'"),
         (["rec", "--start", "yesterday"], "--start: not an ISO 8601 time: 'yesterday'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(archive: Path, args: list[str], message: str) -> None:
     Path("empty").mkdir()
+    Path("only-open").mkdir()  # a recorder still writing (or killed): nothing closed to replay yet
+    Path("only-open/.polymarket_ws_raw_s1_20261201T03.jsonl.gz.open").write_bytes(b"")
+    Path("notes.txt").write_text("not an archive")
     result = invoke("replay", *args)
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == f"error: {message}"
