@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from pmws.cli.base import DebugOption, err, guarded, out, print_line, serve_until_interrupted
 
@@ -17,7 +18,8 @@ def replay_command(
         list[Path],
         typer.Argument(
             metavar="DIR_OR_FILES",
-            help="Archive files or directories (every *.jsonl.gz under them), merged by receive time.",
+            help="Archive files or directories (every *.jsonl.gz under them), merged by receive time; "
+            "two replicas of a shard play once.",
         ),
     ],
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
@@ -53,8 +55,8 @@ def replay_command(
     from pmws.replay.server import serve_replay
     from pmws.rules import Between
 
-    def problem(text: str) -> None:
-        print_line(err, f"[yellow]skipped:[/yellow] {text}")
+    def problem(text: str) -> None:  # pmws.read's words: a damaged file, lines skipped, an `.open` file
+        print_line(err, f"[yellow]problem:[/yellow] {escape(text)}")
 
     def on_ready(replay: Any) -> None:
         out.print(f"gamma_url: {replay.gamma_url}\nclob_url: {replay.clob_url}\nws_url: {replay.ws_url}")

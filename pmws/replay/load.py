@@ -9,9 +9,10 @@ import orjson
 
 from pmws.errors import ConfigError, DiscoveryError
 from pmws.markets import Market, parse_time
+from pmws.read import Reader
 from pmws.replay.catalog import Catalog
 from pmws.replay.server import Replay
-from pmws.replay.source import archive_files, scan_metadata
+from pmws.replay.source import open_replay_archives, scan_metadata
 
 
 def parse_speed(text: str) -> float | None:
@@ -49,15 +50,13 @@ def load_discovery_markets(path: Path) -> list[Market]:
         raise DiscoveryError(f"{path}: not a pmws discovery file ({exc})") from exc
 
 
-def build_catalog(
-    files: Sequence[Path], discovery: Path | None, on_problem: Callable[[str], None]
-) -> Catalog:
+def build_catalog(reader: Reader, discovery: Path | None) -> Catalog:
     """Token metadata: the discovery file first, then the envelopes and REST checkpoints."""
     catalog = Catalog()
     if discovery is not None:
         for market in load_discovery_markets(discovery):
             catalog.add_market(market)
-    metadata = scan_metadata(files, on_problem=on_problem)
+    metadata = scan_metadata(reader.files, lines=reader.lines)
     for tracked in metadata.tracked:
         catalog.add_tracked(tracked)
     for summary in metadata.summaries:
@@ -79,8 +78,6 @@ def build_replay(
     start_ns, end_ns = parse_instant("--start", start), parse_instant("--end", end)
     if start_ns is not None and end_ns is not None and end_ns < start_ns:
         raise ConfigError(f"--end {end} is before --start {start}")
-    files = archive_files(inputs)
-    problems: list[str] = []
-    report = on_problem or problems.append
-    catalog = build_catalog(files, discovery, report)
-    return Replay(files, catalog, speed=pace, start_ns=start_ns, end_ns=end_ns, on_problem=report)
+    reader = open_replay_archives(inputs, end_ns=end_ns)
+    catalog = build_catalog(reader, discovery)
+    return Replay(reader, catalog, speed=pace, start_ns=start_ns, on_problem=on_problem)

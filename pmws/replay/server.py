@@ -1,7 +1,8 @@
 """`pmws replay`: archived frames served back as Polymarket's market websocket, with Gamma and `/books`.
 
-One timeline, like the market it stands in for: the archive's records in receive order (`source.py`) move
-the replay clock, rebuild every token's book (`pmws.tracker.BookTracker`), and each recorded frame goes to
+One timeline, like the market it stands in for: the archive's records in receive order (`pmws.read`
+through `source.py`; two replicas of a shard merged, so a frame both recorded is sent once) move the replay
+clock, rebuild every token's book (`pmws.tracker.BookTracker`), and each recorded frame goes to
 every connection subscribed to a token it names. The clock starts at the first subscription and runs at the
 recorded pace (`speed` 1), N times faster, or, with `speed` None, as fast as the slowest client reads (its
 queue above HIGH_WATER pauses the timeline: websockets' write buffer pushes back through `send`).
@@ -21,7 +22,6 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,9 +32,10 @@ from websockets.http11 import Response as WsResponse
 
 from pmws.channel import INVALID_SUBSCRIPTION, PING, PONG, parse_operation, parse_subscription
 from pmws.protocol import event_asset_ids, iter_events
+from pmws.read import Reader, Record
 from pmws.replay.catalog import Catalog, book_event
 from pmws.replay.http import ReplayApi
-from pmws.replay.source import Record, iter_records
+from pmws.replay.source import replay_records
 from pmws.sim.http import HttpServer
 from pmws.tracker import BookTracker
 
@@ -87,18 +88,18 @@ class Replay:
 
     def __init__(
         self,
-        files: list[Path],
+        reader: Reader,
         catalog: Catalog,
         *,
         speed: float | None = 1.0,
         start_ns: int | None = None,
-        end_ns: int | None = None,
         on_problem: Callable[[str], None] | None = None,
     ) -> None:
-        self.files = files
+        self.reader = reader  # read once, by the timeline; its `filters.end_ns` ends the replay
+        self.files = reader.files
         self.catalog = catalog
         self.speed = speed
-        self.start_ns, self.end_ns = start_ns, end_ns
+        self.start_ns = start_ns
         self.tracker = BookTracker(verify=False)  # the books are served, not checked
         for info in catalog.tokens.values():
             if info.min_order_size:
@@ -236,7 +237,7 @@ class Replay:
 
     async def _run(self) -> None:
         """Records before the start rebuild state silently; the rest are paced from the first subscription."""
-        records = iter_records(self.files, on_problem=self._problem, end_ns=self.end_ns)
+        records = replay_records(self.reader, on_problem=self._problem)
         pending = await self._fast_forward(records)
         self.ready.set()
         await self.subscribed.wait()

@@ -27,7 +27,7 @@ from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, recor
 from pmws.replay import server
 from pmws.replay.load import build_replay
 from pmws.replay.server import Replay
-from pmws.replay.source import iter_records
+from pmws.replay.source import open_replay_archives, replay_records
 from tests.conftest import TIME_FACTOR
 from tests.e2e.conftest import invoke
 
@@ -93,20 +93,22 @@ FRAMES = [
 NAMES = {text.decode(): name for text, name in FRAMES}
 
 
-def write_archive(root: Path, frames: list[bytes] | None = None) -> Path:
-    """One ws_raw file with `frames` (FRAMES), GAP apart, and one rest_checkpoints file with A's and B's
-    metadata."""
-    context = ConnectionContext("s1", 1, "ws://x/ws/market", TOKENS)
+def write_archive(
+    root: Path, frames: list[bytes] | None = None, *, session: str = "s1", late_ns: int = 0
+) -> Path:
+    """One ws_raw file of `session` with `frames` (FRAMES), GAP apart (each received `late_ns` later), and
+    one rest_checkpoints file with A's and B's metadata."""
+    context = ConnectionContext(session, 1, "ws://x/ws/market", TOKENS, shard="0/1")
     ws_dir, rest_dir = root / "ws_raw" / "date=2026-12-01" / "hour=03", root / "rest_checkpoints"
-    ws_dir.mkdir(parents=True)
-    rest_dir.mkdir(parents=True)
-    with gzip.open(ws_dir / "polymarket_ws_raw_s1_a.jsonl.gz", "wb", compresslevel=1) as fh:
+    ws_dir.mkdir(parents=True, exist_ok=True)
+    rest_dir.mkdir(parents=True, exist_ok=True)
+    with gzip.open(ws_dir / f"polymarket_ws_raw_{session}_a.jsonl.gz", "wb", compresslevel=1) as fh:
         for i, text in enumerate(frames or [text for text, _ in FRAMES]):
             line, _ = build_envelope(
                 text,
                 binary=False,
                 context=context,
-                received_ns=T0 + i * GAP,
+                received_ns=T0 + i * GAP + late_ns,
                 message_sequence=i + 1,
                 global_sequence=i + 1,
             )
@@ -120,7 +122,7 @@ def write_archive(root: Path, frames: list[bytes] | None = None) -> Path:
         "requested_at_utc": "2026-12-01T03:00:00Z",
         "response": {"raw_response_json": summaries},
     }
-    with gzip.open(rest_dir / "polymarket_rest_checkpoints_s1_a.jsonl.gz", "wb") as fh:
+    with gzip.open(rest_dir / f"polymarket_rest_checkpoints_{session}_a.jsonl.gz", "wb") as fh:
         fh.write(record_line(row))
     return root
 
@@ -249,7 +251,7 @@ def iso_ns(ns: int) -> str:
 
 def test_records_merge_by_receive_time_across_files(tmp_path: Path) -> None:
     root = write_archive(tmp_path / "rec")
-    records = list(iter_records(sorted(root.rglob("*.jsonl.gz")), on_problem=pytest.fail))
+    records = list(replay_records(open_replay_archives([root]), on_problem=pytest.fail))
     times = [r.received_ns for r in records]
     assert times == sorted(times) and records[0].record_type == "rest_checkpoint"
     assert len(records) == len(FRAMES) + 1
@@ -258,10 +260,32 @@ def test_records_merge_by_receive_time_across_files(tmp_path: Path) -> None:
 def test_a_damaged_file_is_reported_and_the_rest_replays(tmp_path: Path) -> None:
     root = write_archive(tmp_path / "rec")
     (root / "ws_raw" / "broken.jsonl.gz").write_bytes(b"not gzip at all")
+    (root / "ws_raw" / ".polymarket_ws_raw_s9_a.jsonl.gz.open").write_bytes(b"")
     problems: list[str] = []
-    records = list(iter_records(sorted(root.rglob("*.jsonl.gz")), on_problem=problems.append))
+    records = list(replay_records(open_replay_archives([root]), on_problem=problems.append))
     assert len(records) == len(FRAMES) + 1
-    assert len(problems) == 1 and "broken.jsonl.gz" in problems[0]
+    assert len(problems) == 2, problems
+    opened, broken = problems  # files left open are named first, damaged ones as the replay reaches them
+    assert opened.endswith(
+        ".open: still open (being written, or waiting for salvage at the next start) (file skipped)"
+    )
+    assert "broken.jsonl.gz: " in broken and broken.endswith("(file skipped)")
+
+
+def test_two_replicas_of_a_shard_side_by_side_send_each_frame_once(tmp_path: Path) -> None:
+    """Two recorders of one shard write their sessions side by side (docs/operations.md): the replay merges
+    them as `pmws.read` does, so a subscriber gets each recorded frame once, not twice."""
+    root = write_archive(tmp_path / "rec")
+    write_archive(root, session="s2", late_ns=1_000_000)  # the replica received every frame 1 ms later
+
+    async def body(replay: Replay) -> None:
+        async with connect(replay.ws_url) as ws:
+            await ws.send(subscription([A, B]))
+            got = await until_played(replay, ws)
+        assert got == ["books", "change A", "change B", "change A+B", "market event", "trade A"]
+        assert replay.stats.frames == len(FRAMES) - 1  # every frame but the recorded PONG, once
+
+    run(body, root, speed="max")
 
 
 @pytest.mark.parametrize(
@@ -269,12 +293,17 @@ def test_a_damaged_file_is_reported_and_the_rest_replays(tmp_path: Path) -> None
     [
         (["missing-dir"], "missing-dir: no such file or directory"),
         (["empty"], "empty: no .jsonl.gz archive in this directory"),
+        (["only-open"], "only-open: no .jsonl.gz archive in this directory"),
+        (["rec", "notes.txt"], "notes.txt: not a .jsonl.gz archive or a directory of them"),
         (["rec", "--speed", "0"], "--speed must be a positive number or 'max', got '0'"),
         (["rec", "--start", "yesterday"], "--start: not an ISO 8601 time: 'yesterday'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(archive: Path, args: list[str], message: str) -> None:
     Path("empty").mkdir()
+    Path("only-open").mkdir()  # a recorder still writing (or killed): nothing closed to replay yet
+    Path("only-open/.polymarket_ws_raw_s1_20261201T03.jsonl.gz.open").write_bytes(b"")
+    Path("notes.txt").write_text("not an archive")
     result = invoke("replay", *args)
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == f"error: {message}"
