@@ -10,18 +10,28 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from pmws.cli.base import DebugOption, err, guarded, out, print_line, serve_until_interrupted
+from pmws.cli.base import (
+    ConfigOption,
+    DebugOption,
+    err,
+    from_config,
+    guarded,
+    out,
+    print_line,
+    serve_until_interrupted,
+)
 
 
 def replay_command(
     inputs: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
             metavar="DIR_OR_FILES",
-            help="Archive files or directories (every *.jsonl.gz under them), merged by receive time; "
-            "two replicas of a shard play once.",
+            help="Archive files or directories (every *.jsonl.gz under them), local or rclone REMOTE:PATH, "
+            "merged by receive time; two replicas of a shard play once.",
+            show_default=from_config("run.output_dir"),
         ),
-    ],
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option(help="Websocket port, ws://HOST:PORT/ws/market (0 = any free port).")
@@ -47,13 +57,15 @@ def replay_command(
             help="A `pmws discover` output file for Gamma's answers.", show_default="the archive's metadata"
         ),
     ] = None,
+    config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Serve archives as Polymarket's market websocket, with Gamma and /books, until Ctrl-C."""
-    from pmws.config import check_value
+    from pmws.config import check_value, load_config
     from pmws.replay.load import build_replay
     from pmws.replay.server import serve_replay
     from pmws.rules import Between
+    from pmws.transfer.rclone import Rclone
 
     def problem(text: str) -> None:  # pmws.read's words: a damaged file, lines skipped, an `.open` file
         print_line(err, f"[yellow]problem:[/yellow] {escape(text)}")
@@ -68,10 +80,18 @@ def replay_command(
         asyncio.get_running_loop().create_task(_announce_end(replay))
 
     def action() -> None:
+        cfg = load_config(config)  # remotes are read with upload.rclone_binary and upload.rclone_config
         for name, value in (("--port", port), ("--http-port", http_port)):
             check_value(name, value, Between(0, 65535))
         replay = build_replay(
-            inputs, speed=speed, start=start, end=end, discovery=discovery, on_problem=problem
+            list(inputs or [Path(cfg.run.output_dir)]),
+            speed=speed,
+            start=start,
+            end=end,
+            discovery=discovery,
+            on_problem=problem,
+            manifest_dirs=[Path(cfg.run.manifest_dir)],
+            rclone=Rclone(cfg.upload.rclone_binary, cfg.upload.rclone_config or None),
         )
         where = f"{host} (--port {port}, --http-port {http_port})"
         serve_until_interrupted(serve_replay(replay, host, port, http_port, on_ready), where)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -13,6 +14,9 @@ from pmws.read import Reader
 from pmws.replay.catalog import Catalog
 from pmws.replay.server import Replay
 from pmws.replay.source import open_replay_archives, scan_metadata
+
+if TYPE_CHECKING:
+    from pmws.transfer.rclone import Rclone
 
 
 def parse_speed(text: str) -> float | None:
@@ -65,19 +69,22 @@ def build_catalog(reader: Reader, discovery: Path | None) -> Catalog:
 
 
 def build_replay(
-    inputs: Sequence[Path],
+    inputs: Sequence[Path | str],
     *,
     speed: str = "1",
     start: str | None = None,
     end: str | None = None,
     discovery: Path | None = None,
     on_problem: Callable[[str], None] | None = None,
+    manifest_dirs: Sequence[Path] = (),
+    rclone: Rclone | None = None,
 ) -> Replay:
-    """A replay of the archives under `inputs` (files or directories); ConfigError for bad options."""
+    """A replay of the archives under `inputs` (files or directories, local or rclone `REMOTE:PATH` read
+    with `rclone`); ConfigError for bad options. `manifest_dirs`: where else to look for manifests."""
     pace = parse_speed(speed)
     start_ns, end_ns = parse_instant("--start", start), parse_instant("--end", end)
     if start_ns is not None and end_ns is not None and end_ns < start_ns:
         raise ConfigError(f"--end {end} is before --start {start}")
-    reader = open_replay_archives(inputs, end_ns=end_ns)
+    reader = open_replay_archives(inputs, end_ns=end_ns, manifest_dirs=manifest_dirs, rclone=rclone)
     catalog = build_catalog(reader, discovery)
     return Replay(reader, catalog, speed=pace, start_ns=start_ns, on_problem=on_problem)

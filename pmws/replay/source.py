@@ -2,29 +2,40 @@
 
 `pmws.read` does the reading (receive order across files and sessions, two replicas of a shard merged into
 one stream, damaged files named and skipped); this module adds what the replay needs on top: its error
-contract for bad inputs (exit 2 before anything is served), the stream of frames and lifecycle records
-without the reader's `gap` records, each new problem handed to a callback as soon as the reader names it,
-and one cheap metadata pass before the replay starts.
+contract for bad inputs (exit 2 before anything is served; an rclone remote that cannot be listed is a
+named problem, as for `pmws books`, and an error only when nothing else is left to replay), the stream of
+frames and lifecycle records without the reader's `gap` records, each new problem handed to a callback as
+soon as the reader names it, and one cheap metadata pass before the replay starts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from pmws.errors import ArchiveError, ConfigError
 from pmws.read import GAP, ArchiveFile, Filters, Reader, Record, open_archives
 from pmws.read.files import LineSource, local_lines
+from pmws.read.remote import is_remote
 from pmws.read.sources import ARCHIVE_SUFFIX
 
+if TYPE_CHECKING:  # the CLI builds it: the replay itself never runs rclone but through pmws.read
+    from pmws.transfer.rclone import Rclone
 
-def check_inputs(inputs: Sequence[Path]) -> None:
-    """ConfigError (exit 2) for a path that does not exist, is not an archive, or holds no closed archive
-    (hidden `.open` files are being written or wait for salvage: they do not count)."""
-    for path in inputs:
+CANNOT_LIST = "cannot list the remote"  # pmws.read's words for a remote rclone could not list
+
+
+def check_inputs(inputs: Sequence[Path | str]) -> None:
+    """ConfigError (exit 2) for a local path that does not exist, is not an archive, or holds no closed
+    archive (hidden `.open` files are being written or wait for salvage: they do not count). rclone
+    remotes (`REMOTE:PATH`) are checked once listed (`check_remotes`)."""
+    for source in inputs:
+        if is_remote(source):
+            continue
+        path = Path(source)
         if path.is_dir():
             if not any(not p.name.startswith(".") for p in path.rglob(f"*{ARCHIVE_SUFFIX}")):
                 raise ConfigError(f"{path}: no {ARCHIVE_SUFFIX} archive in this directory")
@@ -35,13 +46,35 @@ def check_inputs(inputs: Sequence[Path]) -> None:
             raise ConfigError(f"{path}: no such file or directory")
 
 
-def open_replay_archives(inputs: Sequence[Path], *, end_ns: int | None = None) -> Reader:
-    """A `pmws.read` reader over checked inputs, up to `end_ns` inclusive.
+def check_remotes(reader: Reader, remotes: Sequence[str]) -> None:
+    """ConfigError (exit 2) for a listed remote without a closed archive, as for a local directory; a
+    remote that could not be listed stays a problem of the reader's (named when the replay starts), and is
+    ArchiveError (exit 1, one line) only when nothing else is left to replay."""
+    unlisted = {p.path for p in reader.report.problems if p.reason.startswith(CANNOT_LIST)}
+    for remote in remotes:
+        prefix = remote if remote.endswith((":", "/")) else f"{remote}/"  # what its files' paths start with
+        if remote not in unlisted and not any(f.path.startswith(prefix) for f in reader.files):
+            raise ConfigError(f"{remote}: no {ARCHIVE_SUFFIX} archive under this remote path")
+    if not reader.files:
+        raise ArchiveError("; ".join(str(p) for p in reader.report.problems) or "nothing to replay")
+
+
+def open_replay_archives(
+    inputs: Sequence[Path | str],
+    *,
+    end_ns: int | None = None,
+    manifest_dirs: Sequence[Path] = (),
+    rclone: Rclone | None = None,
+) -> Reader:
+    """A `pmws.read` reader over checked inputs (local, or rclone remotes read with `rclone`), up to
+    `end_ns` inclusive.
 
     No start filter: records before `--start` rebuild the books, so the reader reads them all."""
     check_inputs(inputs)
     filters = Filters(end_ns=None if end_ns is None else end_ns + 1)  # the reader's end is exclusive
-    return open_archives(inputs, filters=filters)
+    reader = open_archives(inputs, filters=filters, manifest_dirs=manifest_dirs, rclone=rclone)
+    check_remotes(reader, [str(s) for s in inputs if is_remote(s)])
+    return reader
 
 
 def replay_records(reader: Reader, *, on_problem: Callable[[str], None]) -> Iterator[Record]:

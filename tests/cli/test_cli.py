@@ -55,7 +55,7 @@ def test_every_option_that_takes_a_value_shows_its_default(command: str) -> None
     assert "[default:" in invoke(command, "--help").output
 
 
-@pytest.mark.parametrize("command", ["discover", "sample", "gate", "run"])
+@pytest.mark.parametrize("command", ["discover", "sample", "gate", "run", "replay"])
 def test_config_errors_exit_2_naming_file_and_key(command: str, tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("sample:\n  market_limit: lots\n")

@@ -609,3 +609,45 @@ def test_replay_passes_inputs_and_options(
     }
     assert str(built.kwargs["discovery"]) == "d.json"
     assert serve.args[0] is built.result and serve.args[1:4] == ("127.0.0.2", 8001, 8002)
+
+
+REPLAY_KEYS = [  # the config keys `pmws replay` reads (it has no flag for them): file, then environment
+    ("upload.rclone_binary", lambda built: built.kwargs["rclone"].binary),
+    ("upload.rclone_config", lambda built: built.kwargs["rclone"].config),
+    ("run.manifest_dir", lambda built: str(built.kwargs["manifest_dirs"][-1])),
+    ("run.output_dir", lambda built: str(built.args[0][0])),  # the default input, as for `pmws books`
+]
+
+
+@pytest.mark.parametrize(("key", "seen"), REPLAY_KEYS, ids=[key for key, _ in REPLAY_KEYS])
+def test_replay_takes_its_keys_from_the_file_then_the_environment(
+    key: str,
+    seen: Callable[[Spy], Any],
+    monkeypatch: pytest.MonkeyPatch,
+    spy_on: Callable[[Command, Any], Spy],
+) -> None:
+    section, name = key.split(".")
+    config = Path("pmws.yaml")
+    config.write_text(f"{section}:\n  {name}: from-file\n")
+    env = {f"PMWS_{section.upper()}__{name.upper()}": "from-env"}
+    for environment, expected in ((None, "from-file"), (env, "from-env")):
+        spy_on(COMMANDS["replay"], None)
+        built = Spy(SimpleNamespace(files=[]))
+        monkeypatch.setattr("pmws.replay.load.build_replay", built)
+        result = invoke("replay", "--config", str(config), env=environment)
+        assert result.exit_code == 0, result.output
+        assert seen(built) == expected, environment
+
+
+def test_replay_inputs_replace_the_configured_output_dir_and_rclone_defaults_to_the_users(
+    monkeypatch: pytest.MonkeyPatch, spy_on: Callable[[Command, Any], Spy]
+) -> None:
+    spy_on(COMMANDS["replay"], None)
+    built = Spy(SimpleNamespace(files=[]))
+    monkeypatch.setattr("pmws.replay.load.build_replay", built)
+    env = {"PMWS_RUN__OUTPUT_DIR": "recorded"}
+    result = invoke("replay", "local", "archive:bucket/polymarket", env=env)
+    assert result.exit_code == 0, result.output
+    assert [str(p) for p in built.args[0]] == ["local", "archive:bucket/polymarket"]
+    assert built.kwargs["rclone"] == Rclone("rclone", None)  # rclone on PATH, with the user's own config
+    assert built.kwargs["manifest_dirs"] == [Path("raw_orderbooks/manifests")]
