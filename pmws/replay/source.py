@@ -56,7 +56,8 @@ def check_remotes(reader: Reader, remotes: Sequence[str]) -> None:
         if remote not in unlisted and not any(f.path.startswith(prefix) for f in reader.files):
             raise ConfigError(f"{remote}: no {ARCHIVE_SUFFIX} archive under this remote path")
     if not reader.files:
-        raise ArchiveError("; ".join(str(p) for p in reader.report.problems) or "nothing to replay")
+        named = "; ".join(f"{p.path}: {p.reason}" for p in reader.report.problems)
+        raise ArchiveError(f"nothing to replay: {named or 'no archive'}")
 
 
 def open_replay_archives(
