@@ -20,7 +20,7 @@ from pmws.errors import ArchiveError, PmwsError
 from pmws.read.files import local_lines
 from pmws.read.sources import ARCHIVE_SUFFIX, MANIFEST_SUFFIX, ArchiveFile, kind_of_name, period_start_of_name
 from pmws.rotation import OPEN_SUFFIX, session_of_name
-from pmws.transfer.rclone import Rclone, join_remote
+from pmws.transfer.rclone import Rclone, join_remote, split_remote
 
 QUEUE_CHUNKS = 8  # chunks of rclone's stdout (1 MiB each) waiting for the reader at most
 _END = object()
@@ -48,6 +48,9 @@ def list_remote(
     except orjson.JSONDecodeError as exc:
         raise ArchiveError(f"rclone lsjson returned something that is not JSON for {remote}") from exc
     entries = [(str(r.get("Path")), int(r.get("Size", 0))) for r in rows if isinstance(r, dict)]
+    base, name = split_remote(remote)
+    if name.endswith(ARCHIVE_SUFFIX) and [path for path, _ in entries] == [name]:
+        remote = base  # a file: rclone lists it by its name, relative to its directory
     manifests = dict(manifests or {})
     for path, _ in entries:
         if path.endswith(MANIFEST_SUFFIX):

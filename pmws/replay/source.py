@@ -53,7 +53,8 @@ def check_remotes(reader: Reader, remotes: Sequence[str]) -> None:
     unlisted = {p.path for p in reader.report.problems if p.reason.startswith(CANNOT_LIST)}
     for remote in remotes:
         prefix = remote if remote.endswith((":", "/")) else f"{remote}/"  # what its files' paths start with
-        if remote not in unlisted and not any(f.path.startswith(prefix) for f in reader.files):
+        listed = [f for f in reader.files if f.path == remote or f.path.startswith(prefix)]
+        if remote not in unlisted and not listed:
             raise ConfigError(f"{remote}: no {ARCHIVE_SUFFIX} archive under this remote path")
     if not reader.files:
         named = "; ".join(f"{p.path}: {p.reason}" for p in reader.report.problems)

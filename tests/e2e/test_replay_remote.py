@@ -102,3 +102,11 @@ def test_a_listed_remote_without_a_closed_archive_is_exit_2(tmp_path: Path, cont
     result = invoke("replay", remote)
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == f"error: {remote}: no .jsonl.gz archive under this remote path"
+
+
+def test_a_single_remote_file_replays() -> None:
+    local = write_archive(Path("rec"))
+    [ws_file] = (local / "ws_raw").rglob("*.jsonl.gz")
+    frames, _, stderr = served(f":local:{ws_file.resolve()}")  # rclone lists a file by its name alone
+    assert [NAMES.get(f, f) for f in frames] == PLAYED
+    assert stderr == ""
