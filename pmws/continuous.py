@@ -163,8 +163,7 @@ class Recorder:
         now = time.monotonic()
         if verify:
             self.tracker.observe_frame(classified)
-            for divergence in self.tracker.take_divergences():
-                self.write_record(divergence.to_record(), received_ns)
+            self.write_divergences(received_ns)
         for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
             kind = event.get("event_type")
             if verify:  # coverage compares REST with the rebuilt books: nothing to follow without them
@@ -175,6 +174,14 @@ class Recorder:
                 self.rediscover_now.set()
             elif kind == "new_market":
                 self.rediscover_now.set()
+
+    def write_divergences(self, at_ns: int, *, sync: bool = False) -> None:
+        """Divergences the verifier found since the last call (it applies frames in batches, so one may
+        surface after its frame: here at the next frame, the next rotation tick, or the shutdown)."""
+        if sync:
+            self.tracker.sync()
+        for divergence in self.tracker.take_divergences():
+            self.write_record(divergence.to_record(), at_ns)
 
     def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
         record = {
@@ -375,6 +382,7 @@ class Recorder:
                 )
             self.ws.roll_if_due()
             self.rest_archive.roll_if_due()
+            self.write_divergences(time.time_ns())
             for action in self.coverage.due(time.monotonic()):
                 link = self.pool.link_of(action.token_id)
                 if action.kind is ActionKind.RECONNECT and link is not None:
