@@ -98,7 +98,9 @@ class Recorder:
         )
 
     def _synced_counters(self) -> dict[str, int]:
-        """The counters once the verifier has caught up: exact as of the last frame (a file's end)."""
+        """The counters once every frame read is handed over and verified: exact as of the last frame (a
+        file's end)."""
+        self.pool.intake.flush()
         self.tracker.sync()
         return self.counters()
 
@@ -142,6 +144,8 @@ class Recorder:
         )
 
     def archive_error(self) -> PmwsError | None:
+        if isinstance(self.pool.intake.error, PmwsError):  # a timed hand-over of frames failed
+            return self.pool.intake.error
         for archive in (self.ws, self.rest_archive):
             if archive.errors:
                 return ArchiveError(archive.errors[0])
@@ -204,6 +208,8 @@ class Recorder:
         return self.coverage.all_quiet(link.asset_ids, now, within=within)
 
     def write_record(self, record: dict[str, Any], at_ns: int) -> None:
+        """A non-frame record, after every frame read so far (the Intake hands them over first)."""
+        self.pool.intake.flush()
         full = {
             **record,
             "at_utc": utc_text(at_ns),
@@ -269,6 +275,7 @@ class Recorder:
 
     async def apply(self, desired: dict[str, Market]) -> None:
         """Subscribe new markets, unsubscribe gone ones, open/close connections as needed."""
+        self.pool.intake.flush()  # frames read so far are verified with the tokens' metadata as it was
         for market in desired.values():
             for token in market.tracked():
                 self.tokens[token.token_id] = token
@@ -329,6 +336,7 @@ class Recorder:
         """Compare REST books with the rebuilt ones, then feed coverage (resubscribing blind tokens)."""
         if not self.config.run.verify_book_hashes:
             return
+        self.pool.intake.flush()  # the books as of every frame read before the answer
         comparisons = await self.tracker.compare_rest(books)
         for comparison in comparisons:
             if comparison.divergence is not None:
@@ -370,6 +378,8 @@ class Recorder:
         """Close files on time even when the feed is quiet; keep the health heartbeat; coverage deadlines."""
         while not self.stop.is_set():
             self.heartbeat = time.monotonic()
+            with contextlib.suppress(PmwsError):  # a failed hand-over is raised by supervision instead
+                self.pool.intake.flush()  # before rotating: frames read before the period's end stay in it
             if self.tracker.failed and not self._verifier_failure_recorded:
                 self._verifier_failure_recorded = True  # verification went on in this process
                 self.write_record(
