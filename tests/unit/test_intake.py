@@ -21,12 +21,13 @@ from pmws.errors import ArchiveError
 from pmws.feed import Intake, Link, Sequencer
 from pmws.protocol import Classified
 from tests.conftest import TIME_FACTOR
+from tests.unit.test_recorder import Quiet
 
 BOOK = '{"event_type":"book","asset_id":"A","market":"M","bids":[],"asks":[],"hash":"h","timestamp":"1"}'
 DELAY = 0.05 * TIME_FACTOR
 
 
-class Handed:
+class Handed(Quiet):
     """A frame handler that keeps what it is handed (and refuses while `refuse` is set)."""
 
     def __init__(self) -> None:
@@ -39,18 +40,6 @@ class Handed:
         if self.refuse:
             raise ArchiveError("disk full")
         self.lines.append(orjson.loads(line))
-
-    def on_lifecycle(self, event: str, link: Link, details: dict[str, object]) -> None:
-        pass
-
-    async def wait_for_room(self) -> None:
-        pass
-
-    def has_room(self) -> bool:
-        return True
-
-    def quiet_ok(self, link: Link, now: float) -> bool:
-        return False
 
 
 def link(handler: Any, slot: int, intake: Intake) -> Link:
