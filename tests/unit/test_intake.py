@@ -151,3 +151,18 @@ def test_a_record_is_written_after_every_frame_read_before_it(tmp_path: Path) ->
     assert order.index(1) < order.index(2) < order.index("probe")
     probe = next(r for r in records if r.get("event") == "probe")
     assert probe["after_global_message_sequence"] == 2
+
+
+def test_a_failed_timed_hand_over_ends_supervision_of_a_run(tmp_path: Path) -> None:
+    """The run's supervision sees a hand-over that failed on the intake's timer (no frame may follow)."""
+    config = Config()
+    config.run.output_dir, config.run.manifest_dir = str(tmp_path / "rec"), str(tmp_path / "man")
+
+    async def run() -> tuple[object, object]:
+        recorder = Recorder(config, stop=asyncio.Event(), session_id="S")
+        healthy = recorder.archive_error()
+        recorder.pool.intake.error = ArchiveError("disk full")
+        return healthy, recorder.archive_error()
+
+    healthy, failed = asyncio.run(run())
+    assert healthy is None and isinstance(failed, ArchiveError) and str(failed) == "disk full"
