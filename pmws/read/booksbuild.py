@@ -194,7 +194,7 @@ class BookBuilder:
     ) -> None:
         """One `price_change` entry, checked on its own so that its row carries its own hash status."""
         asset = change.get("asset_id")
-        if not isinstance(asset, str) or (self.shard_count > 1 and not self.mine(asset)):
+        if not isinstance(asset, str) or not self.mine(asset):
             return
         ns, exchange_ms, market, session = head
         state = self.tokens.get(asset)
@@ -208,10 +208,7 @@ class BookBuilder:
         status = tracker.apply_entry(change, str(stamp))
         if tracker.deferred:  # a REST summary waits for the feed to catch up (rare)
             self.divergences += len(tracker.check_deferred(asset))
-        if state is None:
-            state = self.tokens[asset] = _Token()
-        state.last_status = status
-        state.changed_since_snapshot = True
+        state = self._marked(asset, status)
         side = "bid" if change.get("side") == "BUY" else "ask"
         price, size = change.get("price"), change.get("size")
         row = (ns, exchange_ms, asset, market, side, price, size, False, status, "ws", session)
@@ -232,10 +229,15 @@ class BookBuilder:
             status = PENDING
         else:
             status = UNVERIFIED
+        self._marked(asset, status)
+        return status
+
+    def _marked(self, asset: str, status: str) -> _Token:
+        """The token's state after a change its hash check gave `status` to."""
         state = self._state(asset)
         state.last_status = status
         state.changed_since_snapshot = True
-        return status
+        return state
 
     def _superseded(self, asset: str, stamp: Any, session: Any) -> bool:
         """An event of one replica older than the `book` another replica's connection started from.
