@@ -1,11 +1,12 @@
 """Every performance figure in one run, each next to the floor measured in the same run.
 
-    python benchmarks/run_all.py [--quick]
+    python benchmarks/run_all.py [--quick] [--only 2 --sustain 30 --default-only]
 
 1. ingest: pmws hot path vs a bare websockets receive loop (frames/s, CPU s/100k frames, ratio) with
    1/200/1000 tokens; and `pmws run` end to end (book-hash verification on).
 2. sustained: `pmws run` at 1 000 frames/s: CPU % of one core, RSS start/end, p50/p99 frame-to-disk, with
-   `websocket.read_batch_ms` 0 (the default) and 20.
+   `websocket.read_batch_ms` 0 (the default) and 20, and with `run.verify_in_worker`; then the bare receive
+   loop at the same rate (the floor). `--only 2 --default-only --sustain 30`: the default and the floor only.
 3. re-read: `pmws gate` and `pmws verify` in MB/s of JSONL vs gunzip + sha256 + JSON parse of the same file.
 4. discovery of 5 000 Gamma markets; one REST checkpoint of 500 tokens.
 5. side by side with cryptofeed's raw-data recorder over wss:// (`benchmarks/peer_cryptofeed.py`; it builds
@@ -325,9 +326,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short durations (a smoke run, not the figures)")
     parser.add_argument("--only", default="1,2,3,4,5", help="sections to run, e.g. 3,4")
+    parser.add_argument("--sustain", type=float, help="seconds of each sustained run (default 60, quick 10)")
+    parser.add_argument(
+        "--default-only", action="store_true", help="sustained: the default settings and the floor only"
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     seconds, sustain = (2.0, 10.0) if args.quick else (8.0, 60.0)
+    sustain = args.sustain or sustain
+    variants = ((0.0, False),) if args.default_only else ((0.0, False), (20.0, False), (0.0, True))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.platform()}\n"
@@ -356,7 +363,7 @@ def main() -> None:
             "| receive stamp − event time p50 / p99 / max |"
         )
         print("|---|---|---|---|---|---|")
-        for batch, worker in ((0.0, False), (20.0, False), (0.0, True)):
+        for batch, worker in variants:
             s = measure_run(1000, 3, sustain, read_batch_ms=batch, in_worker=worker)
             sustained[f"read_batch_ms={batch:g}" + (" verify_in_worker" if worker else "")] = s
             print(

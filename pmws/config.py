@@ -60,6 +60,7 @@ class Websocket:
     max_frame_bytes: int = 64 * 1024 * 1024
     user_agent: str = "pmws/0.1 (+market-data recorder)"
     read_batch_ms: float = 0.0
+    handoff_batch_ms: float = 100.0  # frames stamped at read, enveloped and handed over together (feed.Intake)
 
 
 @dataclass
@@ -208,6 +209,7 @@ RULES: dict[str, Rule] = {
     "websocket.max_frame_bytes": Between(64 * 1024, 1024**3),
     "websocket.user_agent": PATH,
     "websocket.read_batch_ms": Between(0, 1000),
+    "websocket.handoff_batch_ms": Between(0, 1000),
     "rest.timeout_seconds": Between(0.1, 600),
     "rest.max_attempts": Between(1, 10),
     "rest.retry_max_seconds": Between(0, 3600),

@@ -98,7 +98,9 @@ class Recorder:
         )
 
     def _synced_counters(self) -> dict[str, int]:
-        """The counters once the verifier has caught up: exact as of the last frame (a file's end)."""
+        """The counters once every frame read is handed over and verified: exact as of the last frame (a
+        file's end)."""
+        self.pool.intake.flush()
         self.tracker.sync()
         return self.counters()
 
@@ -142,6 +144,8 @@ class Recorder:
         )
 
     def archive_error(self) -> PmwsError | None:
+        if isinstance(self.pool.intake.error, PmwsError):  # a timed hand-over of frames failed
+            return self.pool.intake.error
         for archive in (self.ws, self.rest_archive):
             if archive.errors:
                 return ArchiveError(archive.errors[0])
@@ -163,8 +167,7 @@ class Recorder:
         now = time.monotonic()
         if verify:
             self.tracker.observe_frame(classified)
-            for divergence in self.tracker.take_divergences():
-                self.write_record(divergence.to_record(), received_ns)
+            self.write_divergences(received_ns)
         for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
             kind = event.get("event_type")
             if verify:  # coverage compares REST with the rebuilt books: nothing to follow without them
@@ -175,6 +178,14 @@ class Recorder:
                 self.rediscover_now.set()
             elif kind == "new_market":
                 self.rediscover_now.set()
+
+    def write_divergences(self, at_ns: int, *, sync: bool = False) -> None:
+        """Divergences the verifier found since the last call (it applies frames in batches, so one may
+        surface after its frame: here at the next frame, the next rotation tick, or the shutdown)."""
+        if sync:
+            self.tracker.sync()
+        for divergence in self.tracker.take_divergences():
+            self.write_record(divergence.to_record(), at_ns)
 
     def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
         record = {
@@ -197,6 +208,8 @@ class Recorder:
         return self.coverage.all_quiet(link.asset_ids, now, within=within)
 
     def write_record(self, record: dict[str, Any], at_ns: int) -> None:
+        """A non-frame record, after every frame read so far (the Intake hands them over first)."""
+        self.pool.intake.flush()
         full = {
             **record,
             "at_utc": utc_text(at_ns),
@@ -262,6 +275,7 @@ class Recorder:
 
     async def apply(self, desired: dict[str, Market]) -> None:
         """Subscribe new markets, unsubscribe gone ones, open/close connections as needed."""
+        self.pool.intake.flush()  # frames read so far are verified with the tokens' metadata as it was
         for market in desired.values():
             for token in market.tracked():
                 self.tokens[token.token_id] = token
@@ -322,6 +336,7 @@ class Recorder:
         """Compare REST books with the rebuilt ones, then feed coverage (resubscribing blind tokens)."""
         if not self.config.run.verify_book_hashes:
             return
+        self.pool.intake.flush()  # the books as of every frame read before the answer
         comparisons = await self.tracker.compare_rest(books)
         for comparison in comparisons:
             if comparison.divergence is not None:
@@ -363,6 +378,8 @@ class Recorder:
         """Close files on time even when the feed is quiet; keep the health heartbeat; coverage deadlines."""
         while not self.stop.is_set():
             self.heartbeat = time.monotonic()
+            with contextlib.suppress(PmwsError):  # a failed hand-over is raised by supervision instead
+                self.pool.intake.flush()  # before rotating: frames read before the period's end stay in it
             if self.tracker.failed and not self._verifier_failure_recorded:
                 self._verifier_failure_recorded = True  # verification went on in this process
                 self.write_record(
@@ -375,6 +392,7 @@ class Recorder:
                 )
             self.ws.roll_if_due()
             self.rest_archive.roll_if_due()
+            self.write_divergences(time.time_ns())
             for action in self.coverage.due(time.monotonic()):
                 link = self.pool.link_of(action.token_id)
                 if action.kind is ActionKind.RECONNECT and link is not None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from pmws.config import Websocket
 from pmws.envelope import TrackedToken
-from pmws.feed import FrameHandler, Link, Sequencer
+from pmws.feed import FrameHandler, Intake, Link, Sequencer
 from pmws.health import LINK_COUNTERS, LinkView
 
 
@@ -49,6 +49,8 @@ class LinkPool:
         self.shard = shard
         self.fail_fast = fail_fast
         self.sequencer = Sequencer()
+        #: every link's frames, handed over in read order (`flush()` before anything that must follow them)
+        self.intake = Intake(handler, delay=settings.handoff_batch_ms / 1000)
         self.links: list[Link | None] = []
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.retired = dict.fromkeys(LINK_COUNTERS, 0)
@@ -73,6 +75,7 @@ class LinkPool:
             stop=asyncio.Event(),
             fail_fast=self.fail_fast,
             shard=self.shard,
+            intake=self.intake,
         )
         self.links[slot] = link
         self.tasks[slot] = asyncio.create_task(link.run(), name=f"pmws-link-{slot}")

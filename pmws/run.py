@@ -8,6 +8,7 @@ output lock, salvage on start, the metrics server, and the order things start an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -149,6 +150,8 @@ async def _serve(
             try:
                 error = await recorder.shell.serve(loops, shown, errors=recorder.archive_error)
             finally:
+                with contextlib.suppress(ArchiveError):  # the links stopped: the last frames' divergences
+                    recorder.write_divergences(time.time_ns(), sync=True)
                 error = await _close(recorder.ws, recorder.rest_archive, error=error)
     files = len(recorder.ws.closed_files) + len(recorder.rest_archive.closed_files)
     return RunOutcome(

@@ -96,3 +96,10 @@ def test_page_limit_and_batch_size_stay_within_what_the_endpoints_take(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(env={variable: value})
+
+
+def test_handoff_batch_ms_defaults_to_100_and_is_bounded() -> None:
+    assert load_config().websocket.handoff_batch_ms == 100
+    with pytest.raises(ConfigError, match=r"websocket.handoff_batch_ms' must be between 0 and 1000"):
+        load_config(env={"PMWS_WEBSOCKET__HANDOFF_BATCH_MS": "5000"})
+    assert load_config(env={"PMWS_WEBSOCKET__HANDOFF_BATCH_MS": "0"}).websocket.handoff_batch_ms == 0

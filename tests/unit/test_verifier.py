@@ -8,7 +8,7 @@ from typing import Any
 
 from pmws.protocol import classify_text
 from pmws.tracker import BookTracker
-from pmws.verifier import Verifier
+from pmws.verifier import FLUSH_SECONDS, Verifier
 from tests.conftest import example
 
 
@@ -60,6 +60,7 @@ def test_the_worker_counts_every_hash_exactly_as_in_process() -> None:
             feed(worker, events, 40)  # 2,080 frames: several batches
             feed(local, events, 40)
             worker.sync()
+            local.sync()
             return worker.counters.to_json(), local.counters.to_json()
         finally:
             worker.close()
@@ -68,6 +69,31 @@ def test_the_worker_counts_every_hash_exactly_as_in_process() -> None:
     expected = in_process(events, 40)
     assert from_worker == from_local == expected
     assert expected["verified"] == 40 * 51 and expected["mismatched"] == 0 and expected["pending"] == 0
+
+
+def test_in_process_frames_are_applied_in_batches_on_the_loop() -> None:
+    """In this process too, frames wait for a batch (warm caches at a low rate): applied by the loop's
+    timer, or at once by whatever needs the exact books (sync, a REST comparison)."""
+    events = cycle()
+
+    async def run() -> list[int]:
+        verifier = Verifier(worker=False)
+        feed(verifier, events, 1)
+        seen = [verifier.counters.verified]  # still batched
+        await asyncio.sleep(FLUSH_SECONDS * 5)
+        seen.append(verifier.counters.verified)  # applied by the timer, nobody asked
+        feed(verifier, events, 1)
+        await verifier.compare_rest([])
+        seen.append(verifier.counters.verified)  # applied before the comparison
+        return seen
+
+    assert asyncio.run(run()) == [0, 51, 102]
+
+
+def test_without_an_event_loop_every_frame_is_applied_at_once() -> None:
+    verifier = Verifier(worker=False)
+    feed(verifier, cycle(), 1)
+    assert verifier.counters.verified == 51
 
 
 def test_a_rest_comparison_sees_every_frame_sent_before_it() -> None:
