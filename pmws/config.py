@@ -60,7 +60,7 @@ class Websocket:
     max_frame_bytes: int = 64 * 1024 * 1024
     user_agent: str = "pmws/0.1 (+market-data recorder)"
     read_batch_ms: float = 0.0
-    handoff_batch_ms: float = 100.0  # frames stamped at read, enveloped and handed over together (feed.Intake)
+    handoff_batch_ms: float = 100.0  # frames stamped at read, enveloped together (feed.Intake)
 
 
 @dataclass
