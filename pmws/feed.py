@@ -196,7 +196,9 @@ class Link:
         self.stop = stop
         self.fail_fast = fail_fast
         self.shard = shard
-        self.intake = intake or Intake(handler, delay=settings.handoff_batch_ms / 1000)
+        # not `intake or …`: an empty Intake is falsy (it has __len__), and each link must share the pool's
+        delay = settings.handoff_batch_ms / 1000
+        self.intake = intake if intake is not None else Intake(handler, delay=delay)
         self.state = LinkState.IDLE
         self.context: ConnectionContext | None = None
         self.connection_sequence = 0

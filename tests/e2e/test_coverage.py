@@ -98,7 +98,7 @@ def assert_detected_and_recovered(seen: dict[str, Any], counters: dict[str, int]
 def test_blind_token_is_detected_resubscribed_and_recovers(tmp_path: Path, sim: Any) -> None:
     seen: dict[str, Any] = {}
     config = run_config(tmp_path, sim, run={"rest_checkpoint_interval_seconds": 1.0})
-    outcome, _ = record(config, 8.0, during=blind_one_token(sim, seen), sim=sim)
+    outcome, _ = record(config, 30.0, during=blind_one_token(sim, seen), sim=sim, stop_after_during=True)
     assert_detected_and_recovered(seen, outcome.counters)
     assert outcome.counters["reconnects"] == 0 and outcome.counters["token_resubscribe_reconnects"] == 0
     (manifest,) = manifests()  # the hour's file: blind events in the period, token states at its close
@@ -117,7 +117,7 @@ def test_blind_token_that_a_resubscribe_does_not_fix_reconnects_its_link(tmp_pat
         run={"rest_checkpoint_interval_seconds": 1.0},
         websocket={"resubscribe_timeout_seconds": 1.5 * TIME_FACTOR},
     )
-    outcome, _ = record(config, 9.0, during=blind_one_token(sim, seen), sim=sim)
+    outcome, _ = record(config, 30.0, during=blind_one_token(sim, seen), sim=sim, stop_after_during=True)
     rows = assert_detected_and_recovered(seen, outcome.counters)
     assert 'pmws_tokens_by_state{state="blind"} 1.0' in seen["metrics_blind"]
     assert 'state="blind"' in token_state_line(seen["metrics_blind"], seen["token"])

@@ -58,11 +58,14 @@ def record(
     sim: Any,
     during: Callable[[Any], None] | None = None,
     clock: Callable[[], datetime] | None = None,
+    stop_after_during: bool = False,
 ) -> tuple[RunOutcome, Any]:
     """Run the recorder in this process for `seconds`, calling `during(recorder)` from a thread midway.
 
     The simulator goes quiet 0.5 s before the stop, so no frame is still in flight when the recorder stops
-    (frames sent after a client decided to stop can never be received, by any recorder).
+    (frames sent after a client decided to stop can never be received, by any recorder). With
+    `stop_after_during`, `seconds` is a bound: the run stops 1.5 s after `during` returns or fails (a
+    scenario paced by the recorder's own REST checkpoints then neither waits nor races a fixed clock).
     """
     config = load_config(config_path, env={})
     holder: dict[str, Any] = {}
@@ -73,11 +76,22 @@ def record(
         def ready(recorder: Any, server: Any) -> None:
             holder["recorder"], holder["server"] = recorder, server
 
+        def stop_in(delay: float) -> None:
+            loop.call_later(max(0.0, delay - 0.5), lambda: setattr(sim.sim.faults, "silent", True))
+            loop.call_later(delay, stop.set)
+
+        def scenario() -> None:
+            assert during is not None
+            try:
+                during(holder)
+            finally:
+                if stop_after_during:
+                    loop.call_soon_threadsafe(stop_in, 1.5)
+
         loop = asyncio.get_running_loop()
         if during is not None:
-            threading.Thread(target=lambda: during(holder), daemon=True).start()
-        loop.call_later(seconds * TIME_FACTOR - 0.5, lambda: setattr(sim.sim.faults, "silent", True))
-        loop.call_later(seconds * TIME_FACTOR, stop.set)
+            threading.Thread(target=scenario, daemon=True).start()
+        stop_in(seconds * TIME_FACTOR)
         kwargs: dict[str, Any] = {"clock": clock} if clock else {}
         return await run_recorder(
             config,

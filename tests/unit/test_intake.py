@@ -19,6 +19,7 @@ from pmws.continuous import Recorder
 from pmws.envelope import ConnectionContext
 from pmws.errors import ArchiveError
 from pmws.feed import Intake, Link, Sequencer
+from pmws.pool import LinkPool
 from pmws.protocol import Classified
 from tests.conftest import TIME_FACTOR
 from tests.unit.test_recorder import Quiet
@@ -85,6 +86,30 @@ def test_frames_keep_their_read_stamps_and_order_and_are_handed_over_together() 
     ]
     assert [r["connection_sequence"] for r in lines] == [1, 2, 1] and lines[1]["frame_shape"] == "control"
     assert last_data is not None
+
+
+def test_every_link_of_a_pool_shares_the_pool_intake_even_while_it_is_empty() -> None:
+    """A flush before a REST comparison or a record must reach the frames of every link (an empty Intake is
+    falsy: a link that made its own when handed an empty one kept frames the pool's flush never saw)."""
+
+    async def run() -> tuple[list[bool], int, int]:
+        handler = Handed()
+        pool = LinkPool(
+            url="ws://127.0.0.1:9", settings=Websocket(), handler=handler, session_id="S", stop_timeout=1
+        )
+        links = [pool.start(slot, ()) for slot in (0, 1)]
+        for made in links:
+            made.context = ConnectionContext("S", made.slot, made.url, ())
+        add(links[0].intake, links[0], 1_000, 1)
+        add(links[1].intake, links[1], 2_000, 2)
+        queued = len(pool.intake)
+        pool.intake.flush()
+        for task in pool.tasks.values():
+            task.cancel()
+        return [made.intake is pool.intake for made in links], queued, len(handler.lines)
+
+    shared, queued, handed = asyncio.run(run())
+    assert shared == [True, True] and queued == 2 and handed == 2
 
 
 def test_a_full_intake_a_flush_or_no_delay_hands_over_at_once() -> None:
