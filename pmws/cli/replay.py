@@ -51,6 +51,15 @@ def replay_command(
     end: Annotated[
         str | None, typer.Option(help="Stop at this ISO 8601 time.", show_default="the last record")
     ] = None,
+    shift_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Show the replay's first record at this time (ISO 8601, or now) in Gamma's endDate and "
+            "eventStartTime, so clients that keep only live windows (pmws run) take old ones. Frames are "
+            "never changed.",
+            show_default="the archived times",
+        ),
+    ] = None,
     discovery: Annotated[
         Path | None,
         typer.Option(
@@ -78,6 +87,8 @@ def replay_command(
         )
         sys.stdout.flush()
         asyncio.get_running_loop().create_task(_announce_end(replay))
+        if replay.shift_to is not None:
+            asyncio.get_running_loop().create_task(_announce_shift(replay))
 
     def action() -> None:
         cfg = load_config(config)  # remotes are read with upload.rclone_binary and upload.rclone_config
@@ -92,11 +103,19 @@ def replay_command(
             on_problem=problem,
             manifest_dirs=[Path(cfg.run.manifest_dir)],
             rclone=Rclone(cfg.upload.rclone_binary, cfg.upload.rclone_config or None),
+            shift_to=shift_to,
         )
         where = f"{host} (--port {port}, --http-port {http_port})"
         serve_until_interrupted(serve_replay(replay, host, port, http_port, on_ready), where)
 
     guarded(debug, action)
+
+
+async def _announce_shift(replay: Any) -> None:
+    """One line once the shift is anchored on the first record to play (`--shift-to`)."""
+    await replay.ready.wait()
+    out.print(f"gamma times shifted by {replay.shift_ns // 1_000_000_000:+d} s (--shift-to)")
+    sys.stdout.flush()
 
 
 async def _announce_end(replay: Any) -> None:

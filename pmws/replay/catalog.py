@@ -93,14 +93,34 @@ class Catalog:
         info = self.tokens.get(token_id)
         return info.condition_id if info is not None else ""
 
-    def gamma_markets(self, *, slugs: set[str] | None = None) -> list[dict[str, Any]]:
-        """Gamma market objects, one per market with a slug, ordered by end time then slug."""
+    def gamma_markets(self, *, slugs: set[str] | None = None, shift_ns: int = 0) -> list[dict[str, Any]]:
+        """Gamma market objects, one per market with a slug, ordered by end time then slug; `shift_ns` moves
+        their times (`endDate`, `eventStartTime`) by that much (`pmws replay --shift-to`)."""
         by_market: dict[str, list[TokenInfo]] = {}
         for info in self.tokens.values():
             if info.market_slug and info.condition_id and (slugs is None or info.market_slug in slugs):
                 by_market.setdefault(info.condition_id, []).append(info)
-        objects = [gamma_object(infos) for infos in by_market.values()]
+        objects = [shifted(gamma_object(infos), shift_ns) for infos in by_market.values()]
         return sorted(objects, key=lambda o: (o["endDate"], o["slug"]))
+
+
+#: The Gamma fields `--shift-to` moves (the slug keeps its archived window start: it names the market).
+SHIFTED_FIELDS = ("endDate", "eventStartTime")
+
+
+def shifted(market: dict[str, Any], shift_ns: int) -> dict[str, Any]:
+    """A Gamma market object with its times moved by `shift_ns` (microsecond precision, as `iso`)."""
+    if not shift_ns:
+        return market
+    by = timedelta(microseconds=shift_ns // 1000)
+    for key in SHIFTED_FIELDS:
+        text = market.get(key)
+        if isinstance(text, str):
+            try:
+                market[key] = iso(parse_time(text) + by)
+            except ValueError:
+                continue
+    return market
 
 
 def gamma_object(infos: list[TokenInfo]) -> dict[str, Any]:

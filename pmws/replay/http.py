@@ -1,13 +1,15 @@
 """Gamma and CLOB `/books` answered from the archive (PROTOCOL.md §4, §6.1), for `pmws.sim.http.HttpServer`.
 
 Gamma lists every archived market (`Catalog.gamma_markets`), filtered by `slug` only: `closed`, the end-date
-bounds and the zombie filter are the client's to apply, so nothing archived is hidden. `/books` and `/book`
-answer the books as rebuilt at the current replay time; a token with no book yet is left out (404 for
-`/book`), as live for an unknown token.
+bounds and the zombie filter are the client's to apply, so nothing archived is hidden. With `--shift-to`,
+the markets' times move so that the replay's first record falls at that time (old windows look live).
+`/books` and `/book` answer the books as rebuilt at the current replay time; a token with no book yet is
+left out (404 for `/book`), as live for an unknown token.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -22,11 +24,22 @@ MAX_PAGE = 100  # /markets/keyset serves at most 100 markets a page (§6.1)
 class ReplayApi:
     """Routes `/gamma/...` and `/clob/...` like the simulator, from the catalog and the rebuilt books."""
 
-    def __init__(self, catalog: Catalog, tracker: BookTracker) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        tracker: BookTracker,
+        *,
+        shift_ns: Callable[[], int] = lambda: 0,
+        shift_known: asyncio.Event | None = None,
+    ) -> None:
         self.catalog = catalog
         self.tracker = tracker
+        self.shift_ns = shift_ns  # how far Gamma's times move (`--shift-to`), known once `shift_known` is set
+        self.shift_known = shift_known
 
     async def __call__(self, request: Request) -> Response:
+        if self.shift_known is not None and request.path.startswith("/gamma/"):
+            await self.shift_known.wait()  # the shift is anchored on the first record the replay plays
         routes: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", "/gamma/markets"): self.markets,
             ("GET", "/gamma/markets/keyset"): self.markets_keyset,
@@ -38,13 +51,13 @@ class ReplayApi:
             return route(request)
         prefix = "/gamma/markets/slug/"
         if request.method == "GET" and request.path.startswith(prefix):
-            found = self.catalog.gamma_markets(slugs={request.path[len(prefix) :]})
+            found = self.catalog.gamma_markets(slugs={request.path[len(prefix) :]}, shift_ns=self.shift_ns())
             return json_response(200, found[0]) if found else json_response(404, {"error": "not found"})
         return json_response(404, {"error": "not found"})
 
     def _listing(self, request: Request) -> list[dict[str, Any]]:
         slugs = {v for k, v in request.params if k == "slug"}
-        return self.catalog.gamma_markets(slugs=slugs or None)
+        return self.catalog.gamma_markets(slugs=slugs or None, shift_ns=self.shift_ns())
 
     def markets(self, request: Request) -> Response:
         """GET /markets: the archived markets (`slug=` filters), at most `limit`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 
@@ -78,13 +78,18 @@ def build_replay(
     on_problem: Callable[[str], None] | None = None,
     manifest_dirs: Sequence[Path] = (),
     rclone: Rclone | None = None,
+    shift_to: str | None = None,
 ) -> Replay:
     """A replay of the archives under `inputs` (files or directories, local or rclone `REMOTE:PATH` read
-    with `rclone`); ConfigError for bad options. `manifest_dirs`: where else to look for manifests."""
+    with `rclone`); ConfigError for bad options. `manifest_dirs`: where else to look for manifests.
+    `shift_to` ("now" or an ISO 8601 time): Gamma shows the first record played at that time."""
     pace = parse_speed(speed)
     start_ns, end_ns = parse_instant("--start", start), parse_instant("--end", end)
+    shift: int | Literal["now"] | None = "now"
+    if shift_to is None or shift_to.strip().lower() != "now":
+        shift = parse_instant("--shift-to", shift_to)
     if start_ns is not None and end_ns is not None and end_ns < start_ns:
         raise ConfigError(f"--end {end} is before --start {start}")
     reader = open_replay_archives(inputs, end_ns=end_ns, manifest_dirs=manifest_dirs, rclone=rclone)
     catalog = build_catalog(reader, discovery)
-    return Replay(reader, catalog, speed=pace, start_ns=start_ns, on_problem=on_problem)
+    return Replay(reader, catalog, speed=pace, start_ns=start_ns, on_problem=on_problem, shift_to=shift)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -94,12 +95,15 @@ class Replay:
         speed: float | None = 1.0,
         start_ns: int | None = None,
         on_problem: Callable[[str], None] | None = None,
+        shift_to: int | Literal["now"] | None = None,
     ) -> None:
         self.reader = reader  # read once, by the timeline; its `filters.end_ns` ends the replay
         self.files = reader.files
         self.catalog = catalog
         self.speed = speed
         self.start_ns = start_ns
+        self.shift_to = shift_to  # where Gamma shows the first record played (epoch ns or "now"), if moved
+        self.shift_ns = 0  # how far Gamma's times are moved, whole seconds: known once `ready` is set
         self.tracker = BookTracker(verify=False)  # the books are served, not checked
         for info in catalog.tokens.values():
             if info.min_order_size:
@@ -113,7 +117,10 @@ class Replay:
         self.replay_ns: int | None = None  # receive time of the last record applied
         self._drained = asyncio.Event()
         self._server: Server | None = None
-        self._http = HttpServer(ReplayApi(catalog, self.tracker))
+        shift_known = self.ready if shift_to is not None else None
+        self._http = HttpServer(
+            ReplayApi(catalog, self.tracker, shift_ns=lambda: self.shift_ns, shift_known=shift_known)
+        )
         self._task: asyncio.Task[None] | None = None
         self.ws_url = self.gamma_url = self.clob_url = ""
 
@@ -239,6 +246,7 @@ class Replay:
         """Records before the start rebuild state silently; the rest are paced from the first subscription."""
         records = replay_records(self.reader, on_problem=self._problem)
         pending = await self._fast_forward(records)
+        self._anchor_shift(pending)
         self.ready.set()
         await self.subscribed.wait()
         loop = asyncio.get_running_loop()
@@ -254,6 +262,14 @@ class Replay:
             if self.speed is None:
                 await self._backpressure(count)
         self.finished.set()
+
+    def _anchor_shift(self, first: Record | None) -> None:
+        """`--shift-to`: Gamma's times move by (target − the first record played), in whole seconds."""
+        anchor = first.received_ns if first is not None else self.start_ns
+        if self.shift_to is None or anchor is None:
+            return
+        target = time.time_ns() if self.shift_to == "now" else self.shift_to
+        self.shift_ns = round((target - anchor) / 1e9) * 1_000_000_000
 
     async def _fast_forward(self, records: Iterator[Record]) -> Record | None:
         """Rebuild state from every record before `start_ns`; returns the first record at or after it.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from pmws.archive.reader import iter_gzip_lines
 from pmws.book import BookState
 from pmws.config import load_config
 from pmws.envelope import payload_of
+from pmws.markets import filter_live, iso, parse_time
 from pmws.protocol import MARKET_DATA_EVENTS, classify_text, iter_events
 from pmws.replay.load import build_replay
 from pmws.replay.server import Replay
@@ -55,7 +58,9 @@ class Endpoints:
         self.gamma_url, self.clob_url, self.ws_url = replay.gamma_url, replay.clob_url, replay.ws_url
 
 
-async def record_replay(replay: Replay, config_path: Path) -> RunOutcome:
+async def record_replay(
+    replay: Replay, config_path: Path, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> RunOutcome:
     """`pmws run` against a started replay until every frame the replay sent has been archived, and one
     REST checkpoint has been taken after the end (the books then carry the tick size and min order size
     the offline check needs; at `--speed max` the whole replay can fit between two checkpoints)."""
@@ -75,7 +80,9 @@ async def record_replay(replay: Replay, config_path: Path) -> RunOutcome:
         stop.set()
 
     watcher = asyncio.create_task(stop_when_played())
-    outcome = await run_recorder(config, stop=stop, on_ready=lambda recorder, _: recorders.append(recorder))
+    outcome = await run_recorder(
+        config, stop=stop, on_ready=lambda recorder, _: recorders.append(recorder), clock=clock
+    )
     await watcher
     return outcome
 
@@ -145,3 +152,52 @@ def test_a_replayed_recording_records_the_same_payloads_and_verifies_the_same_ha
     assert hashes <= verified_hashes(SECOND)
     assert second.counters["book_hash_verified"] >= first.counters["book_hash_verified"]
     assert second.counters["book_hash_mismatched"] == first.counters["book_hash_mismatched"] == 0
+
+
+def test_old_windows_replayed_with_shift_to_are_recorded_by_pmws_run(tmp_path: Path, sim: Any) -> None:
+    """`--shift-to`: a recorder whose clock is 5 h on (every recorded 1h/4h window has ended by then)
+    records the replay all the same, frames unchanged, the tokens' end times moved by the shift."""
+    first, _ = record(run_config(tmp_path, sim, **recorder_sections(FIRST)), 3, sim=sim)
+    assert first.error is None
+    sim.stop()
+    later = timedelta(hours=5)
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + later
+
+    async def main() -> tuple[RunOutcome, list[Any], list[Any], int]:
+        replay = build_replay([FIRST], speed="max", shift_to=iso(clock()))
+        await replay.start()
+        try:
+            path = run_config(tmp_path, Endpoints(replay), **recorder_sections(SECOND))
+            outcome = await record_replay(replay, path, clock=clock)
+            archived = filter_live(replay.catalog.gamma_markets(), clock()).markets  # as recorded: all ended
+            moved = filter_live(replay.catalog.gamma_markets(shift_ns=replay.shift_ns), clock()).markets
+            return outcome, archived, moved, replay.shift_ns
+        finally:
+            await replay.stop()
+
+    second, archived, moved, shift_ns = asyncio.run(main())
+    assert second.error is None
+    assert archived == [] and len(moved) == len(replay_markets(FIRST)) > 0
+    assert abs(shift_ns / 1e9 - later.total_seconds()) < 60
+    before, after = market_payloads(FIRST), market_payloads(SECOND)
+    assert len(before) > 50 and after == before
+    first_ends, second_ends = end_times(FIRST), end_times(SECOND)
+    assert set(first_ends) == set(second_ends)
+    for token, end in first_ends.items():
+        assert parse_time(second_ends[token]) - parse_time(end) == timedelta(microseconds=shift_ns // 1000)
+
+
+def tracked(root: Path) -> list[dict[str, Any]]:
+    """Every `tokens_tracked` entry of the recording's envelopes."""
+    return [t for r in ws_lines(root) for t in r.get("tokens_tracked") or []]
+
+
+def replay_markets(root: Path) -> set[str]:
+    return {t["market_slug"] for t in tracked(root)}
+
+
+def end_times(root: Path) -> dict[str, str]:
+    """token → the end time the recording's envelopes give it."""
+    return {t["token_id"]: t["end_time_utc"] for t in tracked(root)}

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pmws.book import book_hash
 from pmws.envelope import ConnectionContext, TrackedToken, build_envelope, record_line
+from pmws.markets import parse_time
 from pmws.replay import server
 from pmws.replay.load import build_replay
 from pmws.replay.server import Replay
@@ -297,6 +299,7 @@ def test_two_replicas_of_a_shard_side_by_side_send_each_frame_once(tmp_path: Pat
         (["rec", "notes.txt"], "notes.txt: not a .jsonl.gz archive or a directory of them"),
         (["rec", "--speed", "0"], "--speed must be a positive number or 'max', got '0'"),
         (["rec", "--start", "yesterday"], "--start: not an ISO 8601 time: 'yesterday'"),
+        (["rec", "--shift-to", "tomorrow"], "--shift-to: not an ISO 8601 time: 'tomorrow'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(archive: Path, args: list[str], message: str) -> None:
@@ -312,7 +315,16 @@ def test_bad_input_is_one_line_and_exit_2(archive: Path, args: list[str], messag
 def test_help_names_every_option() -> None:
     result = invoke("replay", "--help")
     assert result.exit_code == 0
-    for flag in ("--host", "--port", "--http-port", "--speed", "--start", "--end", "--discovery"):
+    for flag in (
+        "--host",
+        "--port",
+        "--http-port",
+        "--speed",
+        "--start",
+        "--end",
+        "--discovery",
+        "--shift-to",
+    ):
         assert flag in result.output
 
 
@@ -347,6 +359,38 @@ def test_gamma_answers_from_a_discovery_file_when_given(archive: Path, tmp_path:
         assert missing.status_code == 404
 
     run(body, archive, discovery=discovery)
+
+
+@pytest.mark.parametrize("target", ["2026-12-03T03:00:00.4Z", "now"])
+def test_shift_to_moves_gamma_times_so_the_first_record_falls_then(archive: Path, target: str) -> None:
+    """Gamma's endDate and eventStartTime move by whole seconds (the first record, at T0, shown at the
+    target); a listing asked for before the shift is anchored waits for it; frames are unchanged."""
+
+    async def body(replay: Replay) -> None:
+        async with httpx.AsyncClient() as client:
+            [market] = (await client.get(f"{replay.gamma_url}/markets", params={"slug": SLUG})).json()
+            [keyset] = (await client.get(f"{replay.gamma_url}/markets/keyset")).json()["markets"]
+        [archived] = replay.catalog.gamma_markets()
+        expected = 2 * 86_400 if target != "now" else round(time.time() - T0 / 1e9)
+        assert abs(replay.shift_ns / 1e9 - expected) <= (0 if target != "now" else 5)
+        assert replay.shift_ns % 1_000_000_000 == 0
+        for key in ("endDate", "eventStartTime"):
+            moved = parse_time(market[key]) - parse_time(archived[key])
+            assert moved.total_seconds() * 1e9 == replay.shift_ns
+            assert keyset[key] == market[key]
+        assert market["slug"] == archived["slug"] == SLUG
+        async with connect(replay.ws_url) as ws:
+            await ws.send(subscription([A, B]))
+            assert await until_played(replay, ws) == [
+                "books",
+                "change A",
+                "change B",
+                "change A+B",
+                "market event",
+                "trade A",
+            ]
+
+    run(body, archive, shift_to=target)
 
 
 def test_the_command_serves_until_interrupted(archive: Path) -> None:
