@@ -70,6 +70,7 @@ class Recorder:
         self.latency = LatencyStats()
         self.recorded: dict[str, Market] = {}
         self.tokens: dict[str, TrackedToken] = {}
+        self.period_tokens: dict[str, TrackedToken] = {}  # tracked at any time in the current ws_raw file
         self.resolved: set[str] = set()
         self.discovery_failures = 0
         self.rediscover_now = asyncio.Event()
@@ -78,11 +79,19 @@ class Recorder:
             "ws_raw",
             on_open=self._file_opened,
             latency=self.latency,
-            at_close=lambda: {
-                "token_states_at_close": {str(k): n for k, n in self.coverage.by_state().items()}
-            },
+            at_close=self._facts_at_close,
         )
         self.rest_archive = self._archive("rest_checkpoints")
+
+    def _facts_at_close(self) -> dict[str, Any]:
+        """A ws_raw manifest's state at its file's close: token states, and every token tracked in the file's
+        period with its market (what `pmws replay` lists in Gamma without reading the file)."""
+        tokens = sorted(self.period_tokens.values(), key=lambda t: t.token_id)
+        self.period_tokens = dict(self.tokens)  # the next file starts with the tokens tracked now
+        return {
+            "token_states_at_close": {str(k): n for k, n in self.coverage.by_state().items()},
+            "tokens_tracked": [token.to_json() for token in tokens],
+        }
 
     def _archive(self, kind: str, **extra: Any) -> RotatingArchive:
         return RotatingArchive(
@@ -278,7 +287,7 @@ class Recorder:
         self.pool.intake.flush()  # frames read so far are verified with the tokens' metadata as it was
         for market in desired.values():
             for token in market.tracked():
-                self.tokens[token.token_id] = token
+                self.tokens[token.token_id] = self.period_tokens[token.token_id] = token
             if market.min_order_size:
                 for token_id in market.token_ids():
                     self.tracker.set_metadata(token_id, market.min_order_size, market.neg_risk)

@@ -115,12 +115,19 @@ class Metadata(NamedTuple):
 def scan_metadata(files: Iterable[ArchiveFile], *, lines: LineSource = local_lines) -> Metadata:
     """One cheap pass for token metadata, before the replay starts (Gamma must list every token).
 
-    Frames are not parsed: the `tokens_tracked` slice of each envelope is cut out by position (the
-    envelope's fixed layout, `pmws.envelope._FRAME`) and parsed once per distinct value. A damaged file
-    gives what it can; the reader names it when the replay reaches it."""
+    A ws_raw file whose manifest lists the tokens tracked in its period (`pmws run` writes them) is not
+    read: a remote archive is then streamed once, by the replay. Otherwise frames are not parsed: the
+    `tokens_tracked` slice of each envelope is cut out by position (the envelope's fixed layout,
+    `pmws.envelope._FRAME`) and parsed once per distinct value. A damaged file gives what it can; the
+    reader names it when the replay reaches it."""
     slices: set[bytes] = set()
     summaries: list[dict[str, Any]] = []
+    listed: list[dict[str, Any]] = []
     for item in files:
+        from_manifest = (item.manifest or {}).get("tokens_tracked") if item.kind == "ws_raw" else None
+        if isinstance(from_manifest, list):
+            listed += [t for t in from_manifest if isinstance(t, dict)]
+            continue
         try:
             for line in lines(item, _ignore):
                 if line.startswith(_FRAME_HEAD):
@@ -132,7 +139,7 @@ def scan_metadata(files: Iterable[ArchiveFile], *, lines: LineSource = local_lin
                     summaries += _summaries(line)
         except ArchiveError:
             continue
-    tracked: list[dict[str, Any]] = []
+    tracked = listed
     for piece in slices:
         try:
             value = orjson.loads(piece)
