@@ -8,6 +8,7 @@ gets the same frames, in the same order, byte for byte, and Gamma lists the same
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 
 from pmws.transfer.rclone import Rclone
 from tests.conftest import TIME_FACTOR
 from tests.e2e.conftest import invoke
-from tests.e2e.test_replay_protocol import NAMES, SLUG, A, B, subscription, write_archive
+from tests.e2e.test_replay_protocol import NAMES, SLUG, TOKENS, A, B, subscription, write_archive
 from tests.e2e.test_upload import s3_endpoint, s3_remote
 
 __all__ = ["s3_endpoint", "s3_remote"]  # fixtures
@@ -110,3 +112,33 @@ def test_a_single_remote_file_replays() -> None:
     frames, _, stderr = served(f":local:{ws_file.resolve()}")  # rclone lists a file by its name alone
     assert [NAMES.get(f, f) for f in frames] == PLAYED
     assert stderr == ""
+
+
+def test_a_remote_file_whose_manifest_lists_its_tokens_is_streamed_once(
+    tmp_path: Path, s3_remote: Any
+) -> None:
+    """Gamma's catalog comes from the manifest (`tokens_tracked`, as `pmws run` writes it): the ws_raw file is
+    read from the bucket once, by the replay itself (the rest_checkpoints file, with no token list, is
+    read for its summaries). Counted with a shim in front of the real rclone."""
+    remote, conf = s3_remote
+    local = write_archive(Path("rec"))
+    (local / "manifests").mkdir()
+    for path in local.rglob("*.jsonl.gz"):
+        manifest: dict[str, Any] = {"file": path.name, "bytes": path.stat().st_size}
+        if path.name.startswith("polymarket_ws_raw_"):
+            manifest["tokens_tracked"] = [token.to_json() for token in TOKENS]
+        (local / "manifests" / f"{path.name}.manifest.json").write_bytes(orjson.dumps(manifest))
+    Rclone(config=str(conf)).run(["copy", str(local), remote])
+    log, shim = tmp_path / "rclone.log", tmp_path / "rclone-shim"
+    shim.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {shutil.which("rclone")} "$@"\n')
+    shim.chmod(0o755)
+    config = Path("pmws.yaml")
+    config.write_text(f"upload:\n  rclone_binary: {shim}\n  rclone_config: {conf}\n")
+
+    frames, listed, stderr = served("--config", str(config), remote)
+    assert [NAMES.get(f, f) for f in frames] == PLAYED and stderr == ""
+    assert [m["clobTokenIds"] for m in listed] == [f'["{A}", "{B}"]']
+    cats = [line.rsplit("/", 1)[-1] for line in log.read_text().splitlines() if " cat " in line]
+    archives = [name for name in cats if name.endswith(".jsonl.gz")]
+    assert archives.count("polymarket_ws_raw_s1_a.jsonl.gz") == 1, cats  # was 2 before the manifests listed
+    assert archives.count("polymarket_rest_checkpoints_s1_a.jsonl.gz") == 2, cats
