@@ -272,7 +272,7 @@ def reread(seconds: float) -> dict[str, Any]:
 
 
 def discovery_and_rest() -> dict[str, Any]:
-    with SimProcess(rate=20, markets_per_window=1250) as sim:
+    with SimProcess(rate=20, markets_per_window=1000) as sim:  # the simulator's limit: 4 000 markets
 
         async def go() -> dict[str, Any]:
             async with httpx.AsyncClient(timeout=60) as client:
