@@ -219,7 +219,7 @@ class Verifier:
             for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
                 found = observe(event)
                 if found:
-                    divergences += found
+                    divergences.extend(found)  # self._divergences, in place
 
     def _flush(self) -> None:
         if self._flush_handle is not None:

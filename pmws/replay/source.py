@@ -122,11 +122,11 @@ def scan_metadata(files: Iterable[ArchiveFile], *, lines: LineSource = local_lin
     reader names it when the replay reaches it."""
     slices: set[bytes] = set()
     summaries: list[dict[str, Any]] = []
-    listed: list[dict[str, Any]] = []
+    tracked: list[dict[str, Any]] = []  # from manifests, then from the envelopes' slices
     for item in files:
         from_manifest = (item.manifest or {}).get("tokens_tracked") if item.kind == "ws_raw" else None
         if isinstance(from_manifest, list):
-            listed += [t for t in from_manifest if isinstance(t, dict)]
+            tracked += [t for t in from_manifest if isinstance(t, dict)]
             continue
         try:
             for line in lines(item, _ignore):
@@ -139,7 +139,6 @@ def scan_metadata(files: Iterable[ArchiveFile], *, lines: LineSource = local_lin
                     summaries += _summaries(line)
         except ArchiveError:
             continue
-    tracked = listed
     for piece in slices:
         try:
             value = orjson.loads(piece)
