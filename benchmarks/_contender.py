@@ -65,6 +65,62 @@ async def floor(url: str, tokens: list[TrackedToken], seconds: float) -> dict[st
     return {"frames": frames, "seconds": elapsed, "cpu_seconds": cpu() - c0}
 
 
+async def reference(url: str, tokens: list[TrackedToken], seconds: float, out: Path) -> dict[str, float]:
+    """Issue 14's yardstick: the per-frame work that matters and nothing else, written in the loop.
+
+    orjson parse, SHA-256 of the payload, an envelope line with `raw_text` and the spliced `json`, zlib-ng
+    level 7 in a writer thread. No classification, stats, sequencing across links or back-pressure.
+    """
+    import threading
+    from binascii import b2a_hex
+    from hashlib import sha256
+    from queue import SimpleQueue
+
+    import orjson
+    from zlib_ng import zlib_ng as zlib
+
+    batches: SimpleQueue[list[bytes] | None] = SimpleQueue()
+
+    def compress() -> None:
+        deflate = zlib.compressobj(7, zlib.DEFLATED, 31)
+        with open(out / "reference.jsonl.gz", "wb") as fh:
+            while (batch := batches.get()) is not None:
+                fh.write(deflate.compress(b"".join(batch)))
+            fh.write(deflate.flush())
+
+    thread = threading.Thread(target=compress)
+    thread.start()
+    template = b'{"received_at_ns":%d,"seq":%d,"payload_sha256":"%b","raw_text":%b,"json":%b}\n'
+    frames, pending, size = 0, [], 0
+    async with connect(url, ping_interval=None, max_size=None) as ws:
+        await ws.send(subscribe_message([t.token_id for t in tokens]))
+        c0, t0, m0 = cpu(), time.perf_counter(), time.thread_time()
+        deadline = t0 + seconds
+        while time.perf_counter() < deadline:
+            message = await ws.recv()
+            received_ns = time.time_ns()
+            payload = message.encode() if isinstance(message, str) else message
+            orjson.loads(payload)
+            frames += 1
+            line = template % (
+                received_ns,
+                frames,
+                b2a_hex(sha256(payload).digest()),
+                orjson.dumps(message),
+                payload,
+            )
+            pending.append(line)
+            size += len(line)
+            if size > 1 << 20:
+                batches.put(pending)
+                pending, size = [], 0
+        elapsed, used, main_cpu = time.perf_counter() - t0, cpu() - c0, time.thread_time() - m0
+    batches.put(pending)
+    batches.put(None)
+    thread.join()
+    return {"frames": frames, "seconds": elapsed, "cpu_seconds": used, "main_cpu_seconds": main_cpu}
+
+
 async def record(
     url: str,
     tokens: list[TrackedToken],
@@ -170,7 +226,7 @@ async def run_path(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["floor", "record", "run"])
+    parser.add_argument("mode", choices=["floor", "reference", "record", "run"])
     parser.add_argument("--ws-url", required=True)
     parser.add_argument("--tokens-file", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -184,6 +240,8 @@ def main() -> None:
     tokens = [TrackedToken(**t) for t in json.loads(args.tokens_file.read_text())]
     if args.mode == "floor":
         result = asyncio.run(floor(args.ws_url, tokens, args.seconds))
+    elif args.mode == "reference":
+        result = asyncio.run(reference(args.ws_url, tokens, args.seconds, args.out))
     elif args.mode == "record":
         result = asyncio.run(
             record(args.ws_url, tokens, args.seconds, args.out, args.read_batch_ms, args.compresslevel)

@@ -107,6 +107,7 @@ def blaster_tokens(count: int) -> list[TrackedToken]:
 #: contender name → (_contender.py mode, extra arguments)
 MODES: dict[str, tuple[str, tuple[str, ...]]] = {
     "floor": ("floor", ()),
+    "reference": ("reference", ()),
     "sample": ("record", ()),
     "run": ("run", ()),
     "run-worker": ("run", ("--verify-in-worker",)),

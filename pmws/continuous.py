@@ -166,7 +166,7 @@ class Recorder:
         self, line: bytes, classified: Classified, received_ns: int, global_sequence: int
     ) -> None:
         self.ws.append(line, received_ns, sequence=global_sequence, events=classified.event_types)
-        self.stats.observe(classified, received_ns, self.tokens)
+        self.stats.tally(classified, received_ns, self.tokens)
         if classified.parsed is not None:
             self._follow_events(classified, received_ns)
 
@@ -195,6 +195,9 @@ class Recorder:
             self.tracker.sync()
         for divergence in self.tracker.take_divergences():
             self.write_record(divergence.to_record(), at_ns)
+
+    def on_handed_over(self) -> None:
+        self.stats.settle()
 
     def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
         record = {

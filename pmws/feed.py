@@ -46,6 +46,11 @@ class FrameHandler(Protocol):
 
     def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None: ...
 
+    def on_handed_over(self) -> None:
+        """After each hand-over of frames (the frames handed over, even if one was refused): settle
+        whatever the handler only noted per frame (`FeedStats.tally`)."""
+        ...
+
     async def wait_for_room(self) -> None: ...
 
     def has_room(self) -> bool:
@@ -137,26 +142,29 @@ class Intake:
         on_envelope = self.handler.on_envelope
         now = time.monotonic()
         control = FrameShape.CONTROL
-        for index, (link, message, received_ns, sequence, global_sequence, context) in enumerate(pending):
-            binary = isinstance(message, bytes)
-            line, classified = build_envelope(
-                message if isinstance(message, bytes) else message.encode("utf-8"),
-                binary=binary,
-                context=context,
-                received_ns=received_ns,
-                message_sequence=sequence,
-                global_sequence=global_sequence,
-            )
-            try:
-                on_envelope(line, classified, received_ns, global_sequence)
-            except BaseException:
-                self._pending = pending[index:] + self._pending  # never dropped: raised again next flush
-                raise
-            link.last_frame_monotonic = now
-            if classified.is_market_data:
-                link.last_data_monotonic = now
-            elif classified.shape is control:
-                link._last_pong = now
+        try:
+            for index, (link, message, received_ns, sequence, global_sequence, context) in enumerate(pending):
+                binary = isinstance(message, bytes)
+                line, classified = build_envelope(
+                    message if isinstance(message, bytes) else message.encode("utf-8"),
+                    binary=binary,
+                    context=context,
+                    received_ns=received_ns,
+                    message_sequence=sequence,
+                    global_sequence=global_sequence,
+                )
+                try:
+                    on_envelope(line, classified, received_ns, global_sequence)
+                except BaseException:
+                    self._pending = pending[index:] + self._pending  # never dropped: raised again next flush
+                    raise
+                link.last_frame_monotonic = now
+                if classified.is_market_data:
+                    link.last_data_monotonic = now
+                elif classified.shape is control:
+                    link._last_pong = now
+        finally:
+            self.handler.on_handed_over()
         self.error = None
 
 

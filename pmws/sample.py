@@ -52,7 +52,10 @@ class SampleHandler:
         self, line: bytes, classified: Classified, received_ns: int, global_sequence: int
     ) -> None:
         self.writer.append(line, received_ns)
-        self.stats.observe(classified, received_ns, self.tracked)
+        self.stats.tally(classified, received_ns, self.tracked)
+
+    def on_handed_over(self) -> None:
+        self.stats.settle()
 
     def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
         self.connections.append(

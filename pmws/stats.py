@@ -1,4 +1,10 @@
-"""Counts of what the feed delivered, per event type and per token. Pure: fed classified frames."""
+"""Counts of what the feed delivered, per event type and per token. Pure: fed classified frames.
+
+Two ways in, same totals: `observe` counts a frame at once; `tally` (the hot path) only notes how many
+frames of each event list arrived and when the last did, and `settle` folds those notes into the totals,
+once per batch of frames rather than once per frame. Whoever tallies settles before anything reads the
+totals or changes the tracked set (the `Intake` settles at the end of every hand-over).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pmws.protocol import KNOWN_EVENTS, MARKET_DATA_EVENTS, Classified, FrameShape
+
+_OBJECT, _ARRAY = FrameShape.OBJECT, FrameShape.ARRAY
 
 
 @dataclass
@@ -33,57 +41,98 @@ class FeedStats:
     unknown_event_types: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, TokenStats] = field(default_factory=dict)
     untracked_asset_events: int = 0
+    #: tallied, not yet settled: (shape, events) → [frames, last receive ns, one of them], by last arrival
+    _tallied: dict[tuple[FrameShape, tuple[tuple[str, tuple[str, ...]], ...]], list[Any]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _tallied_for: Container[str] | None = field(default=None, repr=False, compare=False)
+
+    def tally(self, classified: Classified, received_ns: int, tracked: Container[str]) -> None:
+        """Count one frame at the next `settle`, exactly as `observe` would now (JSON objects and arrays;
+        anything else is observed at once, after what is tallied)."""
+        shape = classified.shape
+        if (shape is not _OBJECT and shape is not _ARRAY) or tracked is not self._tallied_for:
+            self.settle()
+            if shape is not _OBJECT and shape is not _ARRAY:
+                self.observe(classified, received_ns, tracked)
+                return
+            self._tallied_for = tracked
+        tallied, key = self._tallied, (shape, classified.events)
+        entry = tallied.pop(key, None)  # re-inserted: the dict keeps the order of last arrival
+        if entry is None:
+            tallied[key] = [1, received_ns, classified]
+        else:
+            entry[0] += 1
+            entry[1] = received_ns
+            tallied[key] = entry
+
+    def settle(self) -> None:
+        """Fold every tallied frame into the totals (what `observe` did for each, in their order)."""
+        tallied, tracked = self._tallied, self._tallied_for
+        if not tallied or tracked is None:
+            return
+        self._tallied = {}
+        for count, received_ns, classified in tallied.values():
+            self._count(classified, received_ns, tracked, count)
 
     def observe(self, classified: Classified, received_ns: int, tracked: Container[str]) -> None:
         """Count one frame."""
-        self.frames += 1
+        self.settle()
+        self._count(classified, received_ns, tracked, 1)
+
+    def _count(self, classified: Classified, received_ns: int, tracked: Container[str], n: int) -> None:
+        """Count `n` frames alike (same shape and events), the last of them received at `received_ns`."""
+        self.frames += n
         shape = classified.shape
-        self.shapes[shape] += 1  # a StrEnum member: the same key as its text, without `.value`
+        self.shapes[shape] += n  # a StrEnum member: the same key as its text, without `.value`
         if shape is FrameShape.BINARY:
-            self.binary_frames += 1
+            self.binary_frames += n
             return
-        self.text_frames += 1
+        self.text_frames += n
         if shape is FrameShape.CONTROL:
-            self.control_frames += 1
+            self.control_frames += n
             return
         if classified.json_error is not None:
-            self.json_errors += 1
+            self.json_errors += n
             return
         if shape is FrameShape.JSON_OTHER:
-            self.unknown_shapes += 1
+            self.unknown_shapes += n
             return
         if classified.is_market_data:
-            self.market_data_messages += 1
+            self.market_data_messages += n
         if not KNOWN_EVENTS.issuperset(classified.event_types):
             for event_type in classified.unknown_event_types:
-                self.unknown_event_types[event_type] += 1
+                self.unknown_event_types[event_type] += n
         events, tokens = self.events, self.tokens
         for event_type, assets in classified.events:
-            events[event_type] += 1
+            events[event_type] += n
             market_data = event_type in MARKET_DATA_EVENTS
             for asset in assets:
                 if asset not in tracked:
-                    self.untracked_asset_events += 1
+                    self.untracked_asset_events += n
                     continue
                 token = tokens.get(asset)
                 if token is None:
                     token = tokens[asset] = TokenStats()
-                token.events[event_type] += 1
+                token.events[event_type] += n
                 token.last_received_ns = received_ns
                 if market_data:
                     token.last_market_data_ns = received_ns
 
     def forget(self, asset: str) -> None:
         """Drop a token that is no longer recorded (a long run sees new tokens every five minutes)."""
+        self.settle()
         self.tokens.pop(asset, None)
 
     def market_data_by_token(self) -> dict[str, int]:
+        self.settle()
         return {
             asset: sum(n for e, n in s.events.items() if e in MARKET_DATA_EVENTS)
             for asset, s in self.tokens.items()
         }
 
     def to_json(self) -> dict[str, Any]:
+        self.settle()
         return {
             "frames": self.frames,
             "text_frames": self.text_frames,

@@ -29,6 +29,9 @@ class Quiet:
     def on_lifecycle(self, event: str, link: Link, details: dict[str, object]) -> None:
         pass
 
+    def on_handed_over(self) -> None:
+        pass
+
     async def wait_for_room(self) -> None:
         pass
 
