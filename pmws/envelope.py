@@ -151,11 +151,13 @@ def build_envelope(
     message_sequence: int,
     global_sequence: int,
     classified: Classified | None = None,
+    text: str | None = None,
 ) -> tuple[bytes, Classified]:
     """The envelope line (with trailing newline) for one received frame, and its classification.
 
     The hot path: one parse (in `classify_text`), one SHA-256, one escape of the text, one `%` format; the
-    parts that repeat (context, tracked tokens, shape and event types) come from caches.
+    parts that repeat (context, tracked tokens, shape and event types) come from caches. `text` is the
+    frame as received text when the caller has it (`payload` decoded), so it is not decoded again.
     """
     if binary:
         return _binary_envelope(payload, context, received_ns, message_sequence, global_sequence)
@@ -164,8 +166,8 @@ def build_envelope(
     error = classified.json_error
     if error is None and classified.shape is not FrameShape.CONTROL:
         # the received JSON spliced verbatim when it fits on one line (same value, no re-serialisation)
-        json_part = (
-            orjson.dumps(classified.parsed) if b"\n" in payload or b"\r" in payload else payload.strip()
+        json_part = (  # `10 in` is a memchr: a fraction of `b"\n" in`
+            orjson.dumps(classified.parsed) if 10 in payload or 13 in payload else payload.strip()
         )
     else:
         json_part = b"null"
@@ -182,7 +184,7 @@ def build_envelope(
         context.tokens_json(classified.asset_ids),
         len(payload),
         b2a_hex(sha256(payload).digest()),
-        orjson.dumps(payload.decode("utf-8")),
+        orjson.dumps(payload.decode("utf-8") if text is None else text),
         json_part,
         _tail(classified) if error is None else _tail_text(orjson.dumps(error), classified),
     )

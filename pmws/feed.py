@@ -144,15 +144,25 @@ class Intake:
         control = FrameShape.CONTROL
         try:
             for index, (link, message, received_ns, sequence, global_sequence, context) in enumerate(pending):
-                binary = isinstance(message, bytes)
-                line, classified = build_envelope(
-                    message if isinstance(message, bytes) else message.encode("utf-8"),
-                    binary=binary,
-                    context=context,
-                    received_ns=received_ns,
-                    message_sequence=sequence,
-                    global_sequence=global_sequence,
-                )
+                if isinstance(message, str):
+                    line, classified = build_envelope(
+                        message.encode("utf-8"),
+                        binary=False,
+                        context=context,
+                        received_ns=received_ns,
+                        message_sequence=sequence,
+                        global_sequence=global_sequence,
+                        text=message,
+                    )
+                else:
+                    line, classified = build_envelope(
+                        message,
+                        binary=True,
+                        context=context,
+                        received_ns=received_ns,
+                        message_sequence=sequence,
+                        global_sequence=global_sequence,
+                    )
                 try:
                     on_envelope(line, classified, received_ns, global_sequence)
                 except BaseException:

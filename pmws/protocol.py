@@ -104,16 +104,19 @@ def classify_text(payload: bytes) -> Classified:
         asset = parsed.get("asset_id")
         ids = (asset,) if type(asset) is str else tuple(event_asset_ids(parsed))
         market = parsed.get("market")
-        return Classified(
-            FrameShape.OBJECT,
-            parsed,
-            None,
-            (kind,),
-            ids,
-            (market,) if type(market) is str else (),
-            ((kind, ids),),
-            kind in MARKET_DATA_EVENTS,
-            payload,
+        return _new_classified(  # tuple.__new__: a NamedTuple's own __new__ is Python, twice the cost
+            Classified,
+            (
+                _OBJECT,
+                parsed,
+                None,
+                (kind,),
+                ids,
+                (market,) if type(market) is str else (),
+                ((kind, ids),),
+                kind in MARKET_DATA_EVENTS,
+                payload,
+            ),
         )
     if isinstance(parsed, list) and all(type(e) is dict for e in parsed):
         return _classify_array(parsed)._replace(payload=payload)
@@ -121,6 +124,8 @@ def classify_text(payload: bytes) -> Classified:
 
 
 _loads = orjson.loads
+_new_classified = tuple.__new__
+_OBJECT = FrameShape.OBJECT
 
 
 def _classify_array(batch: list[dict[str, Any]]) -> Classified:

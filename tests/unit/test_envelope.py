@@ -113,6 +113,28 @@ def test_single_line_json_is_spliced_verbatim() -> None:
     assert env["json"] == [{"event_type": "book", "asset_id": "111", "price": ".48", "size": 100.0}]
 
 
+def test_line_breaks_between_tokens_are_reserialised_so_the_envelope_stays_one_line() -> None:
+    for brk in (b"\n", b"\r", b"\r\n"):
+        payload = b'{"event_type":"book",' + brk + b' "asset_id":"111"}'
+        env = envelope(payload)  # asserts exactly one line
+        assert env["json"] == {"event_type": "book", "asset_id": "111"}
+        assert payload_of(env) == payload
+
+
+def test_the_received_text_given_beside_its_bytes_gives_the_same_envelope() -> None:
+    payload = '{"event_type":"book","asset_id":"111","note":"é✓"}'.encode()
+    given_text, _ = build_envelope(
+        payload,
+        binary=False,
+        context=CONTEXT,
+        received_ns=RECEIVED_NS,
+        message_sequence=7,
+        global_sequence=42,
+        text=payload.decode(),
+    )
+    assert given_text == envelope_line(payload)
+
+
 def test_control_and_garbage_frames_are_kept() -> None:
     pong = envelope(b"PONG")
     assert pong["raw_text"] == "PONG" and pong["json"] is None and pong["classified_event_types"] == []
