@@ -21,7 +21,7 @@ import httpx
 from pmws.archive.rotating import RotatingArchive
 from pmws.archive.writer import LatencyStats
 from pmws.config import Config
-from pmws.coverage import ActionKind, Coverage, event_assets
+from pmws.coverage import ActionKind, Coverage
 from pmws.envelope import TrackedToken, record_line, utc_text
 from pmws.errors import ArchiveError, PmwsError
 from pmws.feed import Link
@@ -29,7 +29,7 @@ from pmws.gamma import fetch_btc_markets
 from pmws.health import Sample, Snapshot, counters, metrics_sample, readiness, run_extra
 from pmws.markets import Market, desired_markets, filter_live, lookahead_seconds, shard_markets
 from pmws.pool import LinkPool
-from pmws.protocol import Classified, iter_events
+from pmws.protocol import LIFECYCLE_EVENTS, Classified, FrameShape, iter_events
 from pmws.recorder import Shell
 from pmws.sharding import resolve_shard, shard_label
 from pmws.stats import FeedStats
@@ -171,22 +171,21 @@ class Recorder:
             self._follow_events(classified, received_ns)
 
     def _follow_events(self, classified: Classified, received_ns: int) -> None:
-        verify = self.config.run.verify_book_hashes
-        parsed = classified.parsed
-        now = time.monotonic()
-        if verify:
+        if self.config.run.verify_book_hashes:
             self.tracker.observe_frame(classified)
             self.write_divergences(received_ns)
-        for event in (parsed,) if type(parsed) is dict else iter_events(parsed):
-            kind = event.get("event_type")
-            if verify:  # coverage compares REST with the rebuilt books: nothing to follow without them
-                for asset in event_assets(event):
-                    self.coverage.on_message(asset, now, is_book=kind == "book")
-            if kind == "market_resolved" and isinstance(event.get("market"), str):
-                self.resolved.add(event["market"])
-                self.rediscover_now.set()
-            elif kind == "new_market":
-                self.rediscover_now.set()
+            # coverage compares REST with the rebuilt books: nothing to follow without them
+            self.coverage.tally(classified.events)  # applied at the end of the hand-over
+        if classified.shape is FrameShape.JSON_OTHER or not LIFECYCLE_EVENTS.isdisjoint(
+            classified.event_types
+        ):
+            for event in iter_events(classified.parsed):
+                kind = event.get("event_type")
+                if kind == "market_resolved" and isinstance(event.get("market"), str):
+                    self.resolved.add(event["market"])
+                    self.rediscover_now.set()
+                elif kind == "new_market":
+                    self.rediscover_now.set()
 
     def write_divergences(self, at_ns: int, *, sync: bool = False) -> None:
         """Divergences the verifier found since the last call (it applies frames in batches, so one may
@@ -198,6 +197,7 @@ class Recorder:
 
     def on_handed_over(self) -> None:
         self.stats.settle()
+        self.coverage.settle(time.monotonic())
 
     def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
         record = {

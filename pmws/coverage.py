@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pmws.protocol import MARKET_DATA_EVENTS
+
 
 class TokenState(StrEnum):
     LIVE = "live"
@@ -67,6 +69,26 @@ class Coverage:
     resubscribes: int = 0
     resubscribe_reconnects: int = 0
     recoveries: int = 0  # blind tokens that the feed reached again
+    #: frames noted by `tally`, by their (event_type, asset ids) list, until `settle` applies them
+    _tallied: dict[tuple[tuple[str, tuple[str, ...]], ...], int] = field(default_factory=dict, repr=False)
+
+    def tally(self, events: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+        """Note one frame's events (its classification's `events`) for the next `settle`: the hot path."""
+        tallied = self._tallied
+        tallied[events] = tallied.get(events, 0) + 1
+
+    def settle(self, now: float) -> None:
+        """Apply the tallied frames as messages received at `now`: every market-data event counts once
+        for each token it names (what `on_message` per event would do; their order cannot matter, `now`
+        being the same)."""
+        if not self._tallied:
+            return
+        tallied, self._tallied = self._tallied, {}
+        for events, count in tallied.items():
+            for kind, assets in events:
+                if kind in MARKET_DATA_EVENTS:
+                    for asset in assets:
+                        self.on_message(asset, now, is_book=kind == "book", count=count)
 
     def track(self, token_ids: Iterable[str]) -> None:
         """Follow exactly these tokens (new ones start UNVERIFIED, removed ones are forgotten)."""
@@ -76,14 +98,15 @@ class Coverage:
         for token in set(self.tokens) - set(wanted):
             del self.tokens[token]
 
-    def on_message(self, token_id: str, now: float, *, is_book: bool = False) -> None:
-        """The feed delivered an event for this token (a `book` ends a pending resubscribe)."""
+    def on_message(self, token_id: str, now: float, *, is_book: bool = False, count: int = 1) -> None:
+        """The feed delivered `count` market-data events for this token (a `book` ends a pending
+        resubscribe)."""
         cov = self.tokens.get(token_id)
         if cov is None:
             return
         cov.last_message_at = now
-        cov.messages_since_agree += 1
-        cov.messages_since_checkpoint += 1
+        cov.messages_since_agree += count
+        cov.messages_since_checkpoint += count
         cov.strikes = 0
         cov.gave_up = False
         if cov.state is TokenState.BLIND:
@@ -104,6 +127,7 @@ class Coverage:
     ) -> Action | None:
         """A REST summary for the token; `feed_hashes` holds the hashes the feed recently produced for it,
         `feed_hash` the latest of them (named in the action)."""
+        self.settle(now)  # a frame tallied before this checkpoint counts before it
         cov = self.tokens.get(token_id)
         if cov is None:
             return None
@@ -169,17 +193,6 @@ class Coverage:
 
 def _age(now: float, at: float | None) -> float | None:
     return None if at is None else round(now - at, 3)
-
-
-def event_assets(event: dict[str, Any]) -> list[str]:
-    """The token ids one feed event is about (`asset_id`, or each `price_changes` entry's)."""
-    asset = event.get("asset_id")
-    if isinstance(asset, str):
-        return [asset]
-    changes = event.get("price_changes")
-    if not isinstance(changes, list):
-        return []
-    return list(dict.fromkeys(c["asset_id"] for c in changes if isinstance(c, dict) and "asset_id" in c))
 
 
 def metric_samples(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pmws.coverage import ActionKind, Coverage, TokenState, event_assets, metric_samples
+from pmws.coverage import ActionKind, Coverage, TokenState, metric_samples
+from pmws.protocol import MARKET_DATA_EVENTS, classify_text
 
 
 def fresh(*tokens: str) -> Coverage:
@@ -125,11 +126,39 @@ def test_removed_token_is_forgotten_and_ignored() -> None:
     }
 
 
-def test_event_assets_names_every_token_an_event_is_about() -> None:
-    assert event_assets({"event_type": "book", "asset_id": "a"}) == ["a"]
-    changes = [{"asset_id": "a"}, {"asset_id": "b"}, {"asset_id": "a"}, "junk"]
-    assert event_assets({"event_type": "price_change", "price_changes": changes}) == ["a", "b"]
-    assert event_assets({"event_type": "new_market"}) == []
+def test_tallied_frames_settle_as_one_message_per_market_data_event_and_token() -> None:
+    frames = [
+        b'{"event_type":"book","asset_id":"a"}',
+        b'{"event_type":"price_change","price_changes":[{"asset_id":"a"},{"asset_id":"b"},{"asset_id":"a"}]}',
+        b'{"event_type":"price_change","price_changes":[{"asset_id":"a"},{"asset_id":"b"},{"asset_id":"a"}]}',
+        b'[{"event_type":"last_trade_price","asset_id":"b"},{"event_type":"book","asset_id":"c"}]',
+        b'{"event_type":"new_market","assets_ids":["a","b"]}',  # names tokens, but is no data about them
+        b'{"event_type":"mystery","asset_id":"a"}',  # an unknown event type is not market data
+        b"PONG",
+    ]
+    tallied, each = fresh("a", "b", "c"), fresh("a", "b", "c")
+    for cov in (tallied, each):
+        cov.tokens["c"].resubscribed_at = 1.0  # waiting for a fresh book
+    for frame in frames:
+        classified = classify_text(frame)
+        tallied.tally(classified.events)
+        for kind, assets in classified.events:
+            if kind in MARKET_DATA_EVENTS:
+                for asset in assets:
+                    each.on_message(asset, 2.0, is_book=kind == "book")
+    assert tallied.tokens["a"].messages_since_agree == 0  # nothing applied before settling
+    tallied.settle(2.0)
+    assert tallied.tokens == each.tokens
+    assert [tallied.tokens[t].messages_since_agree for t in "abc"] == [3, 3, 1]
+    assert tallied.tokens["c"].resubscribed_at is None and tallied.tokens["a"].last_message_at == 2.0
+
+
+def test_a_checkpoint_counts_the_frames_tallied_before_it() -> None:
+    cov = fresh("a")
+    cov.on_checkpoint("a", "h1", {"h1"}, 1.0)
+    cov.tally(classify_text(b'{"event_type":"book","asset_id":"a"}').events)
+    cov.on_checkpoint("a", "h1", {"h1"}, 2.0)  # agrees again: LIVE only if the message counted first
+    assert cov.state("a") is TokenState.LIVE
 
 
 def test_metric_samples_only_for_labelled_tokens_one_state_series_each() -> None:
