@@ -91,7 +91,7 @@ async def reference(url: str, tokens: list[TrackedToken], seconds: float, out: P
     thread = threading.Thread(target=compress)
     thread.start()
     template = b'{"received_at_ns":%d,"seq":%d,"payload_sha256":"%b","raw_text":%b,"json":%b}\n'
-    frames, pending, size = 0, [], 0
+    frames, written, pending, size = 0, 0, [], 0
     async with connect(url, ping_interval=None, max_size=None) as ws:
         await ws.send(subscribe_message([t.token_id for t in tokens]))
         c0, t0, m0 = cpu(), time.perf_counter(), time.thread_time()
@@ -113,12 +113,22 @@ async def reference(url: str, tokens: list[TrackedToken], seconds: float, out: P
             size += len(line)
             if size > 1 << 20:
                 batches.put(pending)
+                written += len(pending)
                 pending, size = [], 0
         elapsed, used, main_cpu = time.perf_counter() - t0, cpu() - c0, time.thread_time() - m0
     batches.put(pending)
+    written += len(pending)
     batches.put(None)
     thread.join()
-    return {"frames": frames, "seconds": elapsed, "cpu_seconds": used, "main_cpu_seconds": main_cpu}
+    size = (out / "reference.jsonl.gz").stat().st_size
+    return {
+        "frames": frames,
+        "seconds": elapsed,
+        "cpu_seconds": used,
+        "main_cpu_seconds": main_cpu,
+        "bytes_on_disk": size,
+        "lines": written,
+    }
 
 
 async def record(

@@ -6,6 +6,8 @@ The simulator runs in its own process at full speed, serving its websocket over 
 self-signed certificate; every contender trusts it through SSL_CERT_FILE and runs in its own process:
 
 - floor: a bare `websockets` receive loop that discards frames (benchmarks/_contender.py floor);
+- reference: issue 14's 40-line recorder, the per-frame work that matters and nothing else
+  (benchmarks/_contender.py reference);
 - pmws: `Link` → envelope with sha256 → gzip JSONL (benchmarks/_contender.py record);
 - cryptofeed: `FeedHandler(raw_data_collection=AsyncFileCallback(dir))` with a minimal custom Feed
   (benchmarks/_cryptofeed_peer.py), in a separate venv built once under ~/.cache/pmws-bench (PyPI), once as
@@ -48,6 +50,10 @@ RECORDS = {
     "pmws": (
         "an envelope per frame: raw text + sha256, parsed JSON, receive time, sequences, subscription, "
         "tracked tokens, event types; gzip JSONL (zlib-ng level 7), sync-flushed every 1 s"
+    ),
+    "reference": (
+        "issue 14's 40-line yardstick: orjson parse, sha256, a line with the receive time, sequence, "
+        "`raw_text` and the spliced `json`; gzip (zlib-ng level 7) in a writer thread"
     ),
     "cryptofeed": "`<receive time>: <raw frame text>` per frame, uncompressed, fsync every 10 000 lines",
 }
@@ -98,6 +104,7 @@ def contenders(cf_python: Path) -> list[tuple[str, str, list[str]]]:
     peer = [str(cf_python), str(HERE / "_cryptofeed_peer.py")]
     return [
         ("floor (bare websockets loop)", "floor", [*ours, "floor"]),
+        ("issue 14's reference recorder", "reference", [*ours, "reference"]),
         ("pmws record", "pmws", [*ours, "record"]),
         *[(label, "cryptofeed", [*peer, *extra]) for label, extra in CRYPTOFEED_VARIANTS],
     ]
