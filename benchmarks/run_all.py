@@ -347,7 +347,11 @@ def main() -> None:
     d: dict[str, Any] = {}
     if "1" in only:
         print("## 1. Ingest (hot path vs bare receive loop)\n")
-        print(table(measure(seconds, [1, 200, 1000])))
+        print(
+            table(
+                measure(seconds, [1, 200, 1000], modes=("floor", "reference", "sample", "run", "run-worker"))
+            )
+        )
         print(f"\nThe same {len(real_frames())} captured frames enveloped with each token count:\n")
         print(envelope_table(envelope_cost([1, 200, 1000])))
         full = measure_run(0, 2, seconds)
