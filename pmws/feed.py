@@ -144,25 +144,19 @@ class Intake:
         control = FrameShape.CONTROL
         try:
             for index, (link, message, received_ns, sequence, global_sequence, context) in enumerate(pending):
-                if isinstance(message, str):
-                    line, classified = build_envelope(
-                        message.encode("utf-8"),
-                        binary=False,
-                        context=context,
-                        received_ns=received_ns,
-                        message_sequence=sequence,
-                        global_sequence=global_sequence,
-                        text=message,
-                    )
+                if isinstance(message, str):  # a text frame: its text is escaped as is, not decoded again
+                    payload, text = message.encode("utf-8"), message
                 else:
-                    line, classified = build_envelope(
-                        message,
-                        binary=True,
-                        context=context,
-                        received_ns=received_ns,
-                        message_sequence=sequence,
-                        global_sequence=global_sequence,
-                    )
+                    payload, text = message, None
+                line, classified = build_envelope(
+                    payload,
+                    binary=text is None,
+                    context=context,
+                    received_ns=received_ns,
+                    message_sequence=sequence,
+                    global_sequence=global_sequence,
+                    text=text,
+                )
                 try:
                     on_envelope(line, classified, received_ns, global_sequence)
                 except BaseException:

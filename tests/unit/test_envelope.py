@@ -45,8 +45,10 @@ SEED_FIELDS = {
 RECEIVED_NS = 1_790_000_000_123_456_789
 
 
-def envelope_line(payload: bytes, binary: bool = False, received_ns: int = RECEIVED_NS) -> bytes:
-    """The envelope of `payload` on CONTEXT as message 7, global 42."""
+def envelope_line(
+    payload: bytes, binary: bool = False, received_ns: int = RECEIVED_NS, text: str | None = None
+) -> bytes:
+    """The envelope of `payload` on CONTEXT as message 7, global 42 (`text`: the frame as received text)."""
     line, _ = build_envelope(
         payload,
         binary=binary,
@@ -54,6 +56,7 @@ def envelope_line(payload: bytes, binary: bool = False, received_ns: int = RECEI
         received_ns=received_ns,
         message_sequence=7,
         global_sequence=42,
+        text=text,
     )
     return line
 
@@ -123,16 +126,7 @@ def test_line_breaks_between_tokens_are_reserialised_so_the_envelope_stays_one_l
 
 def test_the_received_text_given_beside_its_bytes_gives_the_same_envelope() -> None:
     payload = '{"event_type":"book","asset_id":"111","note":"é✓"}'.encode()
-    given_text, _ = build_envelope(
-        payload,
-        binary=False,
-        context=CONTEXT,
-        received_ns=RECEIVED_NS,
-        message_sequence=7,
-        global_sequence=42,
-        text=payload.decode(),
-    )
-    assert given_text == envelope_line(payload)
+    assert envelope_line(payload, text=payload.decode()) == envelope_line(payload)
 
 
 def test_control_and_garbage_frames_are_kept() -> None:
