@@ -47,39 +47,6 @@ def book_hash(
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def levels_hash(
-    *,
-    market: str,
-    asset_id: str,
-    timestamp: str,
-    bids: list[Level],
-    asks: list[Level],
-    min_order_size: str,
-    tick_size: str,
-    neg_risk: bool,
-    last_trade_price: str,
-) -> str:
-    """`book_hash` written from text fragments, without the payload dict and json.dumps: the same bytes.
-
-    For books that are not a `BookState` (a pending entry's levels, tracker.py); `book_hash` stays the
-    reference the fast paths are tested against."""
-    text = (
-        '{"market":'
-        + _text(market)
-        + ',"asset_id":'
-        + _text(asset_id)
-        + ',"timestamp":'
-        + _text(timestamp)
-        + ',"hash":"","bids":['
-        + ",".join([_level_json(p, s) for p, s in bids])
-        + '],"asks":['
-        + ",".join([_level_json(p, s) for p, s in asks])
-        + "]"
-        + _suffix_text(min_order_size, tick_size, neg_risk, last_trade_price)
-    )
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
 def _text(value: str) -> str:
     """A JSON string literal exactly as `json.dumps(..., ensure_ascii=False)` writes it.
 
@@ -275,19 +242,27 @@ class BookState:
         levels = self.asks.levels
         return levels[0][0] if levels else None
 
-    def hash(self, *, last_trade_price: str | None = None, timestamp: str | None = None) -> str:
-        """The 10-field hash of the current state (optionally with another ltp or timestamp).
+    def hash(
+        self,
+        *,
+        last_trade_price: str | None = None,
+        timestamp: str | None = None,
+        tick_size: str | None = None,
+        sides: tuple[str, str] | None = None,
+    ) -> str:
+        """The 10-field hash of the current state, or of an earlier one of this book: another ltp,
+        timestamp, tick size, or `sides` (the bids' and asks' `Side.text()` as they were then).
 
         Same bytes as `book_hash`; the fields that rarely change are kept as ready-made text."""
         ltp = self.last_trade_price if last_trade_price is None else last_trade_price
         stamp = self.timestamp if timestamp is None else timestamp
-        key = (self.min_order_size, self.tick_size, self.neg_risk, ltp)
+        key = (self.min_order_size, self.tick_size if tick_size is None else tick_size, self.neg_risk, ltp)
         suffix = self._suffix
         if suffix is None or suffix[0] != key:
             suffix = self._suffix = (key, _suffix_text(*key))
         prefix = self._prefix or self._build_prefix()
         stamp_text = f'"{stamp}"' if stamp.isdigit() else _text(stamp)
-        bids, asks = self.bids.text(), self.asks.text()
+        bids, asks = (self.bids.text(), self.asks.text()) if sides is None else sides
         text = f'{prefix}{stamp_text},"hash":"","bids":{bids},"asks":{asks}{suffix[1]}'
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pmws.book import BookState, Level, levels_hash, levels_of, summary_hash
+from pmws.book import BookState, levels_of, summary_hash
 
 #: What one hash check said (`BookTracker.apply_entry`; the `hash_status` of `pmws books` rows)
 VERIFIED, PENDING, UNVERIFIED = "verified", "pending", "unverified"
@@ -32,10 +32,13 @@ class HashCounters:
 
 @dataclass
 class Pending:
+    """A change whose hash did not match yet (a trade's `last_trade_price` may explain it, §5.3): the book
+    as it was then, kept as its two sides' text (shared with the book, not copied)."""
+
     expected: str
     timestamp: str
-    bids: list[Level]
-    asks: list[Level]
+    bids_text: str
+    asks_text: str
     tick_size: str
 
 
@@ -180,7 +183,7 @@ class BookTracker:
             return VERIFIED
         book.recent_hashes.append(expected)
         self.pending.setdefault(book.asset_id, []).append(
-            Pending(expected, book.timestamp, book.wire_bids(), book.wire_asks(), book.tick_size)
+            Pending(expected, book.timestamp, book.bids.text(), book.asks.text(), book.tick_size)
         )
         self.counters.pending += 1
         return PENDING
@@ -205,16 +208,11 @@ class BookTracker:
 
     @staticmethod
     def _pending_hash(book: BookState, item: Pending, last_trade_price: str) -> str:
-        return levels_hash(
-            market=book.market,
-            asset_id=book.asset_id,
-            timestamp=item.timestamp,
-            bids=item.bids,
-            asks=item.asks,
-            min_order_size=book.min_order_size,
-            tick_size=item.tick_size,
-            neg_risk=book.neg_risk,
+        return book.hash(
             last_trade_price=last_trade_price,
+            timestamp=item.timestamp,
+            tick_size=item.tick_size,
+            sides=(item.bids_text, item.asks_text),
         )
 
     def compare_rest(self, summary: dict[str, Any]) -> Divergence | None:

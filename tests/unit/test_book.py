@@ -146,28 +146,40 @@ def test_incremental_hash_equals_the_reference_payload_after_every_change() -> N
     assert refused == ['0.0"5']  # only the malformed price; the three others were each checked above
 
 
-def test_levels_hash_writes_the_reference_bytes() -> None:
-    from pmws.book import levels_hash
-
+def test_an_earlier_state_hashes_from_its_kept_side_texts_as_the_reference_does() -> None:
+    """A pending change keeps the book's side texts; hashed later with a trade's price, after the book and
+    its tick size moved on, it gives `book_hash` of the book as it was."""
     book: Any = example("ws_book_captured_nautilus.json")
-    odd = [('0.0"5', "1"), ("é", "\n"), ("", "0")]
-    for bids, asks, ltp in [
-        (levels_of(book["bids"]), levels_of(book["asks"]), "0.5"),
-        (levels_of(book["bids"])[::-1] + odd, [], ""),
-        ([], odd, 'quote"d'),
-    ]:
-        fields: dict[str, Any] = {
-            "market": book["market"],
-            "asset_id": book["asset_id"],
-            "timestamp": book["timestamp"],
-            "bids": bids,
-            "asks": asks,
-            "min_order_size": "5",
-            "tick_size": "0.01",
-            "neg_risk": True,
-            "last_trade_price": ltp,
+    state = BookState(market=book["market"], asset_id=book["asset_id"], min_order_size="5", neg_risk=True)
+    state.load_snapshot(
+        levels_of(book["bids"]), levels_of(book["asks"]), timestamp=book["timestamp"], tick_size="0.01"
+    )
+    kept = (state.bids.text(), state.asks.text())
+    then = {"bids": state.wire_bids(), "asks": state.wire_asks(), "timestamp": state.timestamp}
+    state.apply_change(price="0.33", size="7", side="BUY", timestamp="1790000000999")
+    state.tick_size = "0.001"
+    fields: dict[str, Any] = {
+        "market": book["market"],
+        "asset_id": book["asset_id"],
+        "min_order_size": "5",
+        "tick_size": "0.01",
+        "neg_risk": True,
+        "last_trade_price": "0.52",
+        **then,
+    }
+    earlier = state.hash(last_trade_price="0.52", timestamp=then["timestamp"], tick_size="0.01", sides=kept)
+    assert earlier == book_hash(**fields)
+    assert state.hash(last_trade_price="0.52") != earlier  # the book as it is now
+    assert state.hash() == book_hash(  # and the cached suffix is not left on the earlier tick size
+        **{
+            **fields,
+            "bids": state.wire_bids(),
+            "asks": state.wire_asks(),
+            "timestamp": "1790000000999",
+            "tick_size": "0.001",
+            "last_trade_price": "",
         }
-        assert levels_hash(**fields) == book_hash(**fields)
+    )
 
 
 def test_string_fast_path_matches_json_dumps() -> None:

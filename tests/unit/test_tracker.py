@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from pmws.book import book_hash
 from pmws.tracker import BookTracker
 from tests.conftest import example
 
@@ -88,3 +89,59 @@ def test_rest_comparison_agrees_defers_and_diverges() -> None:
     assert len(divergences) == 1 and tracker.rest_divergent == 1
     record = divergences[0].to_record()
     assert record["rest_hash"] == "f" * 40 and record["ws_top"]["best_bid"] == "0.002"
+
+
+def test_a_pending_change_is_explained_by_the_book_as_it_was_then_not_as_it_is_at_the_trade() -> None:
+    """Two trade-driven changes each carry the hash with the coming trade price (§5.3); the book moves on
+    between them, so the first must be checked against the levels it was sent with."""
+    market, asset = "0xm", "111"
+    fields: dict[str, Any] = {
+        "market": market,
+        "asset_id": asset,
+        "min_order_size": "5",
+        "tick_size": "0.01",
+        "neg_risk": False,
+    }
+    bids, asks = [("0.40", "10"), ("0.45", "5")], [("0.60", "7"), ("0.55", "3")]
+    book = {
+        "event_type": "book",
+        "market": market,
+        "asset_id": asset,
+        "timestamp": "100",
+        "tick_size": "0.01",
+    }
+    book |= {
+        "bids": [{"price": p, "size": s} for p, s in bids],
+        "asks": [{"price": p, "size": s} for p, s in asks],
+    }
+    book["hash"] = book_hash(**fields, timestamp="100", bids=bids, asks=asks, last_trade_price="")
+    first_bids = [("0.40", "10"), ("0.42", "4"), ("0.45", "5")]
+    second_asks = [("0.60", "7"), ("0.58", "2"), ("0.55", "3")]
+    changes = [
+        (
+            "101",
+            "0.42",
+            "4",
+            "BUY",
+            book_hash(**fields, timestamp="101", bids=first_bids, asks=asks, last_trade_price="0.6"),
+        ),
+        (
+            "102",
+            "0.58",
+            "2",
+            "SELL",
+            book_hash(**fields, timestamp="102", bids=first_bids, asks=second_asks, last_trade_price="0.6"),
+        ),
+    ]
+    tracker = BookTracker()
+    tracker.set_metadata(asset, "5", False)
+    tracker.observe(book)
+    for stamp, price, size, side, expected in changes:
+        entry = {"asset_id": asset, "price": price, "size": size, "side": side, "hash": expected}
+        tracker.observe(
+            {"event_type": "price_change", "market": market, "timestamp": stamp, "price_changes": [entry]}
+        )
+    assert tracker.counters.pending == 2
+    tracker.observe({"event_type": "last_trade_price", "market": market, "asset_id": asset, "price": "0.6"})
+    assert tracker.counters.resolved_late == 2 and tracker.counters.pending == 0
+    assert tracker.counters.mismatched == 0
