@@ -51,11 +51,11 @@ class FeedStats:
         """Count one frame at the next `settle`, exactly as `observe` would now (JSON objects and arrays;
         anything else is observed at once, after what is tallied)."""
         shape = classified.shape
-        if (shape is not _OBJECT and shape is not _ARRAY) or tracked is not self._tallied_for:
+        if shape is not _OBJECT and shape is not _ARRAY:
+            self.observe(classified, received_ns, tracked)  # settles what is tallied first
+            return
+        if tracked is not self._tallied_for:
             self.settle()
-            if shape is not _OBJECT and shape is not _ARRAY:
-                self.observe(classified, received_ns, tracked)
-                return
             self._tallied_for = tracked
         tallied, key = self._tallied, (shape, classified.events)
         entry = tallied.pop(key, None)  # re-inserted: the dict keeps the order of last arrival
