@@ -3,11 +3,13 @@
 PROTOCOL.md §5.3: a `price_change` entry's hash is the 10-field hash after applying it; a `book` hash needs
 `min_order_size`/`neg_risk` from metadata. During a trade the hash can already include a `last_trade_price`
 that arrives later, so a mismatch first becomes *pending*; the next `last_trade_price` for that token may
-resolve it (verified), the next `book` closes it (mismatched) and resyncs. A mismatch never drops data.
+resolve it (verified), the next `book` closes it (mismatched) and resyncs; at most PENDING_MAX wait per
+token, the oldest beyond is mismatched. A mismatch never drops data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,11 @@ from pmws.book import BookState, levels_of, summary_hash
 
 #: What one hash check said (`BookTracker.apply_entry`; the `hash_status` of `pmws books` rows)
 VERIFIED, PENDING, UNVERIFIED = "verified", "pending", "unverified"
+#: Changes per token that may wait for a trade at once. A real wait lasts until the trade that follows within
+#: milliseconds; a token whose hashes never match (a hash rule Polymarket changed, §5.2) and that trades
+#: rarely would otherwise keep every change's book text until its next `book`. The oldest beyond this is
+#: given up as mismatched.
+PENDING_MAX = 256
 
 
 @dataclass
@@ -73,6 +80,8 @@ class BookTracker:
     deferred: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: False: rebuild the books only, compute no hash per change (`pmws replay` serves books, checks none)
     verify: bool = True
+    #: Called with (token, expected hash) when a pending change is given up (PENDING_MAX)
+    on_expired: Callable[[str, str], None] | None = None
 
     def set_metadata(self, token_id: str, min_order_size: str, neg_risk: bool) -> None:
         self.metadata[token_id] = (min_order_size, neg_risk)
@@ -182,11 +191,18 @@ class BookTracker:
             self.counters.verified += 1
             return VERIFIED
         book.recent_hashes.append(expected)
-        self.pending.setdefault(book.asset_id, []).append(
-            Pending(expected, book.timestamp, book.bids.text(), book.asks.text(), book.tick_size)
-        )
+        waiting = self.pending.setdefault(book.asset_id, [])
+        waiting.append(Pending(expected, book.timestamp, book.bids.text(), book.asks.text(), book.tick_size))
         self.counters.pending += 1
+        if len(waiting) > PENDING_MAX:
+            self._expire(book.asset_id, waiting.pop(0))
         return PENDING
+
+    def _expire(self, asset: str, item: Pending) -> None:
+        self.counters.pending -= 1
+        self.counters.mismatched += 1
+        if self.on_expired is not None:
+            self.on_expired(asset, item.expected)
 
     def _on_trade(self, event: dict[str, Any]) -> None:
         asset = str(event.get("asset_id"))

@@ -86,7 +86,7 @@ class BookBuilder:
         self.sink = sink
         self.shard_index, self.shard_count = shard
         self._mine: dict[str, bool] = {}
-        self.tracker = BookTracker()
+        self.tracker = BookTracker(on_expired=self._expired)
         self.snapshot_ns = int(snapshot_interval_seconds * 1e9)
         self.next_snapshot: int | None = None
         self.tokens: dict[str, _Token] = {}
@@ -286,6 +286,18 @@ class BookBuilder:
                 row[status_at[table]] = outcome
         if not still:
             self._release(state)
+
+    def _expired(self, asset: str, expected: str) -> None:
+        """The tracker gave up a pending change (PENDING_MAX): its held rows are mismatched, whatever the
+        next trade says (unless a change still waiting carries the same hash)."""
+        state = self.tokens.get(asset)
+        if state is None or any(p.expected == expected for p in self.tracker.pending.get(asset, ())):
+            return
+        status_at = STATUS_COLUMN
+        for held in state.held:
+            if held[3] == expected:
+                held[2][status_at[held[0]]] = MISMATCHED
+                held[3] = None
 
     def _release(self, state: _Token) -> None:
         for table, hour, row, _ in state.held:

@@ -7,6 +7,7 @@ from typing import Any
 from pmws.book import book_hash
 from pmws.read import Record
 from pmws.read.booksbuild import BookBuilder
+from pmws.tracker import PENDING_MAX
 
 MARKET, TOKEN = "0xmarket", "T1"
 S = 1_000_000_000
@@ -154,3 +155,20 @@ def test_a_replica_event_older_than_the_other_replicas_book_is_not_applied_again
     assert built.superseded == 1
     assert built.tracker.counters.mismatched == built.tracker.counters.pending == 0
     assert [r[8] for r in sink.rows["book_changes"]] == ["verified"] * 8
+
+
+def test_a_pending_change_the_tracker_gives_up_is_mismatched_even_if_a_later_trade_would_explain_it() -> None:
+    built, sink = builder()
+    built.on_record(book(1 * S, BIDS, ASKS, "1000"))
+    after = [("0.40", "10"), ("0.45", "5")]
+    built.on_record(change(2 * S, "0.45", "5", "BUY", "2000", hash_of(after, ASKS, "2000", ltp="0.45")))
+    for index in range(PENDING_MAX):  # hashes that never match: the first change is given up
+        built.on_record(change(3 * S + index, "0.40", str(index + 1), "BUY", "3000", f"{index:040x}"))
+    trade = {"event_type": "last_trade_price", "asset_id": TOKEN, "market": MARKET, "price": "0.45"}
+    built.on_record(frame(4 * S, {**trade, "size": "15", "side": "SELL", "timestamp": "4000"}))
+    built.finish()
+    rows = statuses(sink)[4:]  # after the book's four levels
+    assert rows[0] == ("0.45", "mismatched", False)  # not "verified" by the trade it waited for
+    assert {status for _, status, _ in rows[1:]} == {"pending"}
+    assert len(rows) == PENDING_MAX + 1
+    assert built.tracker.counters.mismatched == 1 and built.tracker.counters.resolved_late == 0

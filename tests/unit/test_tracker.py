@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from pmws.book import book_hash
-from pmws.tracker import BookTracker
+from pmws.tracker import PENDING_MAX, BookTracker
 from tests.conftest import example
 
 
@@ -145,3 +145,21 @@ def test_a_pending_change_is_explained_by_the_book_as_it_was_then_not_as_it_is_a
     tracker.observe({"event_type": "last_trade_price", "market": market, "asset_id": asset, "price": "0.6"})
     assert tracker.counters.resolved_late == 2 and tracker.counters.pending == 0
     assert tracker.counters.mismatched == 0
+
+
+def test_changes_that_never_verify_wait_at_most_pending_max_per_token_then_count_as_mismatched() -> None:
+    """A token whose hashes never match and that never trades must not keep every change's book text."""
+    book: Any = example("ws_book_captured_nautilus.json")
+    asset = book["asset_id"]
+    expired: list[tuple[str, str]] = []
+    tracker = BookTracker(on_expired=lambda token, expected: expired.append((token, expected)))
+    tracker.set_metadata(asset, "5", False)
+    tracker.observe(book)
+    extra = 44
+    for index in range(PENDING_MAX + extra):
+        entry = {"asset_id": asset, "price": "0.01", "size": str(index + 1), "side": "BUY"}
+        tracker.apply_entry({**entry, "hash": f"{index:040x}"}, str(int(book["timestamp"]) + index + 1))
+    assert len(tracker.pending[asset]) == PENDING_MAX == tracker.counters.pending
+    assert tracker.counters.mismatched == extra
+    assert expired == [(asset, f"{index:040x}") for index in range(extra)]  # the oldest first
+    assert tracker.pending[asset][0].expected == f"{extra:040x}"
