@@ -107,9 +107,10 @@ class Recorder:
         )
 
     def _synced_counters(self) -> dict[str, int]:
-        """The counters once every frame read is handed over and verified: exact as of the last frame (a
-        file's end)."""
+        """The counters once every frame read is handed over, tallied and verified: exact as of the last frame
+        (a file's end; a rotation inside a hand-over comes here with that hand-over's tallies unsettled)."""
         self.pool.intake.flush()
+        self.on_handed_over()
         self.tracker.sync()
         return self.counters()
 

@@ -142,7 +142,9 @@ class BookTracker:
         carried = [p for p in earlier if p.expected == expected]
         dropped = len(earlier) - len(carried)
         if carried:
-            self.pending[asset] = carried + self.pending.get(asset, [])
+            waiting = self.pending[asset] = carried + self.pending.get(asset, [])
+            while len(waiting) > PENDING_MAX:
+                self._expire(asset, waiting.pop(0))
         if dropped:
             self.counters.pending -= dropped
             self.counters.mismatched += dropped

@@ -191,3 +191,27 @@ def test_a_failed_timed_hand_over_ends_supervision_of_a_run(tmp_path: Path) -> N
 
     healthy, failed = asyncio.run(run())
     assert healthy is None and isinstance(failed, ArchiveError) and str(failed) == "disk full"
+
+
+def test_a_rotation_inside_a_hand_over_counts_each_frame_in_the_file_that_holds_it(tmp_path: Path) -> None:
+    """Frames of one hand-over on both sides of an hour's end: each manifest counts its own file's frames
+    (the counters tallied during the hand-over are settled before the old file's manifest is written)."""
+    config = Config()
+    config.run.output_dir, config.run.manifest_dir = str(tmp_path / "rec"), str(tmp_path / "man")
+
+    async def run() -> None:
+        recorder = Recorder(config, stop=asyncio.Event(), session_id="S")
+        recorder.ws.roll_if_due()
+        assert recorder.ws.current is not None
+        end = recorder.ws.current.end_ns
+        one = link(recorder, 1, recorder.pool.intake)
+        for stamp in (end - 3, end - 2, end - 1, end + 1, end + 2):  # one hand-over: 3 before, 2 after
+            add(recorder.pool.intake, one, stamp, recorder.pool.sequencer.next_message())
+        recorder.pool.intake.flush()
+        await recorder.ws.close()
+        await recorder.rest_archive.close()
+
+    asyncio.run(run())
+    manifests = sorted((tmp_path / "man").rglob("*ws_raw*.json"))
+    counted = [orjson.loads(m.read_bytes()) for m in manifests]
+    assert [(m["frames"], m["counters"]["frames"]) for m in counted] == [(3, 3), (2, 2)]

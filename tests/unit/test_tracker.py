@@ -163,3 +163,17 @@ def test_changes_that_never_verify_wait_at_most_pending_max_per_token_then_count
     assert tracker.counters.mismatched == extra
     assert expired == [(asset, f"{index:040x}") for index in range(extra)]  # the oldest first
     assert tracker.pending[asset][0].expected == f"{extra:040x}"
+
+
+def test_a_book_that_carries_the_waiting_changes_keeps_at_most_pending_max() -> None:
+    book: Any = example("ws_book_captured_nautilus.json")
+    asset = book["asset_id"]
+    tracker = BookTracker()
+    tracker.set_metadata(asset, "5", False)
+    tracker.observe(book)
+    for index in range(PENDING_MAX):  # every change already carries the coming book's (post-trade) hash
+        entry = {"asset_id": asset, "price": "0.01", "size": str(index + 1), "side": "BUY", "hash": "f" * 40}
+        tracker.apply_entry(entry, str(int(book["timestamp"]) + index + 1))
+    tracker.observe({**book, "hash": "f" * 40, "timestamp": str(int(book["timestamp"]) + 10_000)})
+    assert len(tracker.pending[asset]) == PENDING_MAX == tracker.counters.pending
+    assert tracker.counters.mismatched == 1
