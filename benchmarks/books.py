@@ -10,6 +10,9 @@
    `--workers` value (default 1, and 0: the auto choice users get), each with its peak RSS (VmHWM; with
    workers, the largest process's). Prints frames/s and MB/s (compressed archive bytes), the ratio to the
    floor, and RSS.
+4. For the smaller archive, where the CPU goes (one process each): the floor, the reader, the builder without
+   Parquet over every token and over each half of a 2-worker split, and the best ratio to the floor that 2
+   workers on 2 cores could reach with no overhead at all.
 """
 
 from __future__ import annotations
@@ -140,18 +143,25 @@ def child_floor(root: Path) -> dict[str, Any]:
     return {"seconds": seconds, "frames": frames, "lines": lines, "bytes": size, "rss_mb": peak_rss_mb()}
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (every thread) and of its finished children (the workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def child_books(root: Path, out: Path, workers: int) -> dict[str, Any]:
     from pmws.books import auto_workers, build_books
     from pmws.read import open_archives
 
     reader = open_archives(root)
     workers = auto_workers(reader, workers)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     result = build_books(reader, out, snapshot_interval_seconds=60, overwrite=True, workers=workers)
     seconds = time.perf_counter() - t0
     return {
         "workers": workers,
         "seconds": seconds,
+        "cpu": _cpu() - cpu0,
         "frames": result.report.frames,
         "bytes": result.report.bytes_read,
         "rss_mb": max(peak_rss_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
@@ -161,10 +171,66 @@ def child_books(root: Path, out: Path, workers: int) -> dict[str, Any]:
     }
 
 
+def child_split(root: Path) -> dict[str, float]:
+    """CPU seconds (this process) of each layer of `pmws books` on one archive: the floor, the reader, and
+    the builder without Parquet over every token and over each half of a 2-worker split (each reads all)."""
+    from pmws.read import open_archives
+    from pmws.read.booksbuild import BookBuilder
+
+    class Counting:
+        def add(self, table: str, hour: int, row: tuple[Any, ...]) -> None:
+            pass
+
+        def hour_of(self, ns: int) -> int:
+            return ns // HOUR_NS
+
+    cpu = time.process_time
+    start = cpu()
+    child_floor(root)
+    split = {"floor": cpu() - start}
+    start = cpu()
+    for _ in open_archives(root):
+        pass
+    split["read"] = cpu() - start
+    for index, count in ((0, 1), (0, 2), (1, 2)):
+        builder = BookBuilder(Counting(), snapshot_interval_seconds=60, shard=(index, count))
+        start = cpu()
+        for record in open_archives(root):
+            builder.on_record(record)
+        builder.finish()
+        split[f"build {index}/{count}"] = cpu() - start
+    return split
+
+
 def in_child(mode: str, *args: Path) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", mode, *map(str, args)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def split_report(split: dict[str, float], books_cpu: float | None, hours: int) -> None:
+    """Where `pmws books`'s CPU goes, and the best ratio to the floor 2 workers on 2 cores could reach."""
+    print(f"\nWhere the CPU goes ({hours} h archive, CPU seconds, one process each):\n")
+    print("| layer | CPU s |\n|---|---|")
+    names = {
+        "floor": "floor: gunzip + orjson.loads of every line",
+        "read": "reader: + Record, receive-order merge, replica window, gaps",
+        "build 0/1": "+ builder (tracker, hash per change, rows), every token, no Parquet",
+        "build 0/2": "+ builder, worker 0 of 2 (reads every line, builds its tokens)",
+        "build 1/2": "+ builder, worker 1 of 2",
+    }
+    for key, name in names.items():
+        print(f"| {name} | {split[key]:.2f} |")
+    if books_cpu is None:
+        return
+    parquet = max(0.0, books_cpu - split["build 0/1"])
+    print(f"| `pmws books`, 1 process (+ Parquet and the rest: {parquet:.2f}) | {books_cpu:.2f} |")
+    worker = max(split["build 0/2"], split["build 1/2"]) + parquet / 2
+    print(
+        f"\nBest case for 2 workers on 2 cores (no overhead, perfect overlap): the busier worker's "
+        f"{worker:.2f} CPU s against the floor's {split['floor']:.2f}: "
+        f"{split['floor'] / worker:.2f} of the floor."
+    )
 
 
 def main() -> None:
@@ -180,14 +246,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         mode, *paths = args.child
-        result = (
-            child_floor(Path(paths[0]))
-            if mode == "floor"
-            else child_books(Path(paths[0]), Path(paths[1]), int(paths[2]))
-        )
+        if mode == "floor":
+            result: dict[str, Any] = child_floor(Path(paths[0]))
+        elif mode == "split":
+            result = child_split(Path(paths[0]))
+        else:
+            result = child_books(Path(paths[0]), Path(paths[1]), int(paths[2]))
         print(json.dumps(result))
         return
     work = Path(tempfile.mkdtemp(prefix="pmws-books-bench-"))
+    one_process_cpu: float | None = None
     try:
         base = record(args.seconds, work / "base")
         print(f"machine: {os.cpu_count()} cores; base hour recorded in {args.seconds:g} s\n")
@@ -211,6 +279,9 @@ def main() -> None:
                     f"| {books['rss_mb']:.0f} MB |"
                 )
                 print(f"<!-- rows {books['rows']} hashes {books['hashes']} problems {books['problems']} -->")
+                if workers == 1 and hours == args.hours[0]:
+                    one_process_cpu = books["cpu"]
+        split_report(in_child("split", work / f"h{args.hours[0]}"), one_process_cpu, args.hours[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
