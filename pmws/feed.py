@@ -378,7 +378,10 @@ class Link:
             if sent - self._last_pong > self.settings.pong_timeout_seconds:
                 self.pong_timeouts += 1
                 self._close_reason = "pong_timeout"
-                self.handler.on_lifecycle("pong_timeout", self, {})
+                since = self.last_frame_monotonic or self.subscribed_monotonic or sent
+                self.handler.on_lifecycle(
+                    "pong_timeout", self, {"seconds_without_frames": round(sent - since, 3)}
+                )
                 await abort(ws)
                 return
 

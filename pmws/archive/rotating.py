@@ -17,7 +17,7 @@ from typing import Any
 from pmws.archive.files import write_file_manifest
 from pmws.archive.writer import ArchiveWriter, FileSummary, GzipJsonlFile, LatencyStats
 from pmws.config import Archive
-from pmws.errors import ArchiveError
+from pmws.errors import ArchiveError, PmwsError
 from pmws.manifest import Counts, FileManifest, file_manifest
 from pmws.rotation import ArchiveName, archive_name, manifest_path_for, period_start
 
@@ -152,10 +152,21 @@ class RotatingArchive:
             await self.current.writer.wait_for_room()
 
     async def close(self) -> None:
-        """Close the current file and wait for every background close."""
+        """Close the current file and wait for every background close.
+
+        The current file is closed even when taking the counters fails (they hand queued frames over, which a
+        failed earlier close refuses): what its writer holds still reaches the disk, under its final name.
+        """
+        counters: dict[str, int] | None = None
+        if self.current is not None:
+            try:
+                counters = self.counters()  # queued frames go to the current file, still open
+            except PmwsError as exc:
+                if str(exc) not in self.errors:
+                    self.errors.append(str(exc))
         period, self.current = self.current, None
         if period is not None:
-            self._end(period, self.counters())
+            self._end(period, counters if counters is not None else dict(period.counters_at_open))
             await self._close(period, rotated_to=None)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

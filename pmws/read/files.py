@@ -35,11 +35,13 @@ def read_chain(
 ) -> Iterator[Record]:
     """Records of files that never overlap in time (one session's periods), in order, one file open at a time.
 
-    Files whose period ended before `start_ns` (the next file of the chain starts before it) are not opened.
-    A missing period between two ws_raw files of a session becomes a `missing_file` gap.
+    Files whose period ended before `start_ns` are not opened, except the last of them: a disconnect or a
+    stale feed it logged is the start of a gap that may reach into the window (a gap longer than a whole
+    file before the window is not found). A missing period between two ws_raw files of a session becomes a
+    `missing_file` gap.
     """
     for index, item in enumerate(chain):
-        following = chain[index + 1] if index + 1 < len(chain) else None
+        following = chain[index + 2] if index + 2 < len(chain) else None
         if (
             start_ns is not None
             and following is not None
@@ -130,14 +132,14 @@ def read_file(item: ArchiveFile, report: ReadReport, *, lines: LineSource = loca
         report.problems.append(FileProblem(item.path, reason, skipped=count == 0, lines_skipped=bad_lines))
         report.lines_skipped += bad_lines
         report.lines += count
-        if last_ns is not None:
-            period = item.period_seconds
-            end = (
-                item.period_start_ns + period * 1_000_000_000 if item.period_start_ns and period else last_ns
-            )
+        period = item.period_seconds
+        end = item.period_start_ns + period * 1_000_000_000 if item.period_start_ns and period else None
+        # from the last line read, or (nothing readable) the whole period the file was named for
+        start = last_ns if last_ns is not None else item.period_start_ns if end is not None else None
+        if start is not None:
             report.gaps += 1
             row = gap_row(
-                last_ns, max(end, last_ns), "damaged_file", session_id=item.session_id, reason=reason
+                start, max(end or start, start), "damaged_file", session_id=item.session_id, reason=reason
             )
             yield gap_record(row, item.path)
         return

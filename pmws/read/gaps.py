@@ -1,14 +1,14 @@
 """Gaps from the recorder's own lifecycle lines, as explicit records with start, end and cause. Pure.
 
 `pmws run` writes what happened to each connection into the stream (feed.py, run.py): `stale_feed` (with
-`seconds_without_market_data`), `pong_timeout`, `disconnect` (with its `reason`), `subscribe` (`initial` on
-a new connection), `token_blind` (coverage.py: REST moved on while the feed sent nothing for a token) and
-`startup_recovery` (files salvaged after a kill). A connection slot of a shard is covered while any
-session of that shard (a replica counts) has it subscribed; from the moment no session has, to the next
-initial subscribe, is a gap with the cause of the last loss. A blind token is a gap from its last message
-to the next frame that concerns it. A salvaged file's session stopped at its last record: a gap to the
-next start. Gaps still open at the end of the read end at the last record (`"open": true`), except
-connections the recorder stopped on purpose.
+`seconds_without_market_data`), `pong_timeout` (with `seconds_without_frames`), `disconnect` (with its
+`reason`), `subscribe` (`initial` on a new connection), `token_blind` (coverage.py: REST moved on while the
+feed sent nothing for a token) and `startup_recovery` (files salvaged after a kill). A connection slot of a
+shard is covered while any session of that shard (a replica counts) has it subscribed; from the moment no
+session has, to the next initial subscribe, is a gap with the cause of the last loss. A blind token is a gap
+from its last message to the next frame that concerns it. A salvaged file's session stopped at its last
+record: a gap to the next start. Gaps still open at the end of the read end at the last record (`"open":
+true`), except connections the recorder stopped on purpose.
 """
 
 from __future__ import annotations
@@ -74,14 +74,16 @@ class GapFinder:
             yield from self._salvaged(row, record)
 
     def _lost(self, key: tuple[Any, Any], session: str, now: int, row: dict[str, Any]) -> None:
-        slot = self.slots.setdefault(key, _Slot())
+        slot = self.slots.get(key)
+        if slot is None:  # subscribed before the first record read (`--start`): it was up until now
+            slot = self.slots[key] = _Slot(up={session})
         if session not in slot.up:
             return  # already lost (stale_feed comes before its disconnect): keep the first cause
         slot.up.discard(session)
         if slot.up:
             return  # a replica still covers this slot
         event = row.get("event")
-        seconds = row.get("seconds_without_market_data")
+        seconds = row.get("seconds_without_market_data", row.get("seconds_without_frames"))
         start = now - int(seconds * 1e9) if isinstance(seconds, int | float) else now
         reason = row.get("reason") if event == "disconnect" else None
         slot.down_since, slot.session = start, session

@@ -21,6 +21,7 @@ from pmws.errors import ArchiveError
 from pmws.feed import Intake, Link, Sequencer
 from pmws.pool import LinkPool
 from pmws.protocol import Classified
+from pmws.rotation import manifest_path_for
 from tests.conftest import TIME_FACTOR
 from tests.unit.test_recorder import Quiet
 
@@ -215,3 +216,45 @@ def test_a_rotation_inside_a_hand_over_counts_each_frame_in_the_file_that_holds_
     manifests = sorted((tmp_path / "man").rglob("*ws_raw*.json"))
     counted = [orjson.loads(m.read_bytes()) for m in manifests]
     assert [(m["frames"], m["counters"]["frames"]) for m in counted] == [(3, 3), (2, 2)]
+
+
+def test_when_the_last_hours_close_failed_shutdown_still_closes_the_current_files(tmp_path: Path) -> None:
+    """The previous file's manifest cannot be written (a full or failing disk): the current hour's file,
+    healthy, is still closed in full at shutdown (every frame read, its final name), not left `.open`."""
+    config = Config()
+    config.run.output_dir, config.run.manifest_dir = str(tmp_path / "rec"), str(tmp_path / "man")
+    config.run.verify_book_hashes = False
+
+    async def run() -> tuple[list[str], BaseException | None]:
+        recorder = Recorder(config, stop=asyncio.Event(), session_id="S")
+        recorder.ws.roll_if_due()
+        recorder.rest_archive.roll_if_due()
+        assert recorder.ws.current is not None
+        end, first = recorder.ws.current.end_ns, recorder.ws.current.name.final
+        manifest_path_for(Path(config.run.manifest_dir), first).mkdir(parents=True)  # cannot be written
+        one = link(recorder, 1, recorder.pool.intake)
+        for stamp in (end - 2, end - 1, end + 1, end + 2):  # two in the old hour, two in the new one
+            add(recorder.pool.intake, one, stamp, recorder.pool.sequencer.next_message())
+        recorder.pool.intake.flush()
+        await asyncio.sleep(0.5 * TIME_FACTOR)  # the old file's background close fails meanwhile
+        add(recorder.pool.intake, one, end + 3, recorder.pool.sequencer.next_message())  # still queued
+        errors: list[str] = []
+        for archive in (recorder.ws, recorder.rest_archive):
+            try:
+                await archive.close()
+            except ArchiveError as exc:
+                errors.append(str(exc))
+        return errors, recorder.pool.intake.error
+
+    errors, _ = asyncio.run(run())
+    assert errors  # the failure is still raised at shutdown
+    rec = tmp_path / "rec"
+    assert sorted(rec.rglob(".*.open")) == []  # nothing left for a salvage to guess at
+    manifests = [m for m in (tmp_path / "man").rglob("*ws_raw*.json") if m.is_file()]
+    (current,) = [
+        p for p in rec.rglob("*ws_raw*.jsonl.gz") if f"{p.name}.manifest.json" in {m.name for m in manifests}
+    ]
+    assert len(manifests) == 1  # the old hour's could not be written
+    records = [orjson.loads(line) for line in gzip.decompress(current.read_bytes()).splitlines()]
+    frames = [r for r in records if r.get("record_type") == "ws_frame"]
+    assert [r["received_at_ns"] - frames[0]["received_at_ns"] for r in frames] == [0, 1, 2]  # the new hour's

@@ -233,3 +233,57 @@ def test_open_files_and_missing_sources_are_named(tmp_path: Path) -> None:
     assert list(reader) == []
     reasons = sorted(p.reason for p in reader.report.problems)
     assert reasons[0] == "no such file or directory" and reasons[1].startswith("still open")
+
+
+def test_an_hour_with_nothing_readable_is_a_gap_over_its_whole_period(tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    a = "20261201T022000Z-aaaaaa"
+    start = T0 // S - (T0 // S) % HOUR
+    write(root, a, start, [life(T0, a, "subscribe", initial=True), frame(T0 + S, a, pc(1))])
+    bad = write(root, a, start + HOUR, [frame((start + HOUR) * S + S, a, pc(2))])
+    bad.write_bytes(b"garbage, not gzip")
+    write(root, a, start + 2 * HOUR, [frame((start + 2 * HOUR) * S + S, a, pc(3))])
+    reader = open_archives(root)
+    records = list(reader)
+    gaps = [(g.row["cause"], g.row["start_ns"], g.row["end_ns"]) for g in records if g.record_type == "gap"]
+    assert gaps == [("damaged_file", (start + HOUR) * S, (start + 2 * HOUR) * S)]
+    assert [r.row["json"]["n"] for r in records if r.record_type == "ws_frame"] == [1, 3]
+    assert reader.report.skipped_anything
+
+
+def test_a_gap_that_starts_in_the_hour_before_start_is_kept(tmp_path: Path) -> None:
+    """`--start` after a disconnect logged in the previous file: the gap still reaches into the window."""
+    root = tmp_path / "rec"
+    a = "20261201T022000Z-aaaaaa"
+    start = T0 // S - (T0 // S) % HOUR
+    h1 = (start + HOUR) * S
+    lost = life(h1 - 10 * S, a, "disconnect", reason="connection_lost (no close frame)")
+    write(root, a, start - HOUR, [life((start - HOUR) * S, a, "subscribe", initial=True)])
+    write(root, a, start, [frame(T0 + S, a, pc(1)), lost])
+    write(
+        root, a, start + HOUR, [life(h1 + 40 * S, a, "subscribe", initial=True), frame(h1 + 41 * S, a, pc(2))]
+    )
+    records = list(open_archives(root, filters=Filters(start_ns=h1 + 30 * S)))
+    gaps = [(g.row["start_ns"], g.row["end_ns"]) for g in records if g.record_type == "gap"]
+    assert gaps == [(h1 - 10 * S, h1 + 40 * S)]
+    assert [r.row["json"]["n"] for r in records if r.record_type == "ws_frame"] == [2]
+
+
+def test_a_pong_timeout_gap_starts_at_the_last_frame_the_link_received(tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    a = "20261201T022000Z-aaaaaa"
+    start = T0 // S - (T0 // S) % HOUR
+    rows = [
+        life(T0, a, "subscribe", initial=True),
+        frame(T0 + S, a, pc(1)),
+        life(T0 + 42 * S, a, "pong_timeout", seconds_without_frames=41.0),
+        life(T0 + 42 * S + 5, a, "disconnect", reason="pong_timeout"),
+        life(T0 + 45 * S, a, "subscribe", initial=True),
+    ]
+    write(root, a, start, rows)
+    gaps = [
+        (g.row["cause"], g.row["start_ns"], g.row["end_ns"])
+        for g in open_archives(root)
+        if g.record_type == "gap"
+    ]
+    assert gaps == [("pong_timeout", T0 + S, T0 + 45 * S)]
