@@ -317,14 +317,16 @@ class Shipment:
             self.verify_failed = True
             self._fail(c, check.detail, outcome=outcome, verify_mode=check.mode)
             return
+        # The manifest goes before the ledger says `verified`: a kill between the two leaves the file to be
+        # sent again, never a verified remote copy without its manifest (that a cleanup would then delete).
+        # Before a cleanup it is sent again too (idempotent), in case an earlier run was stopped that way.
+        manifest_remote = join_remote(self.settings.remote, "manifests", c.manifest_path.name)
+        try:
+            self.rclone.copy_file(c.manifest_path, manifest_remote)
+        except UploadError as exc:
+            self._fail(c, f"manifest: {exc}", stop=True, outcome=outcome)
+            return
         self.ledger.append("verified", **self._fields(c), md5=check.md5, verify_mode=check.mode)
-        if outcome.action == Action.UPLOADED:
-            manifest_remote = join_remote(self.settings.remote, "manifests", c.manifest_path.name)
-            try:
-                self.rclone.copy_file(c.manifest_path, manifest_remote)
-            except UploadError as exc:
-                self._fail(c, f"manifest: {exc}", stop=True, outcome=outcome)
-                return
         self.deletable.append((c, outcome))
 
     def _fail(

@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import stat
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -475,3 +478,29 @@ def test_clear_errors_for_missing_rclone_remote_mode_and_manifests(local_remote:
     )
     no_manifests = invoke("verify", "--manifest-dir", "nowhere")
     assert no_manifests.exit_code == 1 and "nowhere: no such manifest directory" in no_manifests.output
+
+
+def test_a_kill_while_the_manifest_is_copied_never_leaves_a_verified_copy_without_it(
+    tmp_path: Path, local_remote: Any
+) -> None:
+    """`pmws upload` killed (SIGKILL, as at the end of a pod's grace period) while rclone copies a manifest:
+    the next run with cleanup still puts the manifest beside the archive before deleting the local copy."""
+    remote, root, conf = local_remote
+    shipped = archive("a.jsonl.gz", 1)
+    real, script = which("rclone"), tmp_path / "killing-rclone"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *".manifest.json "*) kill -9 $PPID; sleep 5; exit 1;; esac\n'
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    config = write_config(remote, conf, rclone_binary=str(script))
+    killed = subprocess.run(
+        [sys.executable, "-m", "pmws", "upload", "--config", str(config)], capture_output=True, timeout=120
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert remote_files(root) == [rel("a.jsonl.gz", 1)] and shipped.exists()  # archive copied, no manifest
+    rerun = invoke("upload", "--config", str(write_config(remote, conf)), "--cleanup-after-verify")
+    assert rerun.exit_code == 0, rerun.output
+    assert not shipped.exists()
+    assert remote_files(root) == sorted([rel("a.jsonl.gz", 1), "manifests/a.jsonl.gz.manifest.json"])
