@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pmws.archive.digest import Digests, check_against_manifest
 from pmws.archive.files import closed_archives, read_file_manifest, read_sample_manifest, resolve_output
-from pmws.archive.salvage import missing_manifests, repair_manifests
+from pmws.archive.salvage import find_open_files, missing_manifests, repair_manifests
 from pmws.errors import ConfigError, VerifyError
 from pmws.lock import session_live
 from pmws.manifest import FileManifest, OutputRecord
@@ -180,6 +180,11 @@ def verify(
             for p in missing_manifests(source, manifest_dir)
             if not session_live(source, session_of_name(p.name))  # its live writer writes it any moment
         ]
+        unmanifested += [
+            _orphan(p, source, manifest_dir)
+            for p in find_open_files(source)
+            if not session_live(source, session_of_name(p.name))  # being written: not a problem
+        ]
     if sample_manifest is not None:
         targets = targets_from_sample(sample_manifest, source)
     elif paths:
@@ -224,6 +229,17 @@ def _no_manifest(path: Path, source: Path, manifest_dir: Path) -> FileResult:
     target = Target(path, relative, "", 0, None, manifest_dir / f"{path.name}.manifest.json")
     problem = f"local: no manifest {target.manifest} (pmws verify --repair-manifests writes one)"
     return FileResult(target, local="no manifest", problems=[problem])
+
+
+def _orphan(path: Path, source: Path, manifest_dir: Path) -> FileResult:
+    """A hidden `.open` file whose writer is gone (a kill): recorded data no closed archive holds yet."""
+    relative = path.relative_to(source).as_posix()
+    target = Target(path, relative, "", 0, None, manifest_dir / f"{path.name}.manifest.json")
+    problem = (
+        "local: left open by a recorder that is gone (killed?); the next `pmws run` on this output "
+        "directory salvages it into a closed archive with a `recovered` manifest"
+    )
+    return FileResult(target, local="open orphan", problems=[problem])
 
 
 def _check_local_copy(

@@ -504,3 +504,20 @@ def test_a_kill_while_the_manifest_is_copied_never_leaves_a_verified_copy_withou
     assert rerun.exit_code == 0, rerun.output
     assert not shipped.exists()
     assert remote_files(root) == sorted([rel("a.jsonl.gz", 1), "manifests/a.jsonl.gz.manifest.json"])
+
+
+def test_verify_fails_on_an_open_file_whose_recorder_is_gone(local_remote: Any) -> None:
+    """A `.open` file nobody writes (a recorder killed and not restarted) holds recorded data that no closed
+    archive holds: `pmws verify` names it and fails, instead of passing on the closed archives alone."""
+    remote, root, conf = local_remote
+    archive("a.jsonl.gz", 1)
+    config = write_config(remote, conf)
+    assert invoke("verify", "--config", str(config)).exit_code == 0
+    hour = SOURCE / HOUR.format("02")
+    writer = GzipJsonlFile(hour / "b.jsonl.gz", open_path=hour / ".b.jsonl.gz.open")
+    writer.write_lines(envelopes(3), sync_flush=True)
+    writer.abandon()  # killed: no close, no manifest, no lock held
+    orphaned = invoke("verify", "--config", str(config))
+    assert orphaned.exit_code == 1, orphaned.output
+    assert ".b.jsonl.gz.open" in orphaned.output and "salvages it" in orphaned.output
+    assert no_traceback(orphaned)
