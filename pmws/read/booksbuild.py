@@ -12,7 +12,9 @@ time so that each change carries its own hash status:
 
 REST `/books` checkpoints in the archive are compared with the rebuilt book (`compare_rest`): a divergence
 resyncs the token from the REST book (snapshot rows with `source = rest`) and adds a `book_diverged` gap
-from the token's last verified change. Rows go to a `RowSink` (the Parquet writer, or a filter before it).
+from the token's last verified change. A summary newer than the feed is compared once the feed moves past
+it; a divergence found then is a `book_diverged` gap only (the summary is older than the book by then).
+Rows go to a `RowSink` (the Parquet writer, or a filter before it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import orjson
 from pmws.read.parquet import HOUR_NS
 from pmws.read.records import Record
 from pmws.read.tables import STATUS_COLUMN
-from pmws.tracker import PENDING, UNVERIFIED, VERIFIED, BookTracker
+from pmws.tracker import PENDING, UNVERIFIED, VERIFIED, BookTracker, Divergence
 
 MISMATCHED = "mismatched"
 HELD_MAX = 10_000  # changes held per token while a hash is pending; beyond, written as pending
@@ -93,11 +95,13 @@ class BookBuilder:
         self.token_info: dict[str, list[Any]] = {}
         self.divergences = 0
         self.superseded = 0  # another replica's events already inside a newer `book`: not applied
+        self._source = ""  # the archive file of the record being built
 
     # --- records --------------------------------------------------------------------------------------
 
     def on_record(self, record: Record) -> None:
         ns = record.received_ns
+        self._source = record.source
         if self.snapshot_ns > 0:
             if self.next_snapshot is None:
                 self.next_snapshot = ns - ns % self.snapshot_ns + self.snapshot_ns
@@ -162,7 +166,7 @@ class BookBuilder:
                 if self._superseded(asset, event.get("timestamp"), session):
                     return
                 self._state(asset).book_session = session
-                status = self._observe(asset, event)
+                status = self._observe(asset, event, ns)
                 self._settle(asset, MISMATCHED)
                 self._book_rows(asset, ns, _ms(event.get("timestamp")), status, "ws", session)
         elif kind == "last_trade_price":
@@ -206,8 +210,9 @@ class BookBuilder:
             return
         tracker = self.tracker
         status = tracker.apply_entry(change, str(stamp))
-        if tracker.deferred:  # a REST summary waits for the feed to catch up (rare)
-            self.divergences += len(tracker.check_deferred(asset))
+        if tracker.deferred:  # a REST summary waits for the feed to catch up
+            for divergence in tracker.check_deferred(asset):
+                self._diverged_later(divergence, ns)
         state = self._marked(asset, status)
         side = "bid" if change.get("side") == "BUY" else "ask"
         price, size = change.get("price"), change.get("size")
@@ -216,13 +221,12 @@ class BookBuilder:
         self._out("book_changes", ns, row, state, status, expected)
         self._top(asset, state, ns, exchange_ms, status, expected)
 
-    def _observe(self, asset: str, event: dict[str, Any]) -> str:
+    def _observe(self, asset: str, event: dict[str, Any], ns: int) -> str:
         """Apply one event to the tracker; the status its hash check gave."""
         counters = self.tracker.counters
         verified, pending = counters.verified, counters.pending
         for divergence in self.tracker.observe(event):
-            self.divergences += 1
-            del divergence  # a deferred REST comparison: resync happens at the next checkpoint
+            self._diverged_later(divergence, ns)
         if counters.verified > verified:
             status = VERIFIED
         elif counters.pending > pending:
@@ -377,13 +381,26 @@ class BookBuilder:
             gap["rest_hash"] = divergence.rest_hash
             gap.update(ws_hash=divergence.ws_hash, start_ns=start, end_ns=ns)
             self._gap(gap, record.source)
-            self._settle(asset, MISMATCHED)
-            self._release(state)
             resync = {"event_type": "book", **summary}
-            status = self._observe(asset, resync)
+            status = self._observe(asset, resync, ns)
+            self._settle(asset, MISMATCHED)  # held changes the resync does not carry were wrong
             self._book_rows(
                 asset, ns, _ms(summary.get("timestamp")), status, "rest", record.row.get("session_id")
             )
+
+    def _diverged_later(self, divergence: Divergence, ns: int) -> None:
+        """A REST summary newer than the feed when it came, that the feed then moved past without ever
+        matching: a `book_diverged` gap from the token's last verified change (the book is not resynced from
+        a summary now older than the feed; the next `book` or checkpoint does)."""
+        self.divergences += 1
+        asset = divergence.asset_id
+        state = self._state(asset)
+        start = state.last_verified_ns if state.last_verified_ns is not None else ns
+        gap: dict[str, Any] = {"cause": "book_diverged", "token_id": asset, "rest_hash": divergence.rest_hash}
+        gap.update(
+            ws_hash=divergence.ws_hash, rest_timestamp=divergence.rest_timestamp, start_ns=start, end_ns=ns
+        )
+        self._gap(gap, self._source)
 
     def _gap(self, gap: dict[str, Any], source: str) -> None:
         end, start = int(gap["end_ns"]), int(gap["start_ns"])

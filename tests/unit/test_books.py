@@ -172,3 +172,53 @@ def test_a_pending_change_the_tracker_gives_up_is_mismatched_even_if_a_later_tra
     assert {status for _, status, _ in rows[1:]} == {"pending"}
     assert len(rows) == PENDING_MAX + 1
     assert built.tracker.counters.mismatched == 1 and built.tracker.counters.resolved_late == 0
+
+
+def rest_record(ns: int, bids: list[tuple[str, str]], stamp: str) -> Record:
+    summary = {
+        "market": MARKET,
+        "asset_id": TOKEN,
+        "timestamp": stamp,
+        "bids": [{"price": p, "size": s} for p, s in bids],
+        "asks": [{"price": p, "size": s} for p, s in ASKS],
+        "min_order_size": "5",
+        "tick_size": "0.01",
+        "neg_risk": False,
+        "hash": hash_of(bids, ASKS, stamp),
+    }
+    row = {"record_type": "rest_checkpoint", "ok": True, "response": {"raw_response_json": [summary]}}
+    return Record(ns, "rest_checkpoint", row, "rest-file")
+
+
+def test_a_rest_checkpoint_newer_than_the_feed_that_the_feed_never_matches_is_a_gap() -> None:
+    """The usual case: REST is taken now, the feed's book is older; the comparison waits for the feed to
+    move past the summary's time, and a divergence found then is still a `book_diverged` gap."""
+    built, sink = builder()
+    built.on_record(book(1 * S, BIDS, ASKS, "1000"))
+    built.on_record(rest_record(2 * S, [("0.30", "1")], "1500"))  # newer than the feed: put off
+    assert "gaps" not in sink.rows
+    after = [("0.40", "10"), ("0.45", "20"), ("0.46", "1")]
+    built.on_record(change(3 * S, "0.46", "1", "BUY", "2000", hash_of(after, ASKS, "2000")))  # moves past it
+    assert built.divergences == 1
+    (gap,) = sink.rows["gaps"]
+    assert (gap[0], gap[1], gap[2], gap[3]) == (
+        3 * S,
+        1 * S,
+        "book_diverged",
+        TOKEN,
+    )  # end, start: last verified
+    assert gap[6] == "f"  # the frame's archive file that showed it
+
+
+def test_a_change_a_rest_resync_contradicts_is_mismatched_not_pending() -> None:
+    built, sink = builder()
+    built.on_record(book(1 * S, BIDS, ASKS, "1000"))
+    built.on_record(change(2 * S, "0.45", "5", "BUY", "2000", "f" * 40))  # never matches: held as pending
+    built.on_record(rest_record(5 * S, [("0.30", "1")], "1500"))  # older than the feed, disagrees: resync
+    built.finish()
+    rows = [(r[5], r[7], r[8], r[9]) for r in sink.rows["book_changes"]]
+    assert ("0.45", False, "mismatched", "ws") in rows
+    assert [r for r in rows if r[3] == "rest"] == [
+        (p, True, "verified", "rest") for p in ("0.30", "0.50", "0.55")
+    ]
+    assert built.tracker.counters.mismatched == 1 and built.tracker.counters.pending == 0

@@ -61,7 +61,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "trades": (15, "a6a633ba8cd81024"),
         "top_of_book": (139, "b11c9a1213637f8a"),
         "book_snapshots": (200, "3df976c55bd0fdd1"),
-        "gaps": (2, "68f04b6845f59906"),
+        "gaps": (6, "676ab3a5c775c5c6"),  # 2 disconnects, 4 divergences while the feed froze
         "tokens": (4, "db2da6fafb0dba88"),  # ordered by first_seen, then token_id
         "hashes": {
             "verified": 253,
@@ -79,7 +79,7 @@ PINNED: dict[str, dict[str, Any]] = {
         "trades": (0, "e3b0c44298fc1c14"),
         "top_of_book": (28, "02a5b0fe6d5a55f0"),
         "book_snapshots": (55, "000300293661bafb"),
-        "gaps": (2, "68f04b6845f59906"),
+        "gaps": (3, "2f9f030fc380a105"),
         "tokens": (1, "5a3a3afc29362172"),
         "hashes": {
             "verified": 100,
