@@ -32,13 +32,15 @@ def read_chain(
     lines: LineSource = local_lines,
     start_ns: int | None = None,
     on_file: Callable[[ArchiveFile], None] | None = None,
+    known: frozenset[str] | None = None,
 ) -> Iterator[Record]:
     """Records of files that never overlap in time (one session's periods), in order, one file open at a time.
 
     Files whose period ended before `start_ns` are not opened, except the last of them: a disconnect or a
     stale feed it logged is the start of a gap that may reach into the window (a gap longer than a whole
     file before the window is not found). A missing period between two ws_raw files of a session becomes a
-    `missing_file` gap.
+    `missing_file` gap, and so does the period after the chain's last file when its manifest names a next
+    file (`rotated_to`) that is not among the `known` names (every file found, closed or open).
     """
     for index, item in enumerate(chain):
         following = chain[index + 2] if index + 2 < len(chain) else None
@@ -57,6 +59,18 @@ def read_chain(
         if on_file is not None:
             on_file(item)
         yield from read_file(item, report, lines=lines)
+    if chain and known is not None:
+        gap = _missing_after(chain[-1], known)
+        if gap is not None:
+            report.gaps += 1
+            report.problems.append(
+                FileProblem(
+                    str(gap.row["expected_file"]),
+                    f"missing: {chain[-1].name}'s manifest says the session went on in it",
+                    skipped=True,
+                )
+            )
+            yield gap
 
 
 def _missing_between(before: ArchiveFile, after: ArchiveFile) -> Record | None:
@@ -81,6 +95,26 @@ def _missing_between(before: ArchiveFile, after: ArchiveFile) -> Record | None:
         expected_file=expected,
     )
     return gap_record(row, after.path)
+
+
+def _missing_after(last: ArchiveFile, known: frozenset[str]) -> Record | None:
+    """A gap for the period after a session's last file found, when its manifest names the next one and
+    that file is nowhere in the read (deleted, lost, not copied)."""
+    expected = (last.manifest or {}).get("rotated_to")
+    if last.kind != "ws_raw" or not isinstance(expected, str) or expected in known:
+        return None
+    if last.period_start_ns is None or last.period_seconds is None:
+        return None
+    start = last.period_start_ns + last.period_seconds * 1_000_000_000
+    row = gap_row(
+        start,
+        start + last.period_seconds * 1_000_000_000,
+        "missing_file",
+        session_id=last.session_id,
+        after_file=last.name,
+        expected_file=expected,
+    )
+    return gap_record(row, last.path)
 
 
 def read_file(item: ArchiveFile, report: ReadReport, *, lines: LineSource = local_lines) -> Iterator[Record]:

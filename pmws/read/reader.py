@@ -103,8 +103,12 @@ class Reader:
     report: ReadReport = field(default_factory=ReadReport)
     lines: LineSource = local_lines
     on_file: Callable[[ArchiveFile], None] | None = None
+    #: names of archives found but not read (still `.open`: being written), so that a manifest naming one as
+    #: the next file is not taken for a lost file
+    open_names: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        self._known: frozenset[str] | None = None
         self.report.files = len(self.files)
         self._everything = self.filters == Filters()
 
@@ -149,8 +153,15 @@ class Reader:
         return [[f for f in chain if f.period_start_ns is None or f.period_start_ns < end] for chain in found]
 
     def _open_chain(self, chain: list[ArchiveFile]) -> Iterator[Record]:
+        if self._known is None:
+            self._known = frozenset(f.name for f in self.files) | self.open_names
         return read_chain(
-            chain, self.report, lines=self.lines, start_ns=self.filters.start_ns, on_file=self.on_file
+            chain,
+            self.report,
+            lines=self.lines,
+            start_ns=self.filters.start_ns,
+            on_file=self.on_file,
+            known=self._known,
         )
 
     def _emit(self, record: Record, finder: GapFinder) -> Iterator[Record]:
@@ -208,6 +219,7 @@ def open_archives(
         replica_tolerance_seconds=replica_tolerance_seconds,
         on_file=on_file,
         lines=RemoteLines(rclone) if rclone is not None and remotes else local_lines,
+        open_names=frozenset(_final_name(str(p)) for p in found.open_files),
     )
     reader.report.problems += problems
     for path in found.missing:
@@ -224,3 +236,8 @@ def open_archives(
 def read_records(sources: Iterable[str | Path] | str | Path, **options: Any) -> Iterator[Record]:
     """Shorthand: iterate `open_archives(sources, **options)` (use `open_archives` to see its report)."""
     return iter(open_archives(sources, **options))
+
+
+def _final_name(open_path: str) -> str:
+    """`…/.x.jsonl.gz.open` (or a remote path) → `x.jsonl.gz`."""
+    return open_path.rsplit("/", 1)[-1].removeprefix(".").removesuffix(".open")

@@ -287,3 +287,30 @@ def test_a_pong_timeout_gap_starts_at_the_last_frame_the_link_received(tmp_path:
         if g.record_type == "gap"
     ]
     assert gaps == [("pong_timeout", T0 + S, T0 + 45 * S)]
+
+
+def test_a_session_whose_last_hours_are_missing_ends_in_a_gap_unless_the_next_file_is_open(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "rec"
+    a = "20261201T022000Z-aaaaaa"
+    start = T0 // S - (T0 // S) % HOUR
+    last = write(root, a, start, [life(T0, a, "subscribe", initial=True), frame(T0 + S, a, pc(1))])
+    manifest = root.parent / "rec-manifests" / f"{last.name}.manifest.json"
+    following = archive_name(root, "ws_raw", a, start + HOUR, HOUR)
+    manifest.write_bytes(
+        orjson.dumps({**orjson.loads(manifest.read_bytes()), "rotated_to": following.final.name})
+    )
+    reader = open_archives(root)
+    gaps = [(g.row["cause"], g.row["start_ns"], g.row["end_ns"]) for g in reader if g.record_type == "gap"]
+    assert gaps == [("missing_file", (start + HOUR) * S, (start + 2 * HOUR) * S)]
+    assert any("missing" in p.reason and p.path == following.final.name for p in reader.report.problems)
+    following.open.parent.mkdir(parents=True, exist_ok=True)
+    following.open.write_bytes(b"")  # being written right now: not lost
+    reader = open_archives(root)
+    assert [g for g in reader if g.record_type == "gap"] == []
+    assert [p.reason[:10] for p in reader.report.problems] == ["still open"]
+    following.open.unlink()  # closed: the next file exists, but --end does not read it
+    write(root, a, start + HOUR, [frame((start + HOUR) * S + S, a, pc(2))])
+    within = open_archives(root, filters=Filters(end_ns=(start + HOUR) * S))
+    assert [g for g in within if g.record_type == "gap"] == [] and within.report.problems == []
