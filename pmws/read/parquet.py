@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pmws.errors import ArchiveError
@@ -153,9 +154,12 @@ class PartitionedParquet:
     def _array(self, values: tuple[Any, ...], kind: pa.DataType) -> pa.Array:
         if kind == DECIMAL:
             try:
-                return pa.array(values, pa.string()).cast(DECIMAL)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                return pa.array([self._decimal(v) for v in values], DECIMAL)
+                text = pa.array(values, pa.string())
+                if _within_decimal(text):
+                    return text.cast(DECIMAL)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                pass  # not all text (a number in the JSON), or a value the cast refuses: one by one
+            return pa.array([self._decimal(v) for v in values], DECIMAL)
         return pa.array(values, kind)
 
     def _decimal(self, value: Any) -> Decimal | None:
@@ -168,3 +172,10 @@ class PartitionedParquet:
             self.bad_values += 1
             return None
         return number
+
+
+def _within_decimal(text: pa.Array) -> bool:
+    """Every value below 10^20 in magnitude? Arrow's string → decimal128(38, 18) cast wraps values of 24 to
+    39 integer digits silently instead of failing (pyarrow 26): larger ones go one by one (counted as bad)."""
+    largest = pc.max(pc.abs(text.cast(pa.float64()))).as_py()
+    return largest is None or largest < 1e20
