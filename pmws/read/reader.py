@@ -38,6 +38,9 @@ class Filters:
     slugs: frozenset[str] = frozenset()
     event_types: frozenset[str] = frozenset()  # ws_frame `classified_event_types`
     record_types: frozenset[str] = frozenset()  # ws_frame, lifecycle, rest_checkpoint, divergence, gap
+    #: the tokens of `slugs`, learned from manifests and frames as the read goes (records that name tokens
+    #: but no slug, such as REST checkpoints, are kept by these)
+    slug_tokens: set[str] = field(default_factory=set, compare=False, repr=False)
 
     def keeps(self, record: Record) -> bool:
         ns = record.received_ns
@@ -61,13 +64,28 @@ class Filters:
             return False
         if self.tokens or self.slugs:
             named = _tokens_named(row)
-            return not named or bool(self.tokens & named) or row.get("market_slug") in self.slugs
+            return (
+                not named
+                or bool(self.tokens & named)
+                or bool(self.slug_tokens & named)
+                or row.get("market_slug") in self.slugs
+            )
         return True
+
+    def learn(self, tokens: Any) -> None:
+        """Note the tokens of the selected slugs among `tokens_tracked`-style entries."""
+        if self.slugs and isinstance(tokens, list):
+            for token in tokens:
+                if isinstance(token, dict) and token.get("market_slug") in self.slugs:
+                    self.slug_tokens.add(str(token.get("token_id")))
 
     def _token_ok(self, token: dict[str, Any]) -> bool:
         if self.tokens and token.get("token_id") in self.tokens:
             return True
-        return bool(self.slugs) and token.get("market_slug") in self.slugs
+        if self.slugs and token.get("market_slug") in self.slugs:
+            self.slug_tokens.add(str(token.get("token_id")))
+            return True
+        return False
 
 
 def _overlaps(row: dict[str, Any], start: int | None, end: int | None) -> bool:
@@ -110,6 +128,8 @@ class Reader:
     def __post_init__(self) -> None:
         self._known: frozenset[str] | None = None
         self.report.files = len(self.files)
+        for item in self.files:  # each file's tokens, with their slugs (ws_raw manifests)
+            self.filters.learn((item.manifest or {}).get("tokens_tracked"))
         self._everything = self.filters == Filters()
 
     def __iter__(self) -> Iterator[Record]:

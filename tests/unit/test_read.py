@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from pmws.envelope import utc_text as utc
 from pmws.read import Filters, open_archives
 from pmws.rotation import archive_name
 
@@ -314,3 +315,34 @@ def test_a_session_whose_last_hours_are_missing_ends_in_a_gap_unless_the_next_fi
     write(root, a, start + HOUR, [frame((start + HOUR) * S + S, a, pc(2))])
     within = open_archives(root, filters=Filters(end_ns=(start + HOUR) * S))
     assert [g for g in within if g.record_type == "gap"] == [] and within.report.problems == []
+
+
+def test_a_slug_filter_keeps_what_names_its_tokens_but_no_slug(tmp_path: Path) -> None:
+    """REST checkpoints, token_blind lines and divergences name token ids only: `--slug` keeps those of its
+    tokens (learned from the frames' and manifests' tracked tokens), as `--token` does."""
+    root = tmp_path / "rec"
+    a = "20261201T022000Z-aaaaaa"
+    start = T0 // S - (T0 // S) % HOUR
+
+    def rest(ns: int, tokens: list[str]) -> dict[str, Any]:
+        row = {"record_type": "rest_checkpoint", "session_id": a, "completed_at_utc": utc(ns), "ok": True}
+        return row | {"request": {"token_ids": tokens}, "response": {"raw_response_json": []}}
+
+    rows = [
+        frame(T0, a, pc(1, "T1"), token="T1", slug="btc-a"),
+        frame(T0 + S, a, pc(2, "T3"), token="T3", slug="btc-b"),
+        life(T0 + 2 * S, a, "token_blind", token_id="T1"),
+        life(T0 + 3 * S, a, "token_blind", token_id="T3"),
+        {"record_type": "divergence", "at_ns": T0 + 4 * S, "session_id": a, "asset_id": "T1"},
+    ]
+    write(root, a, start, rows)
+    checkpoints = [rest(T0 + 5 * S, ["T1", "T2"]), rest(T0 + 6 * S, ["T3"])]
+    write(root, a, start, checkpoints, kind="rest_checkpoints")
+    selected = open_archives(root, filters=Filters(slugs=frozenset({"btc-a"})))
+    kept = [r for r in selected if r.record_type != "gap"]
+    assert [(r.record_type, r.received_ns - T0) for r in kept] == [
+        ("ws_frame", 0),
+        ("lifecycle", 2 * S),
+        ("divergence", 4 * S),
+        ("rest_checkpoint", 5 * S),
+    ]
