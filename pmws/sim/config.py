@@ -16,6 +16,7 @@ class Faults:
     blind_tokens: set[str] = field(default_factory=set)  # no events for these until a client subscribes them
     blind_until_reconnect: bool = False  # blind_tokens ignore a resubscribe; only a new connection helps
     pong_only: bool = False  # nothing but PONG: no initial dump, no stream
+    ping_unanswered: bool = False  # PING gets no PONG (a half-dead connection); data still flows
     send_non_json_every: int | None = None  # an extra non-JSON text frame every N data frames
     send_binary_every: int | None = None  # an extra binary frame every N data frames
     send_unknown_event_every: int | None = None  # an extra `settlement_preview` event every N data frames

@@ -158,7 +158,8 @@ class MarketChannel:
         if conn.dropped:
             return
         if message == "PING":
-            conn.push((b"PONG", PONG), urgent=True)
+            if not self.sim.config.faults.ping_unanswered:
+                conn.push((b"PONG", PONG), urgent=True)
             return
         op = parse_operation(message)
         if op is None:

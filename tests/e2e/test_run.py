@@ -24,6 +24,7 @@ from pmws.archive.digest import file_digest
 from pmws.archive.reader import iter_gzip_lines
 from pmws.config import load_config
 from pmws.envelope import payload_of
+from pmws.read import open_archives
 from pmws.run import RunOutcome, run_recorder
 from tests.conftest import TIME_FACTOR
 from tests.e2e.conftest import write_config
@@ -223,6 +224,29 @@ def test_silent_stall_is_detected_replaced_and_loses_nothing(tmp_path: Path, sim
     assert stale and stale[0]["seconds_without_market_data"] >= 1
     assert_sent_exactly_once(sim, rows)
     assert outcome.counters["market_data_messages"] > 0
+
+
+def test_unanswered_pings_replace_the_connection_and_the_gap_starts_at_its_last_frame(
+    tmp_path: Path, sim: Any
+) -> None:
+    def mute(_: Any) -> None:
+        time.sleep(1.0 * TIME_FACTOR)
+        sim.sim.faults.ping_unanswered = True
+        time.sleep(2.5 * TIME_FACTOR)
+        sim.sim.faults.ping_unanswered = False
+
+    websocket = {"ping_interval_seconds": 0.5, "pong_timeout_seconds": 1, "stale_after_seconds": 60}
+    outcome, _ = record(run_config(tmp_path, sim, websocket=websocket), 5.0, during=mute, sim=sim)
+    assert outcome.counters["pong_timeouts"] >= 1 and outcome.counters["reconnects"] >= 1
+    rows = ws_lines()
+    (timeout, *_) = [r for r in rows if r.get("event") == "pong_timeout"]
+    assert 0 <= timeout["seconds_without_frames"] < 1  # frames kept coming: only PONGs stopped
+    # (frames in flight when the recorder aborts the connection are lost to any client: the gap says so)
+    gaps = [g.row for g in open_archives(ROOT, manifest_dirs=[MANIFESTS]) if g.record_type == "gap"]
+    pong_gaps = [g for g in gaps if g["cause"] == "pong_timeout"]
+    assert pong_gaps and pong_gaps[0]["start_ns"] == timeout["at_ns"] - int(
+        timeout["seconds_without_frames"] * 1e9
+    )
 
 
 def test_more_assets_than_the_connection_limit_use_several_connections(tmp_path: Path, sim: Any) -> None:
