@@ -22,7 +22,7 @@ WINDOW_SECONDS = {"5m": 300, "15m": 900, "1h": 3600, "4h": 14400}
 MONTHS = "january february march april may june july august september october november december".split()
 _SHORT_SLUG = re.compile(r"^btc-updown-(5m|15m|4h)-(\d{9,11})$")
 _HOURLY_SLUG = re.compile(
-    r"^bitcoin-up-or-down-(" + "|".join(MONTHS) + r")-(\d{1,2})-(\d{4})-(\d{1,2})(am|pm)-et$"
+    r"^bitcoin-up-or-down-(" + "|".join(MONTHS) + r")-(\d{1,2})(?:-(\d{4}))?-(\d{1,2})(am|pm)-et$"
 )
 
 

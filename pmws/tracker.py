@@ -47,6 +47,9 @@ class Pending:
     bids_text: str
     asks_text: str
     tick_size: str
+    #: loaded from a `book`, not rebuilt from changes: it explains itself only, never the changes that
+    #: carry the same hash (they may have been applied to a book a lost message left wrong)
+    from_book: bool = False
 
 
 @dataclass
@@ -136,7 +139,7 @@ class BookTracker:
         )
         expected = event.get("hash")
         earlier = self.pending.pop(asset, [])
-        self._verify(book, expected)
+        self._verify(book, expected, from_book=True)
         # Entries that already carried this book's (post-trade) hash wait with it for the trade (§5.3);
         # anything else the book does not explain was a real mismatch, and the book resyncs us.
         carried = [p for p in earlier if p.expected == expected]
@@ -166,22 +169,20 @@ class BookTracker:
         (`observe` does this for each entry of an event; `pmws books` calls it per entry for each row's
         status.)"""
         book = self.books.get(str(change.get("asset_id")))
-        if book is None or not book.synced:
-            self.counters.unverifiable += 1
+        price, size = change.get("price"), change.get("size")
+        if book is None or not book.synced or price is None or size is None:
+            self.counters.unverifiable += 1  # no book yet, or an entry without a level to set (not applied)
             return UNVERIFIED
         try:
             book.apply_change(
-                price=str(change.get("price")),
-                size=str(change.get("size")),
-                side=str(change.get("side", "")),
-                timestamp=timestamp,
+                price=str(price), size=str(size), side=str(change.get("side", "")), timestamp=timestamp
             )
         except ValueError:
             self.counters.unverifiable += 1
             return UNVERIFIED
         return self._verify(book, change.get("hash"))
 
-    def _verify(self, book: BookState, expected: Any) -> str:
+    def _verify(self, book: BookState, expected: Any, *, from_book: bool = False) -> str:
         if not self.verify:
             return UNVERIFIED
         if not isinstance(expected, str) or not expected:
@@ -191,10 +192,13 @@ class BookTracker:
         book.recent_hashes.append(actual)
         if actual == expected:
             self.counters.verified += 1
+            if not from_book and book.asset_id in self.pending:
+                self._explained(book.asset_id, actual)
             return VERIFIED
         book.recent_hashes.append(expected)
         waiting = self.pending.setdefault(book.asset_id, [])
-        waiting.append(Pending(expected, book.timestamp, book.bids.text(), book.asks.text(), book.tick_size))
+        text = (book.bids.text(), book.asks.text())
+        waiting.append(Pending(expected, book.timestamp, *text, book.tick_size, from_book=from_book))
         self.counters.pending += 1
         if len(waiting) > PENDING_MAX:
             self._expire(book.asset_id, waiting.pop(0))
@@ -214,15 +218,29 @@ class BookTracker:
             return
         book.last_trade_price = price
         waiting = self.pending.pop(asset, [])
-        explained = {p.expected for p in waiting if self._pending_hash(book, p, price) == p.expected}
-        still = [p for p in waiting if p.expected not in explained]
-        resolved = len(waiting) - len(still)
-        self.counters.pending -= resolved
-        self.counters.verified += resolved
-        self.counters.resolved_late += resolved
+        own = [self._pending_hash(book, p, price) == p.expected for p in waiting]
+        # A change rebuilt from the feed that this trade explains proves its group's hash (the group's
+        # entries all carry the final state's hash); a `book` that it explains proves only itself.
+        explained = {p.expected for p, ok in zip(waiting, own, strict=True) if ok and not p.from_book}
+        still = [p for p, ok in zip(waiting, own, strict=True) if not ok and p.expected not in explained]
+        self._resolved(len(waiting) - len(still))
         if still:
             self.pending[asset] = still
         book.recent_hashes.append(book.hash())
+
+    def _explained(self, asset: str, hash_: str) -> None:
+        """A change rebuilt from the feed verified with `hash_` (its trade price already applied, §5.3):
+        the earlier changes of its group, waiting with the same hash, are explained too."""
+        waiting = self.pending.pop(asset, [])
+        still = [p for p in waiting if p.expected != hash_]
+        self._resolved(len(waiting) - len(still))
+        if still:
+            self.pending[asset] = still
+
+    def _resolved(self, count: int) -> None:
+        self.counters.pending -= count
+        self.counters.verified += count
+        self.counters.resolved_late += count
 
     @staticmethod
     def _pending_hash(book: BookState, item: Pending, last_trade_price: str) -> str:

@@ -214,6 +214,8 @@ class BookBuilder:
             for divergence in tracker.check_deferred(asset):
                 self._diverged_later(divergence, ns)
         state = self._marked(asset, status)
+        if status == VERIFIED and state.held:  # it may prove held changes of its group (tracker._explained)
+            self._settle(asset, VERIFIED)
         side = "bid" if change.get("side") == "BUY" else "ask"
         price, size = change.get("price"), change.get("size")
         row = (ns, exchange_ms, asset, market, side, price, size, False, status, "ws", session)

@@ -222,3 +222,19 @@ def test_a_change_a_rest_resync_contradicts_is_mismatched_not_pending() -> None:
         (p, True, "verified", "rest") for p in ("0.30", "0.50", "0.55")
     ]
     assert built.tracker.counters.mismatched == 1 and built.tracker.counters.pending == 0
+
+
+def test_a_group_after_its_trade_price_is_verified_row_by_row_not_mismatched_by_the_next_book() -> None:
+    built, sink = builder()
+    built.on_record(book(1 * S, BIDS, ASKS, "1000"))
+    trade = {"event_type": "last_trade_price", "asset_id": TOKEN, "market": MARKET, "price": "0.50"}
+    built.on_record(frame(2 * S, {**trade, "size": "40", "side": "BUY", "timestamp": "2000"}))  # first
+    final_asks = [("0.55", "25")]  # the group: the 0.50 ask is taken, then part of the 0.55 level
+    final = hash_of(BIDS, final_asks, "2000", ltp="0.50")
+    built.on_record(change(3 * S, "0.50", "0", "SELL", "2000", final))  # carries the group's final hash
+    assert built.tracker.counters.pending == 1
+    built.on_record(change(3 * S + 1, "0.55", "25", "SELL", "2000", final))  # verifies: explains the first
+    built.on_record(book(4 * S, BIDS, final_asks, "4000", last_trade_price="0.50"))
+    changes = [(r[5], r[6], r[8]) for r in sink.rows["book_changes"] if not r[7]]
+    assert changes == [("0.50", "0", "verified"), ("0.55", "25", "verified")]
+    assert built.tracker.counters.mismatched == 0

@@ -132,3 +132,10 @@ def test_only_configured_windows_are_kept() -> None:
     result = filter_live([gamma_5m()], NOW, windows=["15m", "1h"])
     assert result.markets == [] and result.skipped_not_live == {"window not configured": 1}
     assert len(filter_live([gamma_5m()], NOW, windows=["5m"]).markets) == 1
+
+
+def test_an_hourly_slug_without_its_year_is_still_an_hourly_window() -> None:
+    """Hourly slugs carried no year until 2026 (`bitcoin-up-or-down-february-22-2pm-et`); a listing that still
+    shows one must not drop the market."""
+    assert window_of_slug("bitcoin-up-or-down-february-22-2pm-et") == "1h"
+    assert window_of_slug("bitcoin-up-or-down-february-22-2pm") is None

@@ -177,3 +177,61 @@ def test_a_book_that_carries_the_waiting_changes_keeps_at_most_pending_max() -> 
     tracker.observe({**book, "hash": "f" * 40, "timestamp": str(int(book["timestamp"]) + 10_000)})
     assert len(tracker.pending[asset]) == PENDING_MAX == tracker.counters.pending
     assert tracker.counters.mismatched == 1
+
+
+def trade_at(price: str, stamp: str) -> dict[str, Any]:
+    first = burst()[0]
+    return {"event_type": "last_trade_price", "asset_id": first["asset_id"], "market": first["market"]} | {
+        "price": price,
+        "timestamp": stamp,
+        "side": "BUY",
+        "size": "1",
+    }
+
+
+def group_start(messages: list[dict[str, Any]]) -> int:
+    """Where the captured trade's price_change group starts (its entries carry the post-trade hash)."""
+    return next(i for i, e in enumerate(messages) if e.get("timestamp") == "1790658827000")
+
+
+def test_a_message_lost_inside_a_trade_group_is_not_verified_by_the_trade_nor_by_the_book() -> None:
+    """The book that follows the trade matches the group's hash; it proves itself, not the changes that were
+    applied to a book a lost message left wrong: they wait, and the next book calls them mismatched."""
+    messages = burst()
+    start = group_start(messages)
+    lost = messages[: start - 1] + messages[start:]  # the message just before the group never arrived
+    tracker = tracker_for(messages)
+    for message in lost:
+        tracker.observe(message)
+    tracker.observe(trade_at("0.301", "1790658827088"))
+    assert tracker.counters.pending > 0 and tracker.counters.resolved_late <= 1  # the book's own check only
+    book = messages[-1]
+    tracker.observe({**book, "timestamp": "1790658830000", "hash": "0" * 40})
+    assert tracker.counters.mismatched >= 3 and tracker.counters.resyncs == 1
+    assert all(p.from_book for p in tracker.pending[book["asset_id"]])  # only that book's own check waits
+
+
+def test_a_group_whose_trade_price_came_first_verifies_every_entry() -> None:
+    """The trade's `last_trade_price` arrived before its price_change group: the group's last entry verifies
+    at once, and the earlier entries that carry the same (final) hash are explained by it."""
+    messages = burst()
+    start = group_start(messages)
+    tracker = tracker_for(messages)
+    for message in [*messages[:start], trade_at("0.301", "1790658827000"), *messages[start:]]:
+        tracker.observe(message)
+    assert tracker.counters.pending == 0 and tracker.counters.mismatched == 0
+    assert tracker.counters.resolved_late >= 2
+
+
+def test_an_entry_without_a_size_is_not_applied() -> None:
+    book: Any = example("ws_book_captured_nautilus.json")
+    tracker = BookTracker()
+    tracker.set_metadata(book["asset_id"], "5", False)
+    tracker.observe(book)
+    before = tracker.books[book["asset_id"]].wire_bids()
+    entry = {"asset_id": book["asset_id"], "price": "0.95", "side": "BUY", "hash": "x"}
+    tracker.observe(
+        {"event_type": "price_change", "market": book["market"], "timestamp": "1", "price_changes": [entry]}
+    )
+    assert tracker.books[book["asset_id"]].wire_bids() == before  # no ("0.95", "None") level, no crossed book
+    assert tracker.counters.unverifiable == 1 and tracker.counters.pending == 0
