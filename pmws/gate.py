@@ -78,12 +78,37 @@ def collect_facts(manifest_path: Path, manifest: SampleManifest) -> GateFacts:
     }
     kinds = {r.kind for r in manifest.outputs}
     facts.missing_kinds = [k for k in REQUIRED_KINDS if k not in kinds]
+    checkpoints: dict[Any, _Checkpoint] = {}
     for record in manifest.outputs:
-        facts.files.append(_check_file(manifest_path, record, facts, tracked))
+        facts.files.append(_check_file(manifest_path, record, facts, tracked, checkpoints))
+    for checkpoint in checkpoints.values():
+        if checkpoint.complete:
+            facts.rest_ok += 1
+        else:
+            facts.rest_failed += 1
     return facts
 
 
-def _check_file(manifest_path: Path, record: OutputRecord, facts: GateFacts, tracked: set[str]) -> FileCheck:
+@dataclass
+class _Checkpoint:
+    """One REST checkpoint, from its attempt rows: every token asked for, and those an attempt answered."""
+
+    requested: set[str] = field(default_factory=set)
+    answered: set[str] = field(default_factory=set)
+
+    @property
+    def complete(self) -> bool:
+        """Every token asked for came back in a successful response (a 200 of `[]` answers nothing)."""
+        return bool(self.requested) and self.requested <= self.answered
+
+
+def _check_file(
+    manifest_path: Path,
+    record: OutputRecord,
+    facts: GateFacts,
+    tracked: set[str],
+    checkpoints: dict[Any, _Checkpoint],
+) -> FileCheck:
     path = resolve_output(manifest_path, record)
     kind = record.kind
     checked = check_against_manifest(
@@ -91,7 +116,7 @@ def _check_file(manifest_path: Path, record: OutputRecord, facts: GateFacts, tra
         sha256=record.sha256,
         size=record.bytes,
         lines=record.lines,
-        on_row=lambda row: _observe_row(kind, row, facts, tracked),
+        on_row=lambda row: _observe_row(kind, row, facts, tracked, checkpoints),
     )
     check = FileCheck(kind=kind, path=record.path or str(path), exists=checked.exists, error=checked.error)
     if checked.scan is None:
@@ -106,7 +131,9 @@ def _check_file(manifest_path: Path, record: OutputRecord, facts: GateFacts, tra
     return check
 
 
-def _observe_row(kind: str, row: dict[str, Any], facts: GateFacts, tracked: set[str]) -> None:
+def _observe_row(
+    kind: str, row: dict[str, Any], facts: GateFacts, tracked: set[str], checkpoints: dict[Any, _Checkpoint]
+) -> None:
     """Gather the gate's facts from one row (envelopes here already passed their payload hash check)."""
     record_type = row.get("record_type")
     if kind == "ws_raw" and record_type == "ws_frame":
@@ -123,7 +150,13 @@ def _observe_row(kind: str, row: dict[str, Any], facts: GateFacts, tracked: set[
                     if asset in tracked:
                         facts.market_data_by_token[asset] = facts.market_data_by_token.get(asset, 0) + 1
     elif kind == "rest_checkpoints" and record_type == "rest_checkpoint":
-        if row.get("ok") is True and isinstance((row.get("response") or {}).get("raw_response_json"), list):
-            facts.rest_ok += 1
-        else:
-            facts.rest_failed += 1
+        # one row per POST attempt of one batch: a checkpoint is ok only if every token it asked for came back
+        key = (row.get("session_id"), row.get("checkpoint_sequence"))
+        checkpoint = checkpoints.setdefault(key, _Checkpoint())
+        request = row.get("request")
+        asked = request.get("token_ids") if isinstance(request, dict) else None
+        checkpoint.requested.update(str(t) for t in asked or () if isinstance(asked, list))
+        response = row.get("response")
+        books = response.get("raw_response_json") if isinstance(response, dict) else None
+        if row.get("ok") is True and isinstance(books, list):
+            checkpoint.answered.update(str(b.get("asset_id")) for b in books if isinstance(b, dict))

@@ -22,6 +22,7 @@ class Faults:
     send_unknown_event_every: int | None = None  # an extra `settlement_preview` event every N data frames
     send_invalid_utf8_every: int | None = None  # an extra text frame that is not valid UTF-8 every N
     books_status: int | None = None  # POST /books and GET /book answer this HTTP status
+    books_fail_every: int | None = None  # every Nth /books or /book request answers 503 (the others 200)
     books_retry_after: float | None = None  # Retry-After seconds sent with books_status 429
     books_retry_after_body: float | None = None  # `retry_after_seconds` in the 429 body (§4.4)
     gamma_wrong_shape: bool = False  # /markets/keyset answers 200 with a bare JSON list instead of a page

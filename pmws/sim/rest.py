@@ -26,6 +26,7 @@ class RestApi:
         self.engine = engine
         self.faults = faults
         self.clock = clock
+        self._books_requests = 0  # /books and /book requests answered so far (books_fail_every)
 
     async def __call__(self, request: Request) -> Response:
         """Route one request."""
@@ -118,6 +119,9 @@ class RestApi:
         faults = self.faults()
         if faults.books_delay_seconds > 0:
             await asyncio.sleep(faults.books_delay_seconds)
+        self._books_requests += 1
+        if faults.books_fail_every and self._books_requests % faults.books_fail_every == 0:
+            return json_response(503, {"error": "simulated failure"}, [])
         if faults.books_status is None:
             return None
         headers = []

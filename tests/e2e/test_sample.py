@@ -237,3 +237,15 @@ def test_a_second_sample_writing_the_same_manifest_exits_2_naming_the_first(tmp_
     assert result.exit_code == 2, result.output
     assert f"output already being written by pid {os.getpid()}" in result.output
     assert not MANIFEST.exists() and not list(Path("data").rglob("*.jsonl.gz"))
+
+
+def test_a_checkpoint_with_one_failed_batch_is_not_a_successful_checkpoint(tmp_path: Path, sim: Any) -> None:
+    """Each row is one POST of one batch: a checkpoint whose second batch failed has a successful row but
+    is a failed checkpoint, and the gate must not count its rows as checkpoints."""
+    sim.sim.faults.books_fail_every = 2  # one token per batch, two per market: every checkpoint loses one
+    result = run_sample(tmp_path, sim, rest={"batch_size": 1, "max_attempts": 1})
+    assert result.exit_code == 1, result.output
+    manifest = load_json(MANIFEST)
+    assert manifest["rest"]["ok"] == 0 and manifest["rest"]["failed"] >= 2
+    assert failing_checks(manifest) == ["rest_checkpoints_ok"]
+    assert manifest["gate"]["verdict"] == "WS_RAW_SAMPLE_NEEDS_REVIEW"
