@@ -41,6 +41,13 @@ def run_gate(manifest_path: Path, *, report_path: Path | None = None) -> GateOut
     another user's files) is noted in `not_written`, never turned into an error.
     """
     read = read_sample_manifest(manifest_path)
+    try:
+        return _gate(manifest_path, read, report_path)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:  # valid JSON, wrong shapes
+        raise ArchiveError(f"{manifest_path}: not a sample manifest pmws can check ({exc})") from exc
+
+
+def _gate(manifest_path: Path, read: SampleManifest, report_path: Path | None) -> GateOutcome:
     facts = collect_facts(manifest_path, read)
     verdict, checks = evaluate(facts)
     gate = checks_as_json(verdict, checks)
@@ -54,9 +61,10 @@ def run_gate(manifest_path: Path, *, report_path: Path | None = None) -> GateOut
     manifest = dataclasses.replace(read, gate=gate)
     report = report_path or (Path(manifest.report_path) if manifest.report_path else None)
     outcome = GateOutcome(verdict, checks, manifest_path, report, manifest)
+    text = sample_report(manifest.to_json()) if report is not None else ""
     _try_write(outcome, lambda: write_sample_manifest(manifest_path, manifest))
     if report is not None:
-        _try_write(outcome, lambda: write_atomic(report, sample_report(manifest.to_json())))
+        _try_write(outcome, lambda: write_atomic(report, text))
     return outcome
 
 

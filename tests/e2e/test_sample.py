@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -119,6 +120,19 @@ def test_one_flipped_byte_fails_the_gate(tmp_path: Path, sim: Any) -> None:
     assert result.exit_code == 1, result.output
     assert "WS_RAW_SAMPLE_NEEDS_REVIEW" in result.output
     assert "checksums_match" in failing_checks(load_json(MANIFEST))
+
+
+def test_a_manifest_with_wrong_shaped_fields_is_a_one_line_error_never_a_verdict(
+    tmp_path: Path, sim: Any
+) -> None:
+    assert run_sample(tmp_path, sim).exit_code == 0
+    good = MANIFEST.read_text()
+    for field, value in (("selection", {"markets": "abc"}), ("rest", "x"), ("endpoints", [1])):
+        MANIFEST.write_text(json.dumps({**json.loads(good), field: value}))
+        result = invoke("gate", "--manifest", str(MANIFEST))
+        assert result.exit_code == 1, (field, result.output)
+        assert "not a sample manifest pmws can check" in result.output and no_traceback(result)
+        assert "WS_RAW_SAMPLE_PASS" not in result.output
 
 
 def test_tampered_payload_with_valid_gzip_fails_the_gate(tmp_path: Path, sim: Any) -> None:
