@@ -69,9 +69,12 @@ async def checkpoint_books(
     retry_max_seconds: float = 30.0,
     timeout: float = 10.0,
     batch_size: int = MAX_BOOKS_PER_REQUEST,
+    into: Checkpoint | None = None,
 ) -> Checkpoint:
-    """POST {clob_url}/books for the tokens, `batch_size` (≤ 500) per request, retrying transient failures."""
-    result = Checkpoint()
+    """POST {clob_url}/books for the tokens, `batch_size` (≤ 500) per request, retrying transient failures.
+
+    `into`: the Checkpoint to fill (its rows stay with the caller if this is cancelled midway)."""
+    result = into if into is not None else Checkpoint()
     books: list[dict[str, Any]] = []
     size = max(1, min(batch_size, MAX_BOOKS_PER_REQUEST))
     for start in range(0, len(token_ids), size):
@@ -218,21 +221,25 @@ async def checkpoint_loop(
         token_ids = tokens()
         if token_ids:
             totals.checkpoints += 1
-            checkpoint = await checkpoint_books(
-                client,
-                clob_url,
-                token_ids,
-                session_id=session_id,
-                checkpoint_sequence=totals.checkpoints,
-                max_attempts=settings.max_attempts,
-                retry_max_seconds=min(settings.retry_max_seconds, interval),
-                timeout=settings.timeout_seconds,
-                batch_size=settings.batch_size,
-            )
-            for row in checkpoint.rows:
-                write(row)
-                if not row.get("ok"):
-                    totals.failed_attempts += 1
+            checkpoint = Checkpoint()
+            try:
+                await checkpoint_books(
+                    client,
+                    clob_url,
+                    token_ids,
+                    session_id=session_id,
+                    checkpoint_sequence=totals.checkpoints,
+                    max_attempts=settings.max_attempts,
+                    retry_max_seconds=min(settings.retry_max_seconds, interval),
+                    timeout=settings.timeout_seconds,
+                    batch_size=settings.batch_size,
+                    into=checkpoint,
+                )
+            except BaseException:  # stopped midway (the end of a sample, a shutdown): its attempts are kept
+                _write_rows(checkpoint, write, totals)
+                totals.failed += 1
+                raise
+            _write_rows(checkpoint, write, totals)
             if checkpoint.books is None:
                 totals.failed += 1
             else:
@@ -242,3 +249,10 @@ async def checkpoint_loop(
         remaining = interval - (time.monotonic() - began)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=max(0.0, remaining))
+
+
+def _write_rows(checkpoint: Checkpoint, write: Callable[[dict[str, Any]], None], totals: RestTotals) -> None:
+    for row in checkpoint.rows:
+        write(row)
+        if not row.get("ok"):
+            totals.failed_attempts += 1

@@ -263,3 +263,15 @@ def test_a_checkpoint_with_one_failed_batch_is_not_a_successful_checkpoint(tmp_p
     assert manifest["rest"]["ok"] == 0 and manifest["rest"]["failed"] >= 2
     assert failing_checks(manifest) == ["rest_checkpoints_ok"]
     assert manifest["gate"]["verdict"] == "WS_RAW_SAMPLE_NEEDS_REVIEW"
+
+
+def test_rest_attempts_of_a_checkpoint_still_retrying_at_the_end_are_rows(tmp_path: Path, sim: Any) -> None:
+    """The sample ends while a checkpoint is between retries: the attempts it made are in the file, counted."""
+    sim.sim.faults.books_status = 503
+    rest = {"max_attempts": 10, "retry_max_seconds": 5, "timeout_seconds": 2}
+    result = run_sample(tmp_path, sim, rest=rest, sample={"rest_checkpoint_interval_seconds": 30})
+    assert result.exit_code == 1, result.output
+    manifest = load_json(MANIFEST)
+    rows = read_jsonl_gz(outputs(manifest)["rest_checkpoints"])
+    assert len(rows) >= 2 and all(r["ok"] is False and r["status_code"] == 503 for r in rows)
+    assert manifest["rest"]["failed_attempts"] == len(rows) and manifest["rest"]["failed"] == 1
