@@ -266,7 +266,7 @@ def test_a_checkpoint_with_one_failed_batch_is_not_a_successful_checkpoint(tmp_p
 
 
 def test_rest_attempts_of_a_checkpoint_still_retrying_at_the_end_are_rows(tmp_path: Path, sim: Any) -> None:
-    """The sample ends while a checkpoint is between retries: the attempts it made are in the file, counted."""
+    """The sample ends while a checkpoint waits to retry: the attempts it made are in the file, counted."""
     sim.sim.faults.books_status = 503
     rest = {"max_attempts": 10, "retry_max_seconds": 5, "timeout_seconds": 2}
     result = run_sample(tmp_path, sim, rest=rest, sample={"rest_checkpoint_interval_seconds": 30})
