@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -15,6 +17,9 @@ from pmws.health import LinkView, Snapshot
 __all__ = ["LinkView", "LiveView", "Snapshot", "console_view", "plain_line", "render"]
 
 SHOWN_EVENTS = ("book", "price_change", "last_trade_price", "tick_size_change", "best_bid_ask")
+#: Token rows in the live table: more cannot be read on a terminal, and each costs Rich render time (at 500
+#: tokens a render took ~230 ms, four times a second, holding the GIL the feed is read with).
+MAX_TOKEN_ROWS = 40
 
 
 def render(snapshot: Snapshot, now_ns: int | None = None) -> Group:
@@ -28,7 +33,7 @@ def render(snapshot: Snapshot, now_ns: int | None = None) -> Group:
     table.add_column("last msg", justify="right")
     if snapshot.token_states:
         table.add_column("coverage")
-    for token in snapshot.tokens:
+    for token in snapshot.tokens[:MAX_TOKEN_ROWS]:
         stats = snapshot.stats.tokens.get(token.token_id)
         counts = [str(stats.events.get(e, 0)) if stats else "0" for e in SHOWN_EVENTS]
         age = "-"
@@ -36,6 +41,9 @@ def render(snapshot: Snapshot, now_ns: int | None = None) -> Group:
             age = f"{(now_ns - stats.last_received_ns) / 1e9:.1f}s"
         state = [snapshot.token_states.get(token.token_id, "-")] if snapshot.token_states else []
         table.add_row(token.market_slug, token.outcome, *counts, age, *state)
+    hidden = len(snapshot.tokens) - MAX_TOKEN_ROWS
+    if hidden > 0:
+        table.add_row(f"… {hidden} more tokens (per token in /metrics and the manifest)", "")
     links = Table(show_header=True, expand=False)
     for name in ("conn", "state", "seq", "reconnects", "stale", "assets"):
         links.add_column(name)
@@ -68,7 +76,15 @@ def plain_line(snapshot: Snapshot) -> str:
 
 
 class LiveView:
-    """Refreshes a Rich Live table on a TTY, or prints a plain line per interval."""
+    """Refreshes a Rich Live table on a TTY, or prints a plain line per interval.
+
+    The snapshot and the table are made on the caller's thread (the event loop); what writes to the
+    terminal (Rich's `update`, which waits for Rich's lock, or a print) runs on one daemon thread. A terminal
+    that stops draining (Ctrl-S, a stalled SSH session or pipe) then blocks that thread only: refreshes are
+    skipped until it writes again, and neither the recorder nor its exit ever waits for a screen.
+    """
+
+    EXIT_WAIT_SECONDS = 2.0
 
     def __init__(self, snapshot: Callable[[], Snapshot], *, live: bool, interval: float, console: Console):
         self.snapshot = snapshot
@@ -77,6 +93,11 @@ class LiveView:
         self.use_rich = live and console.is_terminal
         self._live: Live | None = None
         self._last_plain = 0.0
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._work, name="pmws-view", daemon=True)
+        self._thread.start()
 
     def __enter__(self) -> LiveView:
         if self.use_rich:
@@ -85,18 +106,43 @@ class LiveView:
         return self
 
     def refresh(self) -> None:
+        if not self._idle.is_set():
+            return  # the terminal is not taking what was written last: skip, never wait
         if self._live is not None:
-            self._live.update(render(self.snapshot()))
+            live, table = self._live, render(self.snapshot())
+            self._submit(lambda: live.update(table))
             return
         now = time.monotonic()
         if now - self._last_plain >= self.interval:
             self._last_plain = now
-            print(plain_line(self.snapshot()), file=sys.stdout, flush=True)
+            line = plain_line(self.snapshot())
+            self._submit(lambda: print(line, file=sys.stdout, flush=True))
 
     def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.update(render(self.snapshot()))
-            self._live.__exit__(None, None, None)
+        drained = self._idle.wait(self.EXIT_WAIT_SECONDS)  # the last line or table out, unless it is stuck
+        if self._live is not None and drained:
+            live, table = self._live, render(self.snapshot())
+
+            def close() -> None:
+                live.update(table)
+                live.__exit__(None, None, None)
+
+            self._submit(close)
+            self._idle.wait(self.EXIT_WAIT_SECONDS)  # a stalled terminal does not hold the exit
+        self._jobs.put(None)
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        self._idle.clear()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - a screen that fails must never stop a recorder
+                pass
+            finally:
+                self._idle.set()
 
 
 def console_view(console: Console, *, live: bool) -> Callable[[Callable[[], Snapshot], float], LiveView]:
