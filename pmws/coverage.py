@@ -136,8 +136,10 @@ class Coverage:
             cov.state = TokenState.LIVE if cov.messages_since_agree else TokenState.QUIET
             cov.last_agree_at, cov.messages_since_agree, cov.strikes = now, 0, 0
             return None
-        if cov.last_agree_at is None:
-            return None
+        if cov.last_agree_at is None and cov.last_message_at is not None:
+            return None  # the feed delivers it, no agreement yet: the tracker's concern, not coverage's
+        # (never a message, not even its first book: the documented missing initial snapshot, §0.1 and
+        # §2.3, which a resubscribe asks for again, like a token that went blind)
         if delivered:  # the feed moves, only behind REST: the tracker reports any real divergence
             cov.state, cov.strikes = TokenState.LIVE, 0
             return None

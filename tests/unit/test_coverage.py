@@ -15,9 +15,20 @@ def fresh(*tokens: str) -> Coverage:
 def test_new_tokens_are_unverified_until_a_checkpoint_agrees() -> None:
     cov = fresh("a")
     assert cov.state("a") is TokenState.UNVERIFIED
-    assert cov.on_checkpoint("a", "h2", {"h1"}, 1.0) is None  # never agreed: no basis to call it blind
+    cov.on_message("a", 0.5, is_book=True)
+    assert cov.on_checkpoint("a", "h2", {"h1"}, 1.0) is None  # never agreed, but the feed delivers it
     assert cov.on_checkpoint("a", "h2", {"h1"}, 2.0) is None
     assert cov.state("a") is TokenState.UNVERIFIED
+
+
+def test_a_token_whose_first_book_never_came_is_resubscribed() -> None:
+    """The documented failure (PROTOCOL.md §0.1, §2.3): an initial snapshot goes missing and the token gets
+    nothing at all. Two checkpoints with REST books and no message from the feed: blind, resubscribed."""
+    cov = fresh("a")
+    assert cov.on_checkpoint("a", "h1", set(), 1.0) is None  # one checkpoint may come before the book
+    action = cov.on_checkpoint("a", "h2", set(), 2.0)
+    assert action is not None and action.kind is ActionKind.RESUBSCRIBE and action.token_id == "a"
+    assert cov.state("a") is TokenState.BLIND and cov.blind_events == 1
 
 
 def test_quiet_token_rest_equals_the_feed_no_action_and_link_not_stale() -> None:
