@@ -88,11 +88,12 @@ def _selected_market(facts: GateFacts) -> GateCheck:
 
 
 def _ws_market_data(facts: GateFacts) -> GateCheck:
+    selected = sum(facts.market_data_by_token.values())
     return GateCheck(
         "ws_market_data_received",
-        facts.ws_market_data_messages > 0,
-        f"{facts.ws_market_data_messages} parseable market-data messages in {facts.ws_frames} frames "
-        "(PONG and other control text do not count)",
+        facts.ws_market_data_messages > 0 and selected > 0,
+        f"{facts.ws_market_data_messages} parseable market-data messages in {facts.ws_frames} frames, "
+        f"{selected} event(s) for the selected tokens (PONG and other control text do not count)",
     )
 
 

@@ -49,6 +49,8 @@ def test_pass_when_everything_is_proven() -> None:
 def test_each_required_fact_is_necessary() -> None:
     assert failing(facts(selected_markets=[])) == {"selected_btc_market_with_both_outcomes"}
     assert failing(facts(ws_market_data_messages=0)) == {"ws_market_data_received"}
+    # market data, but none of it for a selected token (an event with no asset id, or another one's)
+    assert "ws_market_data_received" in failing(facts(market_data_by_token={}))
     assert failing(facts(rest_ok=1)) == {"rest_checkpoints_ok"}
     bad = good_file("ws_raw")
     bad.sha256_matches = False
