@@ -84,6 +84,7 @@ class Verifier:
         self._closed = False
         self._reaper: weakref.finalize[Any, Any] | None = None
         self.failed: str | None = None
+        self._metadata: dict[str, tuple[str, bool]] = {}  # what the worker was told (worker mode)
         with contextlib.suppress(RuntimeError):  # no running loop: every frame is applied at once
             self._loop = asyncio.get_running_loop()
         if worker:
@@ -110,6 +111,7 @@ class Verifier:
             self._apply_local()
             self._local.set_metadata(token_id, min_order_size, neg_risk)
         elif not self._closed:
+            self._metadata[token_id] = (min_order_size, neg_risk)  # for a fallback tracker, if it comes to it
             self._batch.append(("meta", token_id, min_order_size, neg_risk))
             self._after_append()
 
@@ -118,6 +120,7 @@ class Verifier:
             self._apply_local()
             self._local.forget(token_id)
         elif not self._closed:
+            self._metadata.pop(token_id, None)
             self._batch.append(("forget", token_id))
             self._after_append()
 
@@ -286,6 +289,8 @@ class Verifier:
         self.failed = self.failed or reason
         self._stop_worker()
         tracker = BookTracker()
+        for token, (mos, neg_risk) in self._metadata.items():  # the book hash needs them (§5)
+            tracker.set_metadata(token, mos, neg_risk)
         tracker.counters = self._state.counters
         tracker.rest_agree, tracker.rest_divergent = self._state.rest_agree, self._state.rest_divergent
         self._local = tracker

@@ -152,3 +152,24 @@ def test_forgotten_tokens_are_not_held_by_the_worker() -> None:
 
     held, after_close = asyncio.run(run())
     assert held == set(assets(events)) and after_close == set()
+
+
+def test_the_fallback_tracker_keeps_the_metadata_the_worker_was_given() -> None:
+    """min_order_size/neg_risk come once per token (discovery, REST); the hash needs them after a fallback."""
+    events = cycle()
+
+    async def run() -> dict[str, int]:
+        verifier = Verifier(worker=True)
+        feed(verifier, events, 1)
+        verifier.sync()
+        assert verifier._proc is not None
+        verifier._proc.kill()
+        verifier._proc.wait()
+        for event in events:  # no set_metadata again: the recorder sent it before the worker died
+            verifier.observe_frame(classify_text(json.dumps(event, separators=(",", ":")).encode()))
+        verifier.sync()
+        await verifier.compare_rest([])
+        return verifier.counters.to_json()
+
+    after = asyncio.run(run())
+    assert after["verified"] == 2 * 51 and after["mismatched"] == 0
