@@ -36,6 +36,9 @@ from pmws.stats import FeedStats
 from pmws.subscriptions import plan_connections
 from pmws.verifier import Verifier
 
+#: Discoveries that `new_market` / `market_resolved` events ask for are at least this far apart
+EVENT_REDISCOVER_MIN_SECONDS = 5.0
+
 
 class Recorder:
     """Everything one `pmws run` process owns; the frame handler of its links."""
@@ -75,6 +78,7 @@ class Recorder:
         self.discovery_failures = 0
         self.rediscover_now = asyncio.Event()
         self.heartbeat = time.monotonic()
+        self._written_sequence = 0  # global sequence of the last frame written to the ws_raw archive
         self.ws = self._archive(
             "ws_raw",
             on_open=self._file_opened,
@@ -167,6 +171,7 @@ class Recorder:
         self, line: bytes, classified: Classified, received_ns: int, global_sequence: int
     ) -> None:
         self.ws.append(line, received_ns, sequence=global_sequence, events=classified.event_types)
+        self._written_sequence = global_sequence
         self.stats.tally(classified, received_ns, self.tokens)
         if classified.parsed is not None:
             self._follow_events(classified, received_ns)
@@ -229,7 +234,9 @@ class Recorder:
             "at_ns": at_ns,
             "session_id": self.session_id,
             "shard": self.shard,
-            "after_global_message_sequence": self.pool.sequencer.messages,
+            # the last frame written before this record (inside a hand-over, later frames of the same batch
+            # have been read but not written yet: they come after it)
+            "after_global_message_sequence": self._written_sequence,
         }
         self.ws.append(record_line(full), at_ns, record_type=str(record["record_type"]))
 
@@ -313,9 +320,14 @@ class Recorder:
 
     async def discovery_loop(self, client: httpx.AsyncClient) -> None:
         interval = self.config.run.rediscover_interval_seconds
+        least = min(interval, EVENT_REDISCOVER_MIN_SECONDS)  # a burst of new_market events: one discovery
+        finished = time.monotonic()
         while not self.stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.rediscover_now.wait(), timeout=interval)
+            if self.rediscover_now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), timeout=least - (time.monotonic() - finished))
             self.rediscover_now.clear()
             if self.stop.is_set():
                 return
@@ -328,6 +340,8 @@ class Recorder:
                     time.time_ns(),
                 )
                 continue
+            finally:
+                finished = time.monotonic()
             await self.apply(self.desired(live))
 
     def rest_loop(self, client: httpx.AsyncClient) -> Coroutine[Any, Any, None]:

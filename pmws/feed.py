@@ -269,9 +269,15 @@ class Link:
         self.state = LinkState.STOPPED
 
     async def _connect_and_serve(self) -> bool:
-        """One connection's life. Returns True if market data arrived on it."""
+        """One connection's life. True if it was healthy: market data arrived on it and it stayed up at
+        least HEALTHY_SECONDS (capped by the backoff's maximum), so the reconnect backoff starts over.
+
+        A server that closes each connection after its handshake, or right after the initial dump, is
+        retried with a growing delay, never every few hundred milliseconds."""
         self.state = LinkState.CONNECTING
+        self.last_data_monotonic = None  # this connection's data only
         ws = await self._open()
+        opened = time.monotonic()
         self._ws = ws
         self._close_reason = None
         self._close_details = {}
@@ -315,7 +321,9 @@ class Link:
                 self,
                 {"reason": reason, "messages": self.message_sequence, **self._close_details},
             )
-        return self.last_data_monotonic is not None
+        lasted = time.monotonic() - opened
+        healthy_after = min(HEALTHY_SECONDS, self.settings.reconnect_max_seconds)
+        return self.last_data_monotonic is not None and lasted >= healthy_after
 
     async def _open(self) -> ClientConnection:
         try:
@@ -459,6 +467,10 @@ class Link:
             return
         self._close_reason = reason
         await abort(ws)
+
+
+#: A connection that delivered market data for this long resets the reconnect backoff
+HEALTHY_SECONDS = 30.0
 
 
 def _fresh_backoff(settings: Websocket) -> Iterator[float]:

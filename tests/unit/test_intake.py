@@ -216,6 +216,12 @@ def test_a_rotation_inside_a_hand_over_counts_each_frame_in_the_file_that_holds_
     manifests = sorted((tmp_path / "man").rglob("*ws_raw*.json"))
     counted = [orjson.loads(m.read_bytes()) for m in manifests]
     assert [(m["frames"], m["counters"]["frames"]) for m in counted] == [(3, 3), (2, 2)]
+    newer = max((tmp_path / "rec").rglob("*ws_raw*.jsonl.gz"))
+    records = [orjson.loads(line) for line in gzip.decompress(newer.read_bytes()).splitlines()]
+    order = [
+        r.get("global_message_sequence") or ("after", r["after_global_message_sequence"]) for r in records
+    ]
+    assert order[-2:] == [4, 5] and set(order[:-2]) == {("after", 3)}  # its first lines come after frame 3
 
 
 def test_when_the_last_hours_close_failed_shutdown_still_closes_the_current_files(tmp_path: Path) -> None:
@@ -258,3 +264,33 @@ def test_when_the_last_hours_close_failed_shutdown_still_closes_the_current_file
     records = [orjson.loads(line) for line in gzip.decompress(current.read_bytes()).splitlines()]
     frames = [r for r in records if r.get("record_type") == "ws_frame"]
     assert [r["received_at_ns"] - frames[0]["received_at_ns"] for r in frames] == [0, 1, 2]  # the new hour's
+
+
+def test_a_burst_of_new_market_events_asks_for_one_discovery_not_one_each(tmp_path: Path) -> None:
+    config = Config()
+    config.run.output_dir, config.run.manifest_dir = str(tmp_path / "rec"), str(tmp_path / "man")
+    config.run.rediscover_interval_seconds = 1.0  # events may not ask for more than one per second then
+
+    async def run() -> int:
+        recorder = Recorder(config, stop=asyncio.Event(), session_id="S")
+        calls = 0
+
+        async def discover_once(_: Any) -> list[Any]:
+            nonlocal calls
+            calls += 1
+            return []
+
+        async def apply(_: Any) -> None:
+            pass
+
+        recorder.discover_once = discover_once  # type: ignore[method-assign]
+        recorder.apply = apply  # type: ignore[method-assign]
+        loop = asyncio.create_task(recorder.discovery_loop(None))  # type: ignore[arg-type]
+        for _ in range(150):  # new_market events, every 10 ms for 1.5 s
+            recorder.rediscover_now.set()
+            await asyncio.sleep(0.01)
+        recorder.stop.set()
+        await loop
+        return calls
+
+    assert asyncio.run(run()) <= 2
