@@ -279,6 +279,13 @@ def check_together(config: Config) -> None:
             f"run.shard_index {run.shard_index} must be in 0..{run.shard_count - 1} "
             f"(run.shard_count {run.shard_count})"
         )
+    ws = config.websocket
+    if ws.pong_timeout_seconds <= ws.ping_interval_seconds:
+        raise ConfigError(
+            f"websocket.pong_timeout_seconds ({ws.pong_timeout_seconds:g}) must be longer than "
+            f"websocket.ping_interval_seconds ({ws.ping_interval_seconds:g}): a PONG answers a PING, so a "
+            "shorter timeout would replace every connection at each PING"
+        )
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -104,6 +104,7 @@ def test_bad_flags_are_refused_before_anything_runs(args: list[str], message: st
     ("yaml_text", "message"),
     [
         ("websocket:\n  ping_interval_seconds: -5\n", "'websocket.ping_interval_seconds' must be between"),
+        ("websocket:\n  ping_interval_seconds: 20\n  pong_timeout_seconds: 10\n", "must be longer than"),
         ("archive:\n  compresslevel: 42\n", "'archive.compresslevel' must be between 0 and 9, got 42"),
         ("metrics:\n  port: 99999\n", "'metrics.port' must be between 0 and 65535, got 99999"),
         ("endpoints:\n  ws_url: http://127.0.0.1:1/ws\n", "'endpoints.ws_url' must be a ws:// or wss://"),
