@@ -54,11 +54,16 @@ class Url:
         try:
             parts = urlsplit(value)
             host = parts.hostname
-        except ValueError:  # an unclosed [IPv6 literal
+            parts.port  # noqa: B018 - raises for a port that is not a number in 0..65535
+        except ValueError:  # an unclosed [IPv6 literal, a bad port
             parts, host = None, None
-        if parts is not None and parts.scheme.lower() in self.schemes and host:
+        blank = isinstance(value, str) and any(c.isspace() for c in value)
+        if parts is not None and parts.scheme.lower() in self.schemes and host and not blank:
             return None
-        return f"must be a {' or '.join(s + '://' for s in self.schemes)} URL with a host, got {value!r}"
+        return (
+            f"must be a {' or '.join(s + '://' for s in self.schemes)} URL with a host (and a port in "
+            f"1..65535, no spaces), got {value!r}"
+        )
 
 
 @dataclass(frozen=True)

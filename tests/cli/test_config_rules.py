@@ -105,6 +105,10 @@ def test_bad_flags_are_refused_before_anything_runs(args: list[str], message: st
     [
         ("websocket:\n  ping_interval_seconds: -5\n", "'websocket.ping_interval_seconds' must be between"),
         ("websocket:\n  ping_interval_seconds: 20\n  pong_timeout_seconds: 10\n", "must be longer than"),
+        ("run:\n  output_dir: /x\nrun:\n  shard_count: 2\n", "'run' is given twice (again at line 3)"),
+        ("run:\n  shard_count: 2\n  shard_count: 3\n", "'shard_count' is given twice"),
+        ("endpoints:\n  gamma_url: http://127.0.0.1:99999\n", "a port in 1..65535"),
+        ("endpoints:\n  ws_url: 'ws://exa mple.com/ws'\n", "no spaces"),
         ("archive:\n  compresslevel: 42\n", "'archive.compresslevel' must be between 0 and 9, got 42"),
         ("metrics:\n  port: 99999\n", "'metrics.port' must be between 0 and 65535, got 99999"),
         ("endpoints:\n  ws_url: http://127.0.0.1:1/ws\n", "'endpoints.ws_url' must be a ws:// or wss://"),
