@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pmws.config import Config
-from pmws.errors import ArchiveError
+from pmws.errors import ArchiveError, ConfigError
 from pmws.read import Filters, Reader, ReadReport, open_archives
 from pmws.read.booksbuild import BookBuilder
 from pmws.read.files import local_lines
@@ -65,10 +65,16 @@ def export_books(
 
     `progress(report, files)` gives the callback that shows the read's progress (the CLI's bar or lines).
     """
+    if filters.start_ns is not None and filters.end_ns is not None and filters.start_ns >= filters.end_ns:
+        raise ConfigError("--start must be before --end")
     rclone = Rclone(config.upload.rclone_binary, config.upload.rclone_config or None)
     reader = open_archives(list(sources), filters=filters, manifest_dirs=list(manifest_dirs), rclone=rclone)
-    if not reader.files and not reader.report.problems:
-        raise ArchiveError(f"no archives (*.jsonl.gz) under {', '.join(map(str, sources))}")
+    if not reader.files:  # nothing readable: the output (and any tables already there) is left alone
+        why = "; ".join(str(p) for p in reader.report.problems[:3])
+        where = ", ".join(map(str, sources))
+        raise ArchiveError(f"no archives (*.jsonl.gz) under {where}" + (f" ({why})" if why else ""))
+    if not reader.covers_window():
+        raise ArchiveError(f"no archive under {', '.join(map(str, sources))} covers the --start/--end window")
     with progress(reader.report, len(reader.files)) as show:
         return build_books(
             reader,

@@ -165,12 +165,26 @@ class Reader:
             yield from self._keep(gap)
         report.duplicates = dedup.duplicates
 
+    def covers_window(self) -> bool:
+        """Does any file's period overlap the filters' [start, end) (always, for files without a period)?"""
+        start, end = self.filters.start_ns, self.filters.end_ns
+        for item in self.files:
+            begins = item.period_start_ns
+            if begins is None or item.period_seconds is None:
+                return True
+            if (end is None or begins < end) and (
+                start is None or begins + item.period_seconds * 10**9 > start
+            ):
+                return True
+        return False
+
     def _chains(self) -> list[list[ArchiveFile]]:
         end = self.filters.end_ns
         found = chains(self.files)
         if end is None:
             return found
-        return [[f for f in chain if f.period_start_ns is None or f.period_start_ns < end] for chain in found]
+        kept = [[f for f in chain if f.period_start_ns is None or f.period_start_ns < end] for chain in found]
+        return [chain for chain in kept if chain]  # a session that began after the window: nothing to read
 
     def _open_chain(self, chain: list[ArchiveFile]) -> Iterator[Record]:
         if self._known is None:

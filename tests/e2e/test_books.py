@@ -19,7 +19,7 @@ import pytest
 from pmws.config import load_config
 from pmws.read import Filters, open_archives
 from pmws.run import RunOutcome, run_recorder
-from tests.conftest import TIME_FACTOR
+from tests.conftest import TIME_FACTOR, no_traceback
 from tests.e2e.conftest import invoke, write_config
 from tests.e2e.test_run import MANIFESTS, ROOT, record, run_config
 
@@ -193,3 +193,26 @@ def test_token_and_slug_filters_keep_only_those_tokens_rows(tmp_path: Path, sim:
     assert invoke("books", str(ROOT), "--slug", up["market_slug"], "-o", "slug").exit_code == 0
     market = {r["token_id"] for r in tokens if r["market_slug"] == up["market_slug"]}
     assert {r["token_id"] for r in table("top_of_book", Path("slug"))} == market
+
+
+def test_nothing_to_read_leaves_existing_tables_untouched_even_with_overwrite(
+    tmp_path: Path, sim: Any
+) -> None:
+    """A mistyped path, an unreachable remote or a window no archive covers: an error, and the tables a
+    previous run wrote stay (`--overwrite` replaces tables only with new ones)."""
+    record(run_config(tmp_path, sim, run={"rotate_interval_seconds": 1}), 2.0, sim=sim)
+    assert invoke("books", str(ROOT), "-o", "kept").exit_code == 0
+    before = table("book_changes", Path("kept"))
+    assert before
+    for args in (
+        ["nowhere"],
+        ["nosuchremote:bucket/polymarket"],
+        [str(ROOT), "--end", "2020-01-01T00:00:00Z"],
+        [str(ROOT), "--start", "2030-01-01T00:00:00Z"],
+    ):
+        result = invoke("books", *args, "-o", "kept", "--overwrite")
+        assert result.exit_code == 1, (args, result.output)
+        assert "no archive" in result.output and no_traceback(result), result.output
+        assert table("book_changes", Path("kept")) == before, args
+    reversed_window = invoke("books", str(ROOT), "-o", "kept", "--start", "2030-01-01", "--end", "2020-01-01")
+    assert reversed_window.exit_code == 2 and "--start must be before --end" in reversed_window.output
