@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -79,6 +80,7 @@ class Recorder:
         self.rediscover_now = asyncio.Event()
         self.heartbeat = time.monotonic()
         self._written_sequence = 0  # global sequence of the last frame written to the ws_raw archive
+        self._connect_error: Any = None  # the last connect failure shown on stderr
         self.ws = self._archive(
             "ws_raw",
             on_open=self._file_opened,
@@ -206,6 +208,12 @@ class Recorder:
         self.coverage.settle(time.monotonic())
 
     def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
+        if event == "connect_failed" and details.get("reason") != self._connect_error:
+            # the archive has every attempt; a person watching needs to know why nothing arrives
+            self._connect_error = details.get("reason")
+            print(f"pmws run: connection {link.slot}: {self._connect_error}; retrying", file=sys.stderr)
+        elif event == "subscribe":
+            self._connect_error = None
         record = {
             "event": event,
             "slot": link.slot,

@@ -511,7 +511,9 @@ def test_two_shards_split_the_markets_with_no_token_twice(tmp_path: Path, sim: A
             assert ids <= tokens_by_shard[0] or ids <= tokens_by_shard[1]
 
 
-def test_http_429_on_connect_honours_retry_after_and_never_gives_up(tmp_path: Path, sim: Any) -> None:
+def test_http_429_on_connect_honours_retry_after_and_never_gives_up(
+    tmp_path: Path, sim: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     sim.sim.faults.ws_reject_status = 429
 
     def lift(_: Any) -> None:
@@ -526,6 +528,8 @@ def test_http_429_on_connect_honours_retry_after_and_never_gives_up(tmp_path: Pa
     assert delays and min(delays) >= 1.0  # the simulator's Retry-After: 1, over a 0.1 s backoff floor
     assert outcome.counters["connect_failures"] >= 1
     assert outcome.counters["market_data_messages"] > 0  # connected once the 429s stopped
+    shown = [line for line in capsys.readouterr().err.splitlines() if "HTTP 429" in line]
+    assert len(shown) == 1 and shown[0].endswith("; retrying")  # why nothing arrives: said once, not per try
 
 
 def test_wrong_shaped_gamma_answer_is_a_discovery_failed_line(tmp_path: Path, sim: Any) -> None:
