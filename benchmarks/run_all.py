@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -123,14 +124,24 @@ def start_run(config: Path) -> tuple[subprocess.Popen[str], int]:
     assert proc.stdout is not None
     for line in proc.stdout:
         if "metrics http://" in line:
+            # keep reading its output: a pipe nobody drains fills (64 kB of status lines, about an hour)
+            lines: list[str] = []
+            drain = threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True)
+            drain.start()
+            _OUTPUT[proc.pid] = (drain, lines)
             return proc, int(line.rsplit(":", 1)[1])
     raise RuntimeError(f"pmws run exited: {proc.wait()}")
 
 
+_OUTPUT: dict[int, tuple[threading.Thread, list[str]]] = {}
+
+
 def stop_run(proc: subprocess.Popen[str]) -> dict[str, Any]:
     proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=30)  # the rest of stdout, after the metrics line
-    return json.loads(next(line for line in output.splitlines()[::-1] if line.startswith("{")))
+    proc.wait(timeout=30)
+    drain, lines = _OUTPUT.pop(proc.pid)
+    drain.join(timeout=10)  # the rest of stdout, after the metrics line
+    return json.loads(next(line for line in lines[::-1] if line.startswith("{")))
 
 
 def measure_run(
