@@ -103,11 +103,12 @@ class VerifiedHashes(BookTracker):
 
     verified_hashes: set[tuple[str, str]]
 
-    def _verify(self, book: BookState, expected: Any) -> None:
+    def _verify(self, book: BookState, expected: Any, **options: Any) -> str:
         before = self.counters.verified
-        super()._verify(book, expected)
+        status = super()._verify(book, expected, **options)
         if self.counters.verified > before:
             self.verified_hashes.add((book.asset_id, str(expected)))
+        return status
 
 
 def verified_hashes(root: Path) -> set[tuple[str, str]]:

@@ -292,10 +292,13 @@ def test_rollover_subscribes_the_new_window_and_unsubscribes_the_old(tmp_path: P
     kept = [recorder.tokens, recorder.stats.tokens, recorder.tracker.held_tokens()]
     assert not [token for token in first for place in kept if token in place]
     assert all(token in recorder.stats.tokens for token in added[-1])
-    (manifest,) = manifests()  # every token tracked in the file's period, gone ones too (for pmws replay)
-    listed = [t["token_id"] for t in manifest["tokens_tracked"]]
-    assert listed == sorted(listed) and set(first) | set(added[-1]) <= set(listed)
-    assert {t["token_id"] for r in ws_lines() for t in r.get("tokens_tracked") or []} <= set(listed)
+    # every token tracked in a file's period, gone ones too (for pmws replay); the +300 s clock may cross an
+    # hour, and then two files share the tokens
+    lists = [[t["token_id"] for t in m["tokens_tracked"]] for m in manifests() if m["kind"] == "ws_raw"]
+    assert lists and all(listed == sorted(listed) for listed in lists)
+    listed = {token for tokens in lists for token in tokens}
+    assert set(first) | set(added[-1]) <= listed
+    assert {t["token_id"] for r in ws_lines() for t in r.get("tokens_tracked") or []} <= listed
 
 
 def test_bad_frames_kept_and_counted_rest_faults_counted_and_retried(tmp_path: Path, sim: Any) -> None:
