@@ -8,7 +8,6 @@ gets the same frames, in the same order, byte for byte, and Gamma lists the same
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from pmws.transfer.rclone import Rclone
+from pmws.transfer.rclone import Rclone, which
 from tests.conftest import TIME_FACTOR
 from tests.e2e.conftest import invoke
 from tests.e2e.test_replay_protocol import NAMES, SLUG, TOKENS, A, B, subscription, write_archive
@@ -130,7 +129,7 @@ def test_a_remote_file_whose_manifest_lists_its_tokens_is_streamed_once(
         (local / "manifests" / f"{path.name}.manifest.json").write_bytes(orjson.dumps(manifest))
     Rclone(config=str(conf)).run(["copy", str(local), remote])
     log, shim = tmp_path / "rclone.log", tmp_path / "rclone-shim"
-    shim.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {shutil.which("rclone")} "$@"\n')
+    shim.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {which("rclone")} "$@"\n')
     shim.chmod(0o755)
     config = Path("pmws.yaml")
     config.write_text(f"upload:\n  rclone_binary: {shim}\n  rclone_config: {conf}\n")
