@@ -122,20 +122,7 @@ def test_top_of_book_carries_mid_and_spread_as_exact_decimals() -> None:
 def test_a_rest_checkpoint_that_disagrees_resyncs_the_book_and_is_a_gap() -> None:
     built, sink = builder()
     built.on_record(book(1 * S, BIDS, ASKS, "1000"))
-    other = [("0.30", "1")]
-    summary = {
-        "market": MARKET,
-        "asset_id": TOKEN,
-        "timestamp": "900",  # older than the feed: not deferred, compared now
-        "bids": [{"price": p, "size": s} for p, s in other],
-        "asks": [{"price": p, "size": s} for p, s in ASKS],
-        "min_order_size": "5",
-        "tick_size": "0.01",
-        "neg_risk": False,
-        "hash": hash_of(other, ASKS, "900"),
-    }
-    row = {"record_type": "rest_checkpoint", "ok": True, "response": {"raw_response_json": [summary]}}
-    built.on_record(Record(5 * S, "rest_checkpoint", row, "r"))
+    built.on_record(rest_record(5 * S, [("0.30", "1")], "900"))  # older than the feed: compared now
     assert built.divergences == 1
     assert sink.rows["gaps"][0][2] == "book_diverged"
     resync = [r for r in sink.rows["book_changes"] if r[9] == "rest"]

@@ -11,33 +11,19 @@ from websockets.asyncio.server import ServerConnection, serve
 from pmws.config import Websocket
 from pmws.envelope import TrackedToken
 from pmws.feed import Link, Sequencer
+from tests.unit.test_recorder import Quiet
 
 BOOK = json.dumps({"event_type": "book", "asset_id": "A", "market": "M", "bids": [], "asks": [], "hash": "x"})
 
 
-class Events:
+class Events(Quiet):
     """A frame handler that only keeps the lifecycle events."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def on_envelope(self, *_: Any) -> None:
-        pass
-
-    def on_lifecycle(self, event: str, _: Link, details: dict[str, Any]) -> None:
+    def on_lifecycle(self, event: str, link: Link, details: dict[str, Any]) -> None:
         self.events.append((event, details))
-
-    def on_handed_over(self) -> None:
-        pass
-
-    async def wait_for_room(self) -> None:
-        pass
-
-    def has_room(self) -> bool:
-        return True
-
-    def quiet_ok(self, _: Link, __: float) -> bool:
-        return False
 
 
 def delays_against(mode: str, seconds: float = 2.0) -> list[float]:
