@@ -62,7 +62,7 @@ VerifyModeOption = Annotated[
 
 
 def debug_enabled(debug: bool) -> bool:
-    return debug or os.environ.get("PMWS_DEBUG", "") not in ("", "0", "false")
+    return debug or os.environ.get("PMWS_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def guarded(debug: bool, action: Callable[[], T]) -> T:

@@ -123,3 +123,9 @@ def test_debug_shows_the_traceback_and_its_cause(tmp_path: Path, how: str) -> No
     # the cause survives (`raise ... from exc`): the OS error that started it is in the traceback
     assert "FileNotFoundError" in debug.stderr
     assert "The above exception was the direct cause of the following exception" in debug.stderr
+
+
+@pytest.mark.parametrize("value", ["no", "false", "False", "off", "0"])
+def test_debug_off_values_of_pmws_debug_show_no_traceback(tmp_path: Path, value: str) -> None:
+    plain = pmws_process("gate", "--manifest", "nope.json", cwd=tmp_path, env={"PMWS_DEBUG": value})
+    assert plain.returncode == 1 and plain.stderr.splitlines() == ["error: nope.json: manifest not found"]
