@@ -69,12 +69,12 @@ def export_books(
         raise ConfigError("--start must be before --end")
     rclone = Rclone(config.upload.rclone_binary, config.upload.rclone_config or None)
     reader = open_archives(list(sources), filters=filters, manifest_dirs=list(manifest_dirs), rclone=rclone)
+    where = ", ".join(map(str, sources))
     if not reader.files:  # nothing readable: the output (and any tables already there) is left alone
         why = "; ".join(str(p) for p in reader.report.problems[:3])
-        where = ", ".join(map(str, sources))
         raise ArchiveError(f"no archives (*.jsonl.gz) under {where}" + (f" ({why})" if why else ""))
     if not reader.covers_window():
-        raise ArchiveError(f"no archive under {', '.join(map(str, sources))} covers the --start/--end window")
+        raise ArchiveError(f"no archive under {where} covers the --start/--end window")
     with progress(reader.report, len(reader.files)) as show:
         return build_books(
             reader,

@@ -300,11 +300,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str | int | float | bool) and key in seen:
+            if not isinstance(key, str | int | float | bool):
+                continue  # not a key a config uses (refused later as a key)
+            if key in seen:
                 line = key_node.start_mark.line + 1
                 raise _DuplicateKey(f"{key!r} is given twice (again at line {line}): keep one")
-            if isinstance(key, str | int | float | bool):
-                seen.add(key)
+            seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
 

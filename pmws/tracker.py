@@ -145,9 +145,7 @@ class BookTracker:
         carried = [p for p in earlier if p.expected == expected]
         dropped = len(earlier) - len(carried)
         if carried:
-            waiting = self.pending[asset] = carried + self.pending.get(asset, [])
-            while len(waiting) > PENDING_MAX:
-                self._expire(asset, waiting.pop(0))
+            self._keep_at_most(asset, carried + self.pending.get(asset, []))
         if dropped:
             self.counters.pending -= dropped
             self.counters.mismatched += dropped
@@ -200,15 +198,18 @@ class BookTracker:
         text = (book.bids.text(), book.asks.text())
         waiting.append(Pending(expected, book.timestamp, *text, book.tick_size, from_book=from_book))
         self.counters.pending += 1
-        if len(waiting) > PENDING_MAX:
-            self._expire(book.asset_id, waiting.pop(0))
+        self._keep_at_most(book.asset_id, waiting)
         return PENDING
 
-    def _expire(self, asset: str, item: Pending) -> None:
-        self.counters.pending -= 1
-        self.counters.mismatched += 1
-        if self.on_expired is not None:
-            self.on_expired(asset, item.expected)
+    def _keep_at_most(self, asset: str, waiting: list[Pending]) -> None:
+        """`waiting` becomes the token's pending list; the oldest beyond PENDING_MAX are mismatched."""
+        self.pending[asset] = waiting
+        while len(waiting) > PENDING_MAX:
+            item = waiting.pop(0)
+            self.counters.pending -= 1
+            self.counters.mismatched += 1
+            if self.on_expired is not None:
+                self.on_expired(asset, item.expected)
 
     def _on_trade(self, event: dict[str, Any]) -> None:
         asset = str(event.get("asset_id"))

@@ -78,14 +78,14 @@ def _missing_between(before: ArchiveFile, after: ArchiveFile) -> Record | None:
     if before.kind != "ws_raw" or before.period_start_ns is None or after.period_start_ns is None:
         return None
     expected = (before.manifest or {}).get("rotated_to")
-    period = before.period_seconds
+    ends = before.period_end_ns
     if isinstance(expected, str):
         if expected == after.name:
             return None
-    elif period is None or before.period_start_ns + period * 1_000_000_000 >= after.period_start_ns:
+    elif ends is None or ends >= after.period_start_ns:
         return None
     end = after.period_start_ns
-    start = before.period_start_ns + (period or 0) * 1_000_000_000
+    start = ends if ends is not None else before.period_start_ns
     row = gap_row(
         min(start, end),
         end,
@@ -103,12 +103,12 @@ def _missing_after(last: ArchiveFile, known: frozenset[str]) -> Record | None:
     expected = (last.manifest or {}).get("rotated_to")
     if last.kind != "ws_raw" or not isinstance(expected, str) or expected in known:
         return None
-    if last.period_start_ns is None or last.period_seconds is None:
+    start, seconds = last.period_end_ns, last.period_seconds
+    if start is None or seconds is None:
         return None
-    start = last.period_start_ns + last.period_seconds * 1_000_000_000
     row = gap_row(
         start,
-        start + last.period_seconds * 1_000_000_000,
+        start + seconds * 1_000_000_000,
         "missing_file",
         session_id=last.session_id,
         after_file=last.name,
@@ -166,8 +166,7 @@ def read_file(item: ArchiveFile, report: ReadReport, *, lines: LineSource = loca
         report.problems.append(FileProblem(item.path, reason, skipped=count == 0, lines_skipped=bad_lines))
         report.lines_skipped += bad_lines
         report.lines += count
-        period = item.period_seconds
-        end = item.period_start_ns + period * 1_000_000_000 if item.period_start_ns and period else None
+        end = item.period_end_ns
         # from the last line read, or (nothing readable) the whole period the file was named for
         start = last_ns if last_ns is not None else item.period_start_ns if end is not None else None
         if start is not None:

@@ -76,16 +76,20 @@ class Filters:
         """Note the tokens of the selected slugs among `tokens_tracked`-style entries."""
         if self.slugs and isinstance(tokens, list):
             for token in tokens:
-                if isinstance(token, dict) and token.get("market_slug") in self.slugs:
-                    self.slug_tokens.add(str(token.get("token_id")))
+                if isinstance(token, dict):
+                    self._of_a_slug(token)
 
     def _token_ok(self, token: dict[str, Any]) -> bool:
         if self.tokens and token.get("token_id") in self.tokens:
             return True
-        if self.slugs and token.get("market_slug") in self.slugs:
-            self.slug_tokens.add(str(token.get("token_id")))
-            return True
-        return False
+        return bool(self.slugs) and self._of_a_slug(token)
+
+    def _of_a_slug(self, token: dict[str, Any]) -> bool:
+        """Is this tracked token one of the selected slugs' (then noted in `slug_tokens`)?"""
+        if token.get("market_slug") not in self.slugs:
+            return False
+        self.slug_tokens.add(str(token.get("token_id")))
+        return True
 
 
 def _overlaps(row: dict[str, Any], start: int | None, end: int | None) -> bool:
@@ -169,12 +173,10 @@ class Reader:
         """Does any file's period overlap the filters' [start, end) (always, for files without a period)?"""
         start, end = self.filters.start_ns, self.filters.end_ns
         for item in self.files:
-            begins = item.period_start_ns
-            if begins is None or item.period_seconds is None:
+            begins, ends = item.period_start_ns, item.period_end_ns
+            if begins is None or ends is None:
                 return True
-            if (end is None or begins < end) and (
-                start is None or begins + item.period_seconds * 10**9 > start
-            ):
+            if (end is None or begins < end) and (start is None or ends > start):
                 return True
         return False
 
@@ -273,5 +275,6 @@ def read_records(sources: Iterable[str | Path] | str | Path, **options: Any) -> 
 
 
 def _final_name(open_path: str) -> str:
-    """`…/.x.jsonl.gz.open` (or a remote path) → `x.jsonl.gz`."""
+    """`…/.x.jsonl.gz.open` (or a remote path) → `x.jsonl.gz` (lenient, unlike `rotation.final_name_of_open`:
+    a remote may list an `.open` name pmws did not write)."""
     return open_path.rsplit("/", 1)[-1].removeprefix(".").removesuffix(".open")

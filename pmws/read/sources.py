@@ -43,6 +43,14 @@ class ArchiveFile:
         value = (self.manifest or {}).get("period_seconds")
         return value if isinstance(value, int) and value > 0 else None
 
+    @property
+    def period_end_ns(self) -> int | None:
+        """Where the file's period ends (its name's start plus its manifest's length), if both are known."""
+        seconds = self.period_seconds
+        if self.period_start_ns is None or seconds is None:
+            return None
+        return self.period_start_ns + seconds * 1_000_000_000
+
 
 def kind_of_name(name: str) -> str:
     base = name.removeprefix(".")

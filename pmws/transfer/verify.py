@@ -225,21 +225,24 @@ def verify(
 
 def _no_manifest(path: Path, source: Path, manifest_dir: Path) -> FileResult:
     """A closed archive nobody can verify: a failure naming it (`--repair-manifests` writes one)."""
-    relative = path.relative_to(source).as_posix()
-    target = Target(path, relative, "", 0, None, manifest_dir / f"{path.name}.manifest.json")
-    problem = f"local: no manifest {target.manifest} (pmws verify --repair-manifests writes one)"
-    return FileResult(target, local="no manifest", problems=[problem])
+    manifest = manifest_dir / f"{path.name}.manifest.json"
+    problem = f"local: no manifest {manifest} (pmws verify --repair-manifests writes one)"
+    return _local_failure(path, source, manifest, "no manifest", problem)
 
 
 def _orphan(path: Path, source: Path, manifest_dir: Path) -> FileResult:
     """A hidden `.open` file whose writer is gone (a kill): recorded data no closed archive holds yet."""
-    relative = path.relative_to(source).as_posix()
-    target = Target(path, relative, "", 0, None, manifest_dir / f"{path.name}.manifest.json")
     problem = (
         "local: left open by a recorder that is gone (killed?); the next `pmws run` on this output "
         "directory salvages it into a closed archive with a `recovered` manifest"
     )
-    return FileResult(target, local="open orphan", problems=[problem])
+    return _local_failure(path, source, manifest_dir / f"{path.name}.manifest.json", "open orphan", problem)
+
+
+def _local_failure(path: Path, source: Path, manifest: Path, local: str, problem: str) -> FileResult:
+    """A file under `source` that fails verification before any digest is read."""
+    target = Target(path, path.relative_to(source).as_posix(), "", 0, None, manifest)
+    return FileResult(target, local=local, problems=[problem])
 
 
 def _check_local_copy(
